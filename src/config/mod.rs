@@ -1,0 +1,138 @@
+//! The deployment file and the filter configuration that carries it.
+//!
+//! Owns: the deployment-file schema (serde, unknown fields rejected), its field-level
+//! validation, and the filter configuration envelope `{"deployment": …, "openapi": …}` that
+//! the CLI renders into Envoy and the filter parses in `on_configure`. Errors name the field
+//! (`deployment.lambda.endpoint: …`) so Envoy's log and `apigw-edge validate` say the same.
+//! Must not: read files (the CLI does) or look at the OpenAPI export (see [`crate::openapi`]).
+
+mod deployment;
+
+pub use deployment::{
+    Api, Deployment, EnvoySettings, FunctionTarget, Lambda, Limits, DEFAULT_MAX_BODY_BYTES,
+};
+
+use serde_json::Value;
+
+use crate::error::ConfigError;
+
+/// What the filter receives as its plugin configuration.
+#[derive(Debug, Clone)]
+pub struct FilterConfig {
+    pub deployment: Deployment,
+    pub openapi: Value,
+}
+
+/// Parses a deployment from a JSON value (the CLI converts YAML to JSON first), reporting the
+/// path of the offending field.
+pub fn parse_deployment(value: Value) -> Result<Deployment, ConfigError> {
+    let deployment: Deployment = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let location = if path == "." {
+            "deployment".to_string()
+        } else {
+            format!("deployment.{path}")
+        };
+        ConfigError::new(location, e.into_inner().to_string())
+    })?;
+    Ok(deployment)
+}
+
+/// Parses the filter's plugin configuration.
+pub fn parse_filter_config(bytes: &[u8]) -> Result<FilterConfig, ConfigError> {
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ConfigError::new("configuration", format!("not valid JSON: {e}")))?;
+    let Value::Object(mut map) = value else {
+        return Err(ConfigError::new(
+            "configuration",
+            "expected a JSON object with \"deployment\" and \"openapi\"",
+        ));
+    };
+    if let Some(extra) = map
+        .keys()
+        .find(|k| k.as_str() != "deployment" && k.as_str() != "openapi")
+    {
+        return Err(ConfigError::new(
+            format!("configuration.{extra}"),
+            "unknown field, expected `deployment` or `openapi`",
+        ));
+    }
+    let deployment = map
+        .remove("deployment")
+        .ok_or_else(|| ConfigError::new("configuration.deployment", "missing field"))?;
+    let openapi = map
+        .remove("openapi")
+        .ok_or_else(|| ConfigError::new("configuration.openapi", "missing field"))?;
+    Ok(FilterConfig {
+        deployment: parse_deployment(deployment)?,
+        openapi,
+    })
+}
+
+impl FilterConfig {
+    /// The JSON the filter expects, as rendered into Envoy's configuration.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({ "deployment": self.deployment, "openapi": self.openapi })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn minimal() -> Value {
+        json!({"openapi": "api.json", "stage": "prod", "lambda": {"endpoint": "http://127.0.0.1:9000"}})
+    }
+
+    #[test]
+    fn minimal_deployment_gets_defaults() {
+        let d = parse_deployment(minimal()).unwrap();
+        assert_eq!(d.stage, "prod");
+        assert_eq!(d.listen, "127.0.0.1:8080");
+        assert_eq!(d.api.id, "local");
+        assert!(d.base_path.is_none());
+        assert_eq!(d.limits.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+    }
+
+    #[test]
+    fn unknown_fields_are_named() {
+        for (patch, location) in [
+            (json!({"stages": "x"}), "deployment.stages"),
+            (
+                json!({"lambda": {"endpoint": "http://x:1", "timeout": 3}}),
+                "deployment.lambda.timeout",
+            ),
+            (
+                json!({"api": {"id": "a", "acount": "1"}}),
+                "deployment.api.acount",
+            ),
+        ] {
+            let mut v = minimal();
+            for (k, val) in patch.as_object().unwrap() {
+                v[k] = val.clone();
+            }
+            let err = parse_deployment(v).unwrap_err();
+            assert_eq!(err.location, location, "{err}");
+            assert!(err.message.contains("unknown field"), "{err}");
+        }
+    }
+
+    #[test]
+    fn wrong_types_are_named() {
+        let mut v = minimal();
+        v["stageVariables"] = json!({"fn": 3});
+        let err = parse_deployment(v).unwrap_err();
+        assert_eq!(err.location, "deployment.stageVariables.fn");
+    }
+
+    #[test]
+    fn envelope_rejects_extra_and_missing_keys() {
+        let err = parse_filter_config(br#"{"deployment": {}, "openapi": {}, "x": 1}"#).unwrap_err();
+        assert_eq!(err.location, "configuration.x");
+        let err = parse_filter_config(br#"{"openapi": {}}"#).unwrap_err();
+        assert_eq!(err.location, "configuration.deployment");
+        let err = parse_filter_config(b"not json").unwrap_err();
+        assert_eq!(err.location, "configuration");
+    }
+}

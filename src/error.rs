@@ -1,0 +1,194 @@
+//! The two error families and how they look from outside.
+//!
+//! Owns: [`GatewayError`], every failure a request can meet, with the status, body and
+//! `x-amzn-ErrorType` API Gateway answers for it (one table, here); and [`ConfigError`], a
+//! configuration problem with the location of the field that caused it. Must not: log or
+//! decide when an error happens; the pipeline does that.
+
+use std::fmt;
+
+use crate::http::Reply;
+
+/// A failure that ends a request with a gateway-generated response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GatewayError {
+    /// No resource matches the path, the method is not deployed on it, or the stage is wrong.
+    MissingAuthenticationToken,
+    /// The request body is larger than the configured limit.
+    RequestTooLarge,
+    /// The Lambda Invoke API did not answer within `timeoutInMillis`.
+    IntegrationTimeout,
+    /// The Lambda endpoint could not be reached (connection refused, reset, no upstream).
+    IntegrationUnreachable,
+    /// The Lambda Invoke API rejected the call (throttled, not found, access denied, ...).
+    InvokeRejected,
+    /// The function ran and failed (`X-Amz-Function-Error`, or an emulator's HTTP 500).
+    FunctionError,
+    /// The function's output is not a valid Lambda proxy response.
+    MalformedProxyResponse,
+    /// A binary response body could not be base64-decoded.
+    BinaryDecodeFailed,
+    /// The method's integration type is not served by this gateway.
+    IntegrationNotSupported,
+}
+
+/// API Gateway's gateway response types, used to pick customisations and for logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseType {
+    MissingAuthenticationToken,
+    RequestTooLarge,
+    IntegrationTimeout,
+    IntegrationFailure,
+    ApiConfigurationError,
+}
+
+impl ResponseType {
+    /// The name used in `x-amazon-apigateway-gateway-responses`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ResponseType::MissingAuthenticationToken => "MISSING_AUTHENTICATION_TOKEN",
+            ResponseType::RequestTooLarge => "REQUEST_TOO_LARGE",
+            ResponseType::IntegrationTimeout => "INTEGRATION_TIMEOUT",
+            ResponseType::IntegrationFailure => "INTEGRATION_FAILURE",
+            ResponseType::ApiConfigurationError => "API_CONFIGURATION_ERROR",
+        }
+    }
+}
+
+impl GatewayError {
+    /// HTTP status the client receives.
+    pub fn status(self) -> u16 {
+        match self {
+            GatewayError::MissingAuthenticationToken => 403,
+            GatewayError::RequestTooLarge => 413,
+            GatewayError::IntegrationTimeout => 504,
+            GatewayError::IntegrationUnreachable
+            | GatewayError::FunctionError
+            | GatewayError::MalformedProxyResponse => 502,
+            GatewayError::InvokeRejected
+            | GatewayError::BinaryDecodeFailed
+            | GatewayError::IntegrationNotSupported => 500,
+        }
+    }
+
+    /// The `message` of the JSON body.
+    pub fn message(self) -> &'static str {
+        match self {
+            GatewayError::MissingAuthenticationToken => "Missing Authentication Token",
+            GatewayError::RequestTooLarge => "Request Too Long",
+            GatewayError::IntegrationTimeout => "Endpoint request timed out",
+            _ => "Internal server error",
+        }
+    }
+
+    /// The `x-amzn-ErrorType` header value.
+    pub fn error_type(self) -> &'static str {
+        match self {
+            GatewayError::MissingAuthenticationToken => "MissingAuthenticationTokenException",
+            GatewayError::RequestTooLarge => "RequestTooLargeException",
+            _ => "InternalServerErrorException",
+        }
+    }
+
+    /// The gateway response type this error is answered with.
+    pub fn response_type(self) -> ResponseType {
+        match self {
+            GatewayError::MissingAuthenticationToken => ResponseType::MissingAuthenticationToken,
+            GatewayError::RequestTooLarge => ResponseType::RequestTooLarge,
+            GatewayError::IntegrationTimeout => ResponseType::IntegrationTimeout,
+            GatewayError::IntegrationUnreachable
+            | GatewayError::InvokeRejected
+            | GatewayError::FunctionError
+            | GatewayError::MalformedProxyResponse => ResponseType::IntegrationFailure,
+            GatewayError::BinaryDecodeFailed | GatewayError::IntegrationNotSupported => {
+                ResponseType::ApiConfigurationError
+            }
+        }
+    }
+
+    /// The default gateway response: `{"message":"..."}` as API Gateway's default template
+    /// `{"message":$context.error.messageString}` renders it.
+    pub fn to_reply(self) -> Reply {
+        let body = format!(
+            "{{\"message\":{}}}",
+            serde_json::Value::String(self.message().to_string())
+        );
+        let mut reply = Reply::json(self.status(), body);
+        reply
+            .headers
+            .push(("x-amzn-ErrorType".into(), self.error_type().into()));
+        reply
+    }
+}
+
+/// One configuration problem: where it is and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// `deployment.<field path>` or `openapi.<JSON path>`.
+    pub location: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(location: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            location: location.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_table() {
+        for (err, status, body, etype) in [
+            (
+                GatewayError::MissingAuthenticationToken,
+                403,
+                r#"{"message":"Missing Authentication Token"}"#,
+                "MissingAuthenticationTokenException",
+            ),
+            (
+                GatewayError::IntegrationTimeout,
+                504,
+                r#"{"message":"Endpoint request timed out"}"#,
+                "InternalServerErrorException",
+            ),
+            (
+                GatewayError::FunctionError,
+                502,
+                r#"{"message":"Internal server error"}"#,
+                "InternalServerErrorException",
+            ),
+            (
+                GatewayError::MalformedProxyResponse,
+                502,
+                r#"{"message":"Internal server error"}"#,
+                "InternalServerErrorException",
+            ),
+            (
+                GatewayError::InvokeRejected,
+                500,
+                r#"{"message":"Internal server error"}"#,
+                "InternalServerErrorException",
+            ),
+        ] {
+            let r = err.to_reply();
+            assert_eq!(r.status, status, "{err:?}");
+            assert_eq!(r.body_text(), body, "{err:?}");
+            assert_eq!(r.header("x-amzn-errortype"), Some(etype), "{err:?}");
+            assert_eq!(r.header("content-type"), Some("application/json"));
+        }
+    }
+}

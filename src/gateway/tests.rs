@@ -1,0 +1,513 @@
+use serde_json::{json, Value};
+
+use super::*;
+use crate::config::parse_deployment;
+use crate::lambda::invoke::InvokeResponse;
+
+const FN: &str = "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:";
+
+fn proxy_op(function: &str) -> Value {
+    json!({"x-amazon-apigateway-integration": {"type": "aws_proxy", "httpMethod": "POST", "uri": format!("{FN}{function}/invocations")}})
+}
+
+fn gateway_with(deployment: Value, paths: Value) -> Gateway {
+    let mut d = json!({"openapi": "api.json", "stage": "stage", "lambda": {"endpoint": "http://127.0.0.1:9000"}});
+    for (k, v) in deployment.as_object().unwrap() {
+        d[k] = v.clone();
+    }
+    let cfg = FilterConfig {
+        deployment: parse_deployment(d).unwrap(),
+        openapi: json!({"swagger": "2.0", "paths": paths, "x-amazon-apigateway-binary-media-types": ["image/png"]}),
+    };
+    Gateway::compile(&cfg).unwrap().gateway
+}
+
+fn gateway() -> Gateway {
+    gateway_with(
+        json!({}),
+        json!({
+            "/{proxy+}": {"x-amazon-apigateway-any-method": proxy_op("proxyfn")},
+            "/hardcoded": {"get": proxy_op("hardfn")},
+            "/": {"get": proxy_op("rootfn")},
+            "/mock": {"get": {"x-amazon-apigateway-integration": {"type": "mock"}}}
+        }),
+    )
+}
+
+fn head(method: &str, path: &str, headers: &[(&str, &str)]) -> RequestHead {
+    let mut h: Vec<Header> = vec![(":authority".into(), "abc123.execute-api.local:8080".into())];
+    h.extend(headers.iter().map(|(a, b)| (a.to_string(), b.to_string())));
+    RequestHead {
+        method: method.into(),
+        path: path.into(),
+        headers: h,
+        source_ip: "203.0.113.7".into(),
+        local_port: Some(8080),
+        protocol: "HTTP/1.1".into(),
+        request_id: "c6af9ac6-7b61-11e6-9a41-93e8deadbeef".into(),
+        now_ms: 1_428_582_896_000,
+    }
+}
+
+/// Runs start + invoke and returns the event as JSON.
+fn event(g: &Gateway, h: &RequestHead, body: &[u8]) -> Value {
+    let Start::NeedBody(routed) = g.start(h) else {
+        panic!("{} {} did not route", h.method, h.path)
+    };
+    let call = g.invoke(h, &routed, body).unwrap();
+    serde_json::from_slice(&call.body).unwrap()
+}
+
+#[test]
+fn path_table_recorded_against_aws() {
+    let g = gateway();
+    for (raw, path, ctx_path, params) in [
+        (
+            "/stage/proxy-value",
+            "/proxy-value",
+            "/stage/proxy-value",
+            json!({"proxy": "proxy-value"}),
+        ),
+        (
+            "/stage/proxy-value/",
+            "/proxy-value/",
+            "/stage/proxy-value/",
+            json!({"proxy": "proxy-value"}),
+        ),
+        (
+            "/stage/proxy-value//double-slash",
+            "/proxy-value//double-slash",
+            "/stage/proxy-value//double-slash",
+            json!({"proxy": "proxy-value//double-slash"}),
+        ),
+        (
+            "/stage//proxy-value",
+            "/proxy-value",
+            "/stage//proxy-value",
+            json!({"proxy": "proxy-value"}),
+        ),
+        (
+            "/stage//hardcoded",
+            "/hardcoded",
+            "/stage//hardcoded",
+            json!(null),
+        ),
+        (
+            "/stage/proxy-value/api/user/test%2Balias@gmail.com/plus/test+alias@gmail.com",
+            "/proxy-value/api/user/test%2Balias@gmail.com/plus/test+alias@gmail.com",
+            "/stage/proxy-value/api/user/test%2Balias@gmail.com/plus/test+alias@gmail.com",
+            json!({"proxy": "proxy-value/api/user/test%2Balias@gmail.com/plus/test+alias@gmail.com"}),
+        ),
+        ("/stage", "/", "/stage", json!(null)),
+        ("/stage/", "/", "/stage/", json!(null)),
+    ] {
+        let e = event(&g, &head("GET", raw, &[]), b"");
+        assert_eq!(e["path"], path, "{raw}");
+        assert_eq!(e["requestContext"]["path"], ctx_path, "{raw}");
+        assert_eq!(e["pathParameters"], params, "{raw}");
+    }
+}
+
+#[test]
+fn missing_authentication_token_cases() {
+    let g = gateway();
+    for (method, path) in [
+        ("GET", "/prod/proxy-value"),
+        ("GET", "/stagex/proxy-value"),
+        ("GET", "/"),
+        ("POST", "/stage"),
+        ("TRACE", "/stage/proxy-value"),
+        ("GET", "*"),
+    ] {
+        let Start::Respond(out) = g.start(&head(method, path, &[])) else {
+            panic!("{method} {path} routed");
+        };
+        assert_eq!(out.reply.status, 403, "{method} {path}");
+        assert_eq!(
+            out.reply.body_text(),
+            r#"{"message":"Missing Authentication Token"}"#
+        );
+        assert_eq!(
+            out.reply.header("x-amzn-ErrorType"),
+            Some("MissingAuthenticationTokenException")
+        );
+        assert_eq!(
+            out.reply.header("x-amzn-RequestId"),
+            Some("c6af9ac6-7b61-11e6-9a41-93e8deadbeef")
+        );
+        assert!(out
+            .log
+            .as_deref()
+            .unwrap()
+            .contains("MISSING_AUTHENTICATION_TOKEN"));
+    }
+    // POST /stage/hardcoded falls back to the greedy ANY sibling.
+    let e = event(&g, &head("POST", "/stage/hardcoded", &[]), b"");
+    assert_eq!(e["resource"], "/{proxy+}");
+}
+
+#[test]
+fn full_event_fields() {
+    let g = gateway_with(
+        json!({"stageVariables": {"color": "blue"}, "api": {"id": "abc123", "accountId": "111122223333"}}),
+        json!({"/pets/{petId}": {"post": proxy_op("pets")}}),
+    );
+    let h = head(
+        "POST",
+        "/stage/pets/42?name=me&tag=a&tag=b+c&enc=%2B",
+        &[
+            ("user-agent", "curl/8.0"),
+            ("content-type", "application/json"),
+            ("content-length", "7"),
+            ("connection", "keep-alive"),
+            ("x-forwarded-for", "198.51.100.1, 203.0.113.7"),
+            ("x-forwarded-proto", "http"),
+            ("x-envoy-internal", "true"),
+            ("x-multi", "one"),
+            ("x-multi", "two"),
+        ],
+    );
+    let e = event(&g, &h, br#"{"a":1}"#);
+    let want = json!({
+        "resource": "/pets/{petId}",
+        "path": "/pets/42",
+        "httpMethod": "POST",
+        "headers": {
+            "Host": "abc123.execute-api.local:8080",
+            "User-Agent": "curl/8.0",
+            "Content-Type": "application/json",
+            "X-Forwarded-For": "198.51.100.1, 203.0.113.7",
+            "X-Forwarded-Proto": "http",
+            "X-Multi": "two",
+            "X-Amzn-Trace-Id": "Root=1-552671f0-7b6111e69a4193e8deadbeef",
+            "X-Forwarded-Port": "8080"
+        },
+        "multiValueHeaders": {
+            "Host": ["abc123.execute-api.local:8080"],
+            "User-Agent": ["curl/8.0"],
+            "Content-Type": ["application/json"],
+            "X-Forwarded-For": ["198.51.100.1, 203.0.113.7"],
+            "X-Forwarded-Proto": ["http"],
+            "X-Multi": ["one", "two"],
+            "X-Amzn-Trace-Id": ["Root=1-552671f0-7b6111e69a4193e8deadbeef"],
+            "X-Forwarded-Port": ["8080"]
+        },
+        "queryStringParameters": {"name": "me", "tag": "b c", "enc": "+"},
+        "multiValueQueryStringParameters": {"name": ["me"], "tag": ["a", "b c"], "enc": ["+"]},
+        "pathParameters": {"petId": "42"},
+        "stageVariables": {"color": "blue"},
+        "requestContext": {
+            "accountId": "111122223333",
+            "apiId": "abc123",
+            "deploymentId": e["requestContext"]["deploymentId"],
+            "domainName": "abc123.execute-api.local:8080",
+            "domainPrefix": "abc123",
+            "extendedRequestId": "xq+axnthEeaaQZM=",
+            "httpMethod": "POST",
+            "identity": {
+                "accessKey": null, "accountId": null, "caller": null,
+                "cognitoAuthenticationProvider": null, "cognitoAuthenticationType": null,
+                "cognitoIdentityId": null, "cognitoIdentityPoolId": null, "principalOrgId": null,
+                "sourceIp": "203.0.113.7", "user": null, "userAgent": "curl/8.0", "userArn": null
+            },
+            "path": "/stage/pets/42",
+            "protocol": "HTTP/1.1",
+            "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+            "requestTime": "09/Apr/2015:12:34:56 +0000",
+            "requestTimeEpoch": 1_428_582_896_000u64,
+            "resourceId": e["requestContext"]["resourceId"],
+            "resourcePath": "/pets/{petId}",
+            "stage": "stage"
+        },
+        "body": "{\"a\":1}",
+        "isBase64Encoded": false
+    });
+    assert_eq!(e, want);
+    assert_eq!(e["requestContext"]["resourceId"].as_str().unwrap().len(), 6);
+    assert_eq!(
+        e["requestContext"]["deploymentId"].as_str().unwrap().len(),
+        6
+    );
+}
+
+#[test]
+fn invoke_call_shape() {
+    let g = gateway_with(
+        json!({"stageVariables": {"alias": "live"}, "lambda": {"endpoint": "http://127.0.0.1:9000", "functions": {"renamed": "local-name"}}}),
+        json!({
+            "/a": {"get": proxy_op("plain:${stageVariables.alias}")},
+            "/b": {"get": proxy_op("renamed")}
+        }),
+    );
+    for (path, want) in [
+        (
+            "/stage/a",
+            "/2015-03-31/functions/plain/invocations?Qualifier=live",
+        ),
+        ("/stage/b", "/2015-03-31/functions/local-name/invocations"),
+    ] {
+        let h = head("GET", path, &[]);
+        let Start::NeedBody(r) = g.start(&h) else {
+            panic!()
+        };
+        let call = g.invoke(&h, &r, b"").unwrap();
+        assert_eq!(crate::http::header(&call.headers, ":path"), Some(want));
+        assert_eq!(crate::http::header(&call.headers, ":method"), Some("POST"));
+        assert_eq!(
+            crate::http::header(&call.headers, ":authority"),
+            Some("127.0.0.1:9000")
+        );
+        assert_eq!(call.cluster, "apigw_lambda_http_127_0_0_1_9000");
+        assert_eq!(call.timeout_ms, 29_000);
+    }
+}
+
+#[test]
+fn bodies_text_binary_and_absent() {
+    let g = gateway();
+    let e = event(
+        &g,
+        &head("POST", "/stage/x", &[("content-type", "image/png")]),
+        &[0x89, b'P'],
+    );
+    assert_eq!(
+        (e["body"].clone(), e["isBase64Encoded"].clone()),
+        (json!("iVA="), json!(true))
+    );
+    let e = event(
+        &g,
+        &head("POST", "/stage/x", &[("content-type", "text/plain")]),
+        b"hi",
+    );
+    assert_eq!(
+        (e["body"].clone(), e["isBase64Encoded"].clone()),
+        (json!("hi"), json!(false))
+    );
+    let e = event(&g, &head("POST", "/stage/x", &[]), &[0xff, 0xfe]);
+    assert_eq!(
+        (e["body"].clone(), e["isBase64Encoded"].clone()),
+        (json!("//4="), json!(true))
+    );
+    let e = event(&g, &head("GET", "/stage/x", &[]), b"");
+    assert_eq!(
+        (e["body"].clone(), e["isBase64Encoded"].clone()),
+        (json!(null), json!(false))
+    );
+    assert_eq!(e["queryStringParameters"], json!(null));
+    assert_eq!(e["stageVariables"], json!(null));
+}
+
+#[test]
+fn http2_keeps_lower_case_names() {
+    let g = gateway();
+    let mut h = head("GET", "/stage/x", &[("accept", "*/*")]);
+    h.protocol = "HTTP/2".into();
+    let e = event(&g, &h, b"");
+    assert_eq!(e["headers"]["accept"], "*/*");
+    assert!(e["headers"]["x-amzn-trace-id"].is_string());
+}
+
+#[test]
+fn custom_domain_base_path() {
+    let g = gateway_with(
+        json!({"basePath": "/v1"}),
+        json!({"/pets": {"get": proxy_op("pets")}}),
+    );
+    let e = event(&g, &head("GET", "/v1/pets", &[]), b"");
+    assert_eq!(e["path"], "/v1/pets");
+    assert_eq!(e["resource"], "/pets");
+    assert_eq!(e["requestContext"]["path"], "/v1/pets");
+    assert_eq!(e["requestContext"]["stage"], "stage");
+    for bad in ["/stage/pets", "/v1x/pets", "/pets"] {
+        assert!(
+            matches!(g.start(&head("GET", bad, &[])), Start::Respond(_)),
+            "{bad}"
+        );
+    }
+    let root = gateway_with(
+        json!({"basePath": "/"}),
+        json!({"/pets": {"get": proxy_op("pets")}}),
+    );
+    assert_eq!(
+        event(&root, &head("GET", "/pets", &[]), b"")["path"],
+        "/pets"
+    );
+}
+
+#[test]
+fn oversized_body_is_refused() {
+    let g = gateway_with(
+        json!({"limits": {"maxBodyBytes": 4}}),
+        json!({"/a": {"post": proxy_op("a")}}),
+    );
+    let Start::Respond(out) = g.start(&head("POST", "/stage/a", &[("content-length", "5")])) else {
+        panic!()
+    };
+    assert_eq!(out.reply.status, 413);
+    let h = head("POST", "/stage/a", &[]);
+    let Start::NeedBody(r) = g.start(&h) else {
+        panic!()
+    };
+    assert_eq!(g.invoke(&h, &r, b"12345").unwrap_err().reply.status, 413);
+}
+
+#[test]
+fn unsupported_integration_answers_500() {
+    let g = gateway();
+    let h = head("GET", "/stage/mock", &[]);
+    let Start::NeedBody(r) = g.start(&h) else {
+        panic!()
+    };
+    let out = g.invoke(&h, &r, b"").unwrap_err();
+    assert_eq!(out.reply.status, 500);
+    assert!(out.log.unwrap().contains("`mock`"));
+}
+
+fn finish(
+    g: &Gateway,
+    status: Option<u16>,
+    headers: &[(&str, &str)],
+    body: &str,
+    accept: Option<&str>,
+) -> Outcome {
+    let mut h = head("GET", "/stage/x", &[]);
+    if let Some(a) = accept {
+        h.headers.push(("accept".into(), a.into()));
+    }
+    let resp = InvokeResponse {
+        status,
+        headers: headers
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect(),
+        body: body.as_bytes().to_vec(),
+    };
+    g.finish(&h, &resp)
+}
+
+#[test]
+fn finish_table() {
+    let g = gateway();
+    let rid = ("x-amzn-RequestId", "lambda-req");
+    for (status, headers, body, want_status, want_body) in [
+        (
+            Some(200),
+            vec![rid],
+            r#"{"statusCode":201,"body":"made"}"#,
+            201,
+            "made",
+        ),
+        (
+            Some(200),
+            vec![rid, ("X-Amz-Function-Error", "Unhandled")],
+            r#"{"errorMessage":"boom"}"#,
+            502,
+            r#"{"message":"Internal server error"}"#,
+        ),
+        (
+            Some(500),
+            vec![],
+            r#"{"errorType":"x","errorMessage":"boom"}"#,
+            502,
+            r#"{"message":"Internal server error"}"#,
+        ),
+        (
+            Some(200),
+            vec![rid],
+            r#"{"statusCode":200,"extra":1}"#,
+            502,
+            r#"{"message":"Internal server error"}"#,
+        ),
+        (
+            Some(404),
+            vec![rid, ("x-amzn-ErrorType", "ResourceNotFoundException")],
+            "{}",
+            500,
+            r#"{"message":"Internal server error"}"#,
+        ),
+        (
+            Some(504),
+            vec![],
+            "upstream request timeout",
+            504,
+            r#"{"message":"Endpoint request timed out"}"#,
+        ),
+        (
+            Some(503),
+            vec![],
+            "upstream connect error or disconnect/reset before headers",
+            502,
+            r#"{"message":"Internal server error"}"#,
+        ),
+        (
+            None,
+            vec![],
+            "",
+            502,
+            r#"{"message":"Internal server error"}"#,
+        ),
+    ] {
+        let out = finish(&g, status, &headers, body, None);
+        assert_eq!(out.reply.status, want_status, "{status:?} {body}");
+        assert_eq!(out.reply.body_text(), want_body, "{status:?} {body}");
+        assert_eq!(
+            out.reply.header("x-amzn-RequestId"),
+            Some("c6af9ac6-7b61-11e6-9a41-93e8deadbeef")
+        );
+        assert!(out.reply.header("x-amz-apigw-id").is_some());
+        assert_eq!(out.log.is_some(), want_status >= 500, "{body}");
+    }
+    let ok = finish(
+        &g,
+        Some(200),
+        &[rid],
+        r#"{"isBase64Encoded":true,"body":"aGk="}"#,
+        Some("image/png"),
+    );
+    assert_eq!(ok.reply.body, b"hi");
+    assert!(ok
+        .reply
+        .header("X-Amzn-Trace-Id")
+        .unwrap()
+        .starts_with("Root=1-"));
+}
+
+#[test]
+fn compile_collects_every_error() {
+    let cfg = FilterConfig {
+        deployment: parse_deployment(json!({
+            "openapi": "a", "stage": "bad stage", "stageVariables": {"ok": "has space"},
+            "lambda": {"endpoint": "http://127.0.0.1:9000", "functions": {"x": {"name": "y", "endpoint": "nope"}}}
+        }))
+        .unwrap(),
+        openapi: json!({"swagger": "2.0", "paths": {
+            "/a": {"get": proxy_op("${stageVariables.missing}")},
+            "/b/{proxy+}/c": {"get": proxy_op("b")}
+        }}),
+    };
+    let errs = Gateway::compile(&cfg).unwrap_err();
+    let locations: Vec<_> = errs.iter().map(|e| e.location.as_str()).collect();
+    assert_eq!(
+        locations,
+        vec![
+            "deployment.stage",
+            "deployment.stageVariables.ok",
+            "deployment.lambda.functions.x.endpoint",
+            "openapi.paths./b/{proxy+}/c",
+            "openapi.paths./a.get.x-amazon-apigateway-integration.uri",
+        ]
+    );
+}
+
+#[test]
+fn ids_are_stable_and_shaped() {
+    assert_eq!(
+        extended_request_id("c6af9ac6-7b61-11e6-9a41-93e8deadbeef").len(),
+        16
+    );
+    assert_eq!(extended_request_id("not-a-uuid").len(), 16);
+    assert_eq!(
+        trace_id("c6af9ac6-7b61-11e6-9a41-93e8deadbeef", 1000),
+        "Root=1-00000001-7b6111e69a4193e8deadbeef"
+    );
+}

@@ -1,0 +1,215 @@
+//! The Lambda proxy integration event, payload format 1.0, as API Gateway REST APIs send it.
+//!
+//! Owns: the event's JSON shape (field names, nulls for absent collections, last-value-wins
+//! single-value maps beside ordered multi-value maps). Serialises straight from borrowed
+//! request data, with no intermediate JSON tree. Must not: decide which headers or body the
+//! event carries (the pipeline does), or read anything from the host.
+
+use std::collections::BTreeMap;
+
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+
+/// Ordered (name, value) pairs serialised as a single-value map: the last value of a
+/// repeated name wins, at the position the name first appeared; empty serialises as `null`.
+#[derive(Debug, Clone, Copy)]
+pub struct SingleValues<'a>(pub &'a [(String, String)]);
+
+/// Ordered (name, value) pairs serialised as name -> [values in order]; empty is `null`.
+#[derive(Debug, Clone, Copy)]
+pub struct MultiValues<'a>(pub &'a [(String, String)]);
+
+impl Serialize for SingleValues<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0.is_empty() {
+            return s.serialize_none();
+        }
+        let mut map = s.serialize_map(None)?;
+        for (i, (k, _)) in self.0.iter().enumerate() {
+            if self.0.iter().take(i).any(|(seen, _)| seen == k) {
+                continue;
+            }
+            let last = self
+                .0
+                .iter()
+                .rev()
+                .find(|(name, _)| name == k)
+                .map(|(_, v)| v.as_str())
+                .unwrap_or_default();
+            map.serialize_entry(k, last)?;
+        }
+        map.end()
+    }
+}
+
+struct ValuesOf<'a>(&'a [(String, String)], &'a str);
+
+impl Serialize for ValuesOf<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().filter(|(k, _)| k == self.1).map(|(_, v)| v))
+    }
+}
+
+impl Serialize for MultiValues<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0.is_empty() {
+            return s.serialize_none();
+        }
+        let mut map = s.serialize_map(None)?;
+        for (i, (k, _)) in self.0.iter().enumerate() {
+            if self.0.iter().take(i).any(|(seen, _)| seen == k) {
+                continue;
+            }
+            map.serialize_entry(k, &ValuesOf(self.0, k))?;
+        }
+        map.end()
+    }
+}
+
+/// Stage variables: `null` when the stage has none.
+#[derive(Debug, Clone, Copy)]
+pub struct StageVariables<'a>(pub &'a BTreeMap<String, String>);
+
+impl Serialize for StageVariables<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0.is_empty() {
+            s.serialize_none()
+        } else {
+            self.0.serialize(s)
+        }
+    }
+}
+
+/// `requestContext.identity` without an authorizer or API key: the caller's address and
+/// user agent; every IAM and Cognito field is `null`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Identity<'a> {
+    pub access_key: Option<&'a str>,
+    pub account_id: Option<&'a str>,
+    pub caller: Option<&'a str>,
+    pub cognito_authentication_provider: Option<&'a str>,
+    pub cognito_authentication_type: Option<&'a str>,
+    pub cognito_identity_id: Option<&'a str>,
+    pub cognito_identity_pool_id: Option<&'a str>,
+    pub principal_org_id: Option<&'a str>,
+    pub source_ip: &'a str,
+    pub user: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    pub user_arn: Option<&'a str>,
+}
+
+impl<'a> Identity<'a> {
+    pub fn anonymous(source_ip: &'a str, user_agent: Option<&'a str>) -> Self {
+        Identity {
+            access_key: None,
+            account_id: None,
+            caller: None,
+            cognito_authentication_provider: None,
+            cognito_authentication_type: None,
+            cognito_identity_id: None,
+            cognito_identity_pool_id: None,
+            principal_org_id: None,
+            source_ip,
+            user: None,
+            user_agent,
+            user_arn: None,
+        }
+    }
+}
+
+/// `requestContext`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestContext<'a> {
+    pub account_id: &'a str,
+    pub api_id: &'a str,
+    pub deployment_id: &'a str,
+    pub domain_name: &'a str,
+    pub domain_prefix: &'a str,
+    pub extended_request_id: &'a str,
+    pub http_method: &'a str,
+    pub identity: Identity<'a>,
+    /// Path as requested, stage (or base path) included.
+    pub path: &'a str,
+    pub protocol: &'a str,
+    pub request_id: &'a str,
+    pub request_time: &'a str,
+    pub request_time_epoch: u64,
+    pub resource_id: &'a str,
+    pub resource_path: &'a str,
+    pub stage: &'a str,
+}
+
+/// The whole event.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProxyEvent<'a> {
+    pub resource: &'a str,
+    pub path: &'a str,
+    pub http_method: &'a str,
+    pub headers: SingleValues<'a>,
+    pub multi_value_headers: MultiValues<'a>,
+    pub query_string_parameters: SingleValues<'a>,
+    pub multi_value_query_string_parameters: MultiValues<'a>,
+    pub path_parameters: SingleValues<'a>,
+    pub stage_variables: StageVariables<'a>,
+    pub request_context: RequestContext<'a>,
+    pub body: Option<&'a str>,
+    pub is_base64_encoded: bool,
+}
+
+impl ProxyEvent<'_> {
+    /// The event as JSON bytes.
+    pub fn to_vec(&self) -> Vec<u8> {
+        // Serialising these types cannot fail: every map key is a string.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn single_and_multi_maps() {
+        let q = pairs(&[
+            ("category", "electronics"),
+            ("x", "1"),
+            ("category", "books"),
+        ]);
+        assert_eq!(
+            serde_json::to_value(SingleValues(&q)).unwrap(),
+            json!({"category": "books", "x": "1"})
+        );
+        assert_eq!(
+            serde_json::to_value(MultiValues(&q)).unwrap(),
+            json!({"category": ["electronics", "books"], "x": ["1"]})
+        );
+        assert_eq!(
+            serde_json::to_value(SingleValues(&[])).unwrap(),
+            json!(null)
+        );
+        assert_eq!(serde_json::to_value(MultiValues(&[])).unwrap(), json!(null));
+        assert_eq!(
+            serde_json::to_value(StageVariables(&BTreeMap::new())).unwrap(),
+            json!(null)
+        );
+    }
+
+    #[test]
+    fn single_map_keeps_first_position() {
+        let q = pairs(&[("b", "1"), ("a", "2"), ("b", "3")]);
+        assert_eq!(
+            serde_json::to_string(&SingleValues(&q)).unwrap(),
+            r#"{"b":"3","a":"2"}"#
+        );
+    }
+}

@@ -1,0 +1,323 @@
+//! The Lambda Invoke API call and what its answer means.
+//!
+//! Owns: the Invoke request (`POST /2015-03-31/functions/{name}/invocations`), endpoint
+//! parsing and cluster naming (shared by the filter and the Envoy renderer so they always
+//! agree), and the classification of an Invoke answer: payload, function error, rejected
+//! invocation, timeout or unreachable endpoint. Must not: dispatch anything.
+
+use crate::http::{header, Header};
+
+/// A parsed Lambda endpoint URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Endpoint {
+    /// Parses `http://host[:port]` or `https://host[:port]` (no path).
+    pub fn parse(url: &str) -> Result<Endpoint, String> {
+        let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = url.strip_prefix("http://") {
+            (false, r)
+        } else {
+            return Err(format!("`{url}` must start with http:// or https://"));
+        };
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if rest.contains('/') || rest.contains('?') || rest.contains('@') {
+            return Err(format!(
+                "`{url}` must be a scheme, host and optional port, without a path"
+            ));
+        }
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
+                let port = p
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| format!("`{url}` has an invalid port `{p}`"))?;
+                (h, port)
+            }
+            _ => (rest, if tls { 443 } else { 80 }),
+        };
+        if host.is_empty() {
+            return Err(format!("`{url}` has no host"));
+        }
+        Ok(Endpoint {
+            tls,
+            host: host.to_string(),
+            port,
+        })
+    }
+
+    /// Envoy cluster name for this endpoint, the same in the filter and the renderer.
+    pub fn cluster_name(&self) -> String {
+        let host: String = self
+            .host
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        format!(
+            "apigw_lambda_{}_{}_{}",
+            if self.tls { "https" } else { "http" },
+            host,
+            self.port
+        )
+    }
+
+    /// Value of the `:authority` header sent to the endpoint.
+    pub fn authority(&self) -> String {
+        let default = if self.tls { 443 } else { 80 };
+        if self.port == default {
+            self.host.clone()
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Where one integration invokes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvokeTarget {
+    pub cluster: String,
+    pub authority: String,
+    /// `:path` of the Invoke call, qualifier included.
+    pub path: String,
+}
+
+impl InvokeTarget {
+    pub fn new(endpoint: &Endpoint, function: &str, qualifier: Option<&str>) -> Self {
+        let mut path = format!("/2015-03-31/functions/{function}/invocations");
+        if let Some(q) = qualifier {
+            path.push_str("?Qualifier=");
+            path.push_str(&crate::query::percent_encode(q));
+        }
+        InvokeTarget {
+            cluster: endpoint.cluster_name(),
+            authority: endpoint.authority(),
+            path,
+        }
+    }
+}
+
+/// A ready Invoke API call for the host to dispatch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LambdaCall {
+    pub cluster: String,
+    /// Request headers, pseudo-headers (`:method`, `:path`, `:authority`) first.
+    pub headers: Vec<Header>,
+    pub body: Vec<u8>,
+    pub timeout_ms: u64,
+}
+
+impl LambdaCall {
+    /// A synchronous (`RequestResponse`) invocation with a JSON payload.
+    pub fn sync(
+        target: &InvokeTarget,
+        user_agent: String,
+        payload: Vec<u8>,
+        timeout_ms: u64,
+    ) -> Self {
+        LambdaCall {
+            cluster: target.cluster.clone(),
+            headers: vec![
+                (":method".into(), "POST".into()),
+                (":path".into(), target.path.clone()),
+                (":authority".into(), target.authority.clone()),
+                ("content-type".into(), "application/json".into()),
+                ("x-amz-invocation-type".into(), "RequestResponse".into()),
+                ("user-agent".into(), user_agent),
+            ],
+            body: payload,
+            timeout_ms,
+        }
+    }
+}
+
+/// What came back from a dispatched Invoke call, as the host saw it.
+#[derive(Debug, Clone, Default)]
+pub struct InvokeResponse {
+    /// `None` when the host delivered no response headers (stream reset, dispatch failure).
+    pub status: Option<u16>,
+    pub headers: Vec<Header>,
+    pub body: Vec<u8>,
+}
+
+/// The meaning of an Invoke answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InvokeOutcome<'a> {
+    /// The function returned this payload.
+    Payload(&'a [u8]),
+    /// The function ran and failed; the message is its `errorMessage` when present.
+    FunctionError(String),
+    /// The Invoke API refused the call (status and error type).
+    Rejected { status: u16, error_type: String },
+    /// No answer within the integration timeout.
+    Timeout,
+    /// The endpoint could not be reached.
+    Unreachable(String),
+}
+
+fn error_message(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    v.get("errorMessage")
+        .map(|m| m.as_str().map_or_else(|| m.to_string(), str::to_string))
+}
+
+fn short_text(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    text.chars().take(200).collect()
+}
+
+/// Classifies an Invoke answer.
+///
+/// Envoy reports transport failures of `dispatch_http_call` as its own local replies: 504
+/// `upstream request timeout` when the call's timeout fires, 503 `upstream connect error …` /
+/// `no healthy upstream` when nothing answers. Lambda reports function errors as 200 with
+/// `X-Amz-Function-Error`; local emulators answer 500 with an `errorMessage` payload instead,
+/// which is recognised by the payload having `errorMessage` and no `x-amzn-ErrorType` header.
+pub fn classify(resp: &InvokeResponse) -> InvokeOutcome<'_> {
+    let Some(status) = resp.status else {
+        return InvokeOutcome::Unreachable("no response from the Lambda endpoint".into());
+    };
+    let from_lambda = header(&resp.headers, "x-amzn-requestid").is_some();
+    if !from_lambda {
+        let text = short_text(&resp.body);
+        if status == 504 && text.starts_with("upstream request timeout") {
+            return InvokeOutcome::Timeout;
+        }
+        if status == 503
+            && (text.starts_with("upstream connect error")
+                || text.starts_with("no healthy upstream")
+                || text.starts_with("upstream"))
+        {
+            return InvokeOutcome::Unreachable(text);
+        }
+    }
+    if (200..300).contains(&status) {
+        if header(&resp.headers, "x-amz-function-error").is_some() {
+            let msg = error_message(&resp.body).unwrap_or_else(|| short_text(&resp.body));
+            return InvokeOutcome::FunctionError(msg);
+        }
+        return InvokeOutcome::Payload(&resp.body);
+    }
+    let error_type = header(&resp.headers, "x-amzn-errortype")
+        .map(|t| t.split(':').next().unwrap_or(t).to_string());
+    if error_type.is_none() {
+        if let Some(msg) = error_message(&resp.body) {
+            return InvokeOutcome::FunctionError(msg);
+        }
+    }
+    InvokeOutcome::Rejected {
+        status,
+        error_type: error_type.unwrap_or_else(|| short_text(&resp.body)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_table() {
+        for (url, tls, host, port, cluster, authority) in [
+            (
+                "http://127.0.0.1:9000",
+                false,
+                "127.0.0.1",
+                9000,
+                "apigw_lambda_http_127_0_0_1_9000",
+                "127.0.0.1:9000",
+            ),
+            (
+                "https://lambda.eu-west-1.amazonaws.com",
+                true,
+                "lambda.eu-west-1.amazonaws.com",
+                443,
+                "apigw_lambda_https_lambda_eu_west_1_amazonaws_com_443",
+                "lambda.eu-west-1.amazonaws.com",
+            ),
+            (
+                "http://localhost/",
+                false,
+                "localhost",
+                80,
+                "apigw_lambda_http_localhost_80",
+                "localhost",
+            ),
+        ] {
+            let e = Endpoint::parse(url).unwrap();
+            assert_eq!((e.tls, e.host.as_str(), e.port), (tls, host, port), "{url}");
+            assert_eq!(e.cluster_name(), cluster);
+            assert_eq!(e.authority(), authority);
+        }
+        for bad in [
+            "ftp://x",
+            "http://",
+            "http://x:0",
+            "http://x:99999",
+            "http://x/path",
+        ] {
+            assert!(Endpoint::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn target_path_with_qualifier() {
+        let e = Endpoint::parse("http://127.0.0.1:9000").unwrap();
+        assert_eq!(
+            InvokeTarget::new(&e, "hello", None).path,
+            "/2015-03-31/functions/hello/invocations"
+        );
+        assert_eq!(
+            InvokeTarget::new(&e, "hello", Some("$LATEST")).path,
+            "/2015-03-31/functions/hello/invocations?Qualifier=%24LATEST"
+        );
+    }
+
+    fn resp(status: Option<u16>, headers: &[(&str, &str)], body: &str) -> InvokeResponse {
+        InvokeResponse {
+            status,
+            headers: headers
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn classify_table() {
+        let rid = ("x-amzn-RequestId", "r-1");
+        let cases: Vec<(InvokeResponse, InvokeOutcome)> = vec![
+            (resp(Some(200), &[rid], "{}"), InvokeOutcome::Payload(b"{}")),
+            (
+                resp(Some(200), &[rid, ("X-Amz-Function-Error", "Unhandled")], r#"{"errorMessage":"boom","errorType":"E"}"#),
+                InvokeOutcome::FunctionError("boom".into()),
+            ),
+            (
+                resp(Some(500), &[], r#"{"errorType":"E","errorMessage":"boom"}"#),
+                InvokeOutcome::FunctionError("boom".into()),
+            ),
+            (
+                resp(Some(429), &[rid, ("x-amzn-ErrorType", "TooManyRequestsException:http://internal")], r#"{"Type":"User","message":"Rate Exceeded."}"#),
+                InvokeOutcome::Rejected { status: 429, error_type: "TooManyRequestsException".into() },
+            ),
+            (
+                resp(Some(404), &[], "Function not found"),
+                InvokeOutcome::Rejected { status: 404, error_type: "Function not found".into() },
+            ),
+            (resp(Some(504), &[], "upstream request timeout"), InvokeOutcome::Timeout),
+            (
+                resp(Some(503), &[], "upstream connect error or disconnect/reset before headers. reset reason: connection failure"),
+                InvokeOutcome::Unreachable("upstream connect error or disconnect/reset before headers. reset reason: connection failure".into()),
+            ),
+            (resp(None, &[], ""), InvokeOutcome::Unreachable("no response from the Lambda endpoint".into())),
+        ];
+        for (r, want) in &cases {
+            assert_eq!(&classify(r), want, "{r:?}");
+        }
+    }
+}

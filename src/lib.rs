@@ -1,0 +1,21 @@
+//! apigw-edge: the Amazon API Gateway (REST API) request pipeline as a library.
+//!
+//! Everything in this crate except [`filter`] is host-independent: no proxy-wasm calls, no
+//! clock reads, no randomness. The host glue in `src/filter/` (feature `proxy`, on by
+//! default) reads a request, hands plain values to [`gateway::Gateway`], and carries out the
+//! decision it returns. The same core is used by the native CLI to validate deployments and
+//! render Envoy configurations, so a configuration error reads the same in both places.
+
+pub mod config;
+pub mod error;
+pub mod gateway;
+pub mod http;
+pub mod lambda;
+pub mod openapi;
+pub mod query;
+pub mod render;
+pub mod router;
+pub mod time;
+
+#[cfg(feature = "proxy")]
+mod filter;

@@ -1,0 +1,337 @@
+//! Reading an API Gateway OpenAPI export (Swagger 2.0 or OpenAPI 3.0) into operations.
+//!
+//! Owns: walking `paths`, recognising methods (including `x-amazon-apigateway-any-method`),
+//! reading `x-amazon-apigateway-integration` and `x-amazon-apigateway-binary-media-types`,
+//! and reporting problems with their location in the export
+//! (`openapi.paths./pets/{id}.get.x-amazon-apigateway-integration.uri`). Must not: validate
+//! path syntax (see [`crate::router`]) or resolve functions (see [`crate::lambda::arn`]).
+
+use serde_json::Value;
+
+use crate::error::ConfigError;
+
+/// An HTTP method as API Gateway deploys them; `Any` is `x-amazon-apigateway-any-method`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Method {
+    Delete,
+    Get,
+    Head,
+    Options,
+    Patch,
+    Post,
+    Put,
+    Any,
+}
+
+impl Method {
+    /// The seven concrete methods `ANY` stands for.
+    pub const CONCRETE: [Method; 7] = [
+        Method::Delete,
+        Method::Get,
+        Method::Head,
+        Method::Options,
+        Method::Patch,
+        Method::Post,
+        Method::Put,
+    ];
+
+    /// Parses an HTTP request method (upper case, as on the wire).
+    pub fn from_request(m: &str) -> Option<Method> {
+        Some(match m {
+            "DELETE" => Method::Delete,
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "OPTIONS" => Method::Options,
+            "PATCH" => Method::Patch,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            _ => return None,
+        })
+    }
+
+    fn from_openapi_key(k: &str) -> Option<Method> {
+        Some(match k {
+            "delete" => Method::Delete,
+            "get" => Method::Get,
+            "head" => Method::Head,
+            "options" => Method::Options,
+            "patch" => Method::Patch,
+            "post" => Method::Post,
+            "put" => Method::Put,
+            "x-amazon-apigateway-any-method" => Method::Any,
+            _ => return None,
+        })
+    }
+
+    /// Upper-case name (`ANY` for the any-method).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Delete => "DELETE",
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Options => "OPTIONS",
+            Method::Patch => "PATCH",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Any => "ANY",
+        }
+    }
+}
+
+/// The integration behind one method.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Integration {
+    /// `aws_proxy`: Lambda proxy integration, event payload 1.0.
+    AwsProxy {
+        /// The integration `uri` as exported.
+        uri: String,
+        timeout_ms: u64,
+    },
+    /// A type this gateway does not serve yet; requests to it get a 500 and a log line.
+    Unsupported { kind: String },
+}
+
+/// One deployed (resource, method) pair.
+#[derive(Debug, Clone)]
+pub struct Operation {
+    /// Resource path template, e.g. `/pets/{petId}`.
+    pub resource: String,
+    pub method: Method,
+    pub integration: Integration,
+    /// Location of the operation in the export, for messages.
+    pub location: String,
+}
+
+/// What the gateway needs from an export.
+#[derive(Debug, Clone, Default)]
+pub struct Export {
+    pub operations: Vec<Operation>,
+    /// `x-amazon-apigateway-binary-media-types`.
+    pub binary_media_types: Vec<String>,
+}
+
+/// Default and bounds of `timeoutInMillis`.
+pub const DEFAULT_TIMEOUT_MS: u64 = 29_000;
+const TIMEOUT_RANGE_MS: std::ops::RangeInclusive<u64> = 50..=900_000;
+
+/// Result of reading an export: what was understood, errors that make it unusable, and
+/// warnings about parts that are served with reduced function.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub export: Export,
+    pub errors: Vec<ConfigError>,
+    pub warnings: Vec<ConfigError>,
+}
+
+/// Reads an export.
+pub fn parse(doc: &Value) -> Parsed {
+    let mut out = Parsed::default();
+    let swagger = doc.get("swagger").and_then(Value::as_str);
+    let openapi = doc.get("openapi").and_then(Value::as_str);
+    match (swagger, openapi) {
+        (Some("2.0"), _) => {}
+        (_, Some(v)) if v.starts_with("3.") => {}
+        _ => out.errors.push(ConfigError::new(
+            "openapi",
+            "not an OpenAPI export: expected `swagger: \"2.0\"` or `openapi: \"3.x\"`",
+        )),
+    }
+    match doc.get("x-amazon-apigateway-binary-media-types") {
+        None => {}
+        Some(Value::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                match item.as_str() {
+                    Some(s) if s.contains('/') => out.export.binary_media_types.push(s.to_string()),
+                    _ => out.errors.push(ConfigError::new(
+                        format!("openapi.x-amazon-apigateway-binary-media-types[{i}]"),
+                        "expected a media type such as \"image/png\" or \"*/*\"",
+                    )),
+                }
+            }
+        }
+        Some(_) => out.errors.push(ConfigError::new(
+            "openapi.x-amazon-apigateway-binary-media-types",
+            "expected an array of media types",
+        )),
+    }
+    let Some(paths) = doc.get("paths").and_then(Value::as_object) else {
+        out.errors.push(ConfigError::new(
+            "openapi.paths",
+            "missing or not an object",
+        ));
+        return out;
+    };
+    for (path, item) in paths {
+        let Some(item) = item.as_object() else {
+            out.errors.push(ConfigError::new(
+                format!("openapi.paths.{path}"),
+                "expected an object of operations",
+            ));
+            continue;
+        };
+        for (key, op) in item {
+            let Some(method) = Method::from_openapi_key(key) else {
+                continue;
+            };
+            let location = format!("openapi.paths.{path}.{key}");
+            match read_integration(op, &location) {
+                Ok((integration, warning)) => {
+                    out.warnings.extend(warning);
+                    out.export.operations.push(Operation {
+                        resource: path.clone(),
+                        method,
+                        integration,
+                        location,
+                    });
+                }
+                Err(e) => out.errors.push(e),
+            }
+        }
+    }
+    out
+}
+
+fn read_integration(
+    op: &Value,
+    location: &str,
+) -> Result<(Integration, Option<ConfigError>), ConfigError> {
+    let at = format!("{location}.x-amazon-apigateway-integration");
+    let integ = op
+        .get("x-amazon-apigateway-integration")
+        .ok_or_else(|| ConfigError::new(&at, "missing: every method needs an integration"))?;
+    let kind = integ
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ConfigError::new(format!("{at}.type"), "missing or not a string"))?
+        .to_ascii_lowercase();
+    if kind != "aws_proxy" {
+        let warning = ConfigError::new(
+            format!("{at}.type"),
+            format!("integration type `{kind}` is not served yet; requests to this method get 500"),
+        );
+        return Ok((Integration::Unsupported { kind }, Some(warning)));
+    }
+    let http_method = integ.get("httpMethod").and_then(Value::as_str);
+    if !http_method.is_some_and(|m| m.eq_ignore_ascii_case("POST")) {
+        return Err(ConfigError::new(
+            format!("{at}.httpMethod"),
+            "a Lambda integration must use httpMethod POST (API Gateway answers every call with 500 otherwise)",
+        ));
+    }
+    let uri = integ
+        .get("uri")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ConfigError::new(format!("{at}.uri"), "missing or not a string"))?
+        .to_string();
+    let timeout_ms = match integ.get("timeoutInMillis") {
+        None => DEFAULT_TIMEOUT_MS,
+        Some(v) => match v.as_u64() {
+            Some(ms) if TIMEOUT_RANGE_MS.contains(&ms) => ms,
+            _ => {
+                return Err(ConfigError::new(
+                    format!("{at}.timeoutInMillis"),
+                    format!(
+                        "expected an integer from {} to {}",
+                        TIMEOUT_RANGE_MS.start(),
+                        TIMEOUT_RANGE_MS.end()
+                    ),
+                ))
+            }
+        },
+    };
+    Ok((Integration::AwsProxy { uri, timeout_ms }, None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn proxy(uri: &str) -> Value {
+        json!({"x-amazon-apigateway-integration": {"type": "aws_proxy", "httpMethod": "POST", "uri": uri}})
+    }
+
+    #[test]
+    fn reads_methods_and_any() {
+        let doc = json!({
+            "swagger": "2.0",
+            "paths": {
+                "/pets": {"get": proxy("u1"), "parameters": [], "x-amazon-apigateway-any-method": proxy("u2")},
+                "/{proxy+}": {"options": {"x-amazon-apigateway-integration": {"type": "mock"}}}
+            }
+        });
+        let p = parse(&doc);
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        let mut got: Vec<_> = p
+            .export
+            .operations
+            .iter()
+            .map(|o| (o.resource.as_str(), o.method))
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                ("/pets", Method::Get),
+                ("/pets", Method::Any),
+                ("/{proxy+}", Method::Options)
+            ]
+        );
+        assert_eq!(p.warnings.len(), 1);
+        assert_eq!(
+            p.warnings[0].location,
+            "openapi.paths./{proxy+}.options.x-amazon-apigateway-integration.type"
+        );
+    }
+
+    #[test]
+    fn errors_name_their_location() {
+        let doc = json!({
+            "openapi": "3.0.1",
+            "x-amazon-apigateway-binary-media-types": ["image/png", 3],
+            "paths": {
+                "/a": {"get": {}},
+                "/b": {"get": {"x-amazon-apigateway-integration": {"type": "AWS_PROXY", "httpMethod": "GET", "uri": "x"}}},
+                "/c": {"get": {"x-amazon-apigateway-integration": {"type": "aws_proxy", "httpMethod": "POST", "uri": "x", "timeoutInMillis": 10}}}
+            }
+        });
+        let p = parse(&doc);
+        let locations: Vec<_> = p.errors.iter().map(|e| e.location.as_str()).collect();
+        assert_eq!(
+            locations,
+            vec![
+                "openapi.x-amazon-apigateway-binary-media-types[1]",
+                "openapi.paths./a.get.x-amazon-apigateway-integration",
+                "openapi.paths./b.get.x-amazon-apigateway-integration.httpMethod",
+                "openapi.paths./c.get.x-amazon-apigateway-integration.timeoutInMillis",
+            ]
+        );
+        assert_eq!(p.export.binary_media_types, vec!["image/png"]);
+    }
+
+    #[test]
+    fn rejects_non_exports() {
+        let p = parse(&json!({"paths": {}}));
+        assert_eq!(p.errors[0].location, "openapi");
+        let p = parse(&json!({"swagger": "2.0"}));
+        assert_eq!(p.errors[0].location, "openapi.paths");
+    }
+
+    #[test]
+    fn timeout_default_and_value() {
+        let mut op = proxy("u");
+        op["x-amazon-apigateway-integration"]["timeoutInMillis"] = json!(1500);
+        let doc = json!({"swagger": "2.0", "paths": {"/a": {"get": op, "post": proxy("u")}}});
+        let p = parse(&doc);
+        let t: Vec<_> = p
+            .export
+            .operations
+            .iter()
+            .map(|o| match &o.integration {
+                Integration::AwsProxy { timeout_ms, .. } => *timeout_ms,
+                Integration::Unsupported { .. } => 0,
+            })
+            .collect();
+        assert_eq!(t, vec![1500, DEFAULT_TIMEOUT_MS]);
+    }
+}

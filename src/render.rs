@@ -1,0 +1,264 @@
+//! Rendering a deployment into an Envoy bootstrap.
+//!
+//! Owns: the shape of the Envoy configuration apigw-edge runs in: one listener with the wasm
+//! filter (configuration embedded as a `StringValue`) in front of the router, one cluster per
+//! Lambda endpoint (plain HTTP for local emulators, TLS with SNI and the system CA bundle for
+//! AWS), and the admin interface. The configuration is compiled first, so nothing invalid is
+//! ever rendered. Must not: write files or start processes (the CLI does).
+
+use serde_json::{json, Value};
+
+use crate::config::{FilterConfig, FunctionTarget};
+use crate::error::ConfigError;
+use crate::gateway::Gateway;
+use crate::lambda::invoke::Endpoint;
+
+/// Name of the wasm filter, its root id and VM id.
+pub const FILTER_NAME: &str = "apigw_edge";
+/// CA bundle used to verify AWS endpoints.
+pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// Splits `host:port` / `[v6]:port`.
+pub fn parse_socket(addr: &str) -> Result<(String, u16), String> {
+    let (host, port) = addr
+        .rsplit_once(':')
+        .ok_or_else(|| format!("`{addr}` must be host:port"))?;
+    let port = port
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| format!("`{addr}` has an invalid port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(format!("`{addr}` has no host"));
+    }
+    Ok((host.to_string(), port))
+}
+
+fn socket(host: &str, port: u16) -> Value {
+    json!({"socket_address": {"address": host, "port_value": port}})
+}
+
+fn is_ip(host: &str) -> bool {
+    host.parse::<std::net::IpAddr>().is_ok()
+}
+
+fn cluster(endpoint: &Endpoint) -> Value {
+    let name = endpoint.cluster_name();
+    let mut c = json!({
+        "name": name,
+        "type": if is_ip(&endpoint.host) { "STATIC" } else { "STRICT_DNS" },
+        "connect_timeout": "2s",
+        "dns_lookup_family": "V4_PREFERRED",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": socket(&endpoint.host, endpoint.port)}}]}]
+        },
+        "circuit_breakers": {"thresholds": [{"max_connections": 1024, "max_pending_requests": 1024, "max_requests": 4096}]},
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "common_http_protocol_options": {"idle_timeout": "60s"},
+                "explicit_http_config": {"http_protocol_options": {}}
+            }
+        }
+    });
+    if endpoint.tls {
+        c["transport_socket"] = json!({
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+                "sni": endpoint.host,
+                "common_tls_context": {
+                    "validation_context": {"trusted_ca": {"filename": SYSTEM_CA_BUNDLE}}
+                }
+            }
+        });
+    }
+    c
+}
+
+/// Every endpoint the deployment names, default first, without duplicates.
+fn endpoints(cfg: &FilterConfig) -> Vec<Endpoint> {
+    let mut out: Vec<Endpoint> = Vec::new();
+    let urls = std::iter::once(cfg.deployment.lambda.endpoint.as_str()).chain(
+        cfg.deployment
+            .lambda
+            .functions
+            .values()
+            .filter_map(|t| match t {
+                FunctionTarget::Full {
+                    endpoint: Some(e), ..
+                } => Some(e.as_str()),
+                _ => None,
+            }),
+    );
+    for url in urls {
+        if let Ok(e) = Endpoint::parse(url) {
+            if !out.iter().any(|o| o.cluster_name() == e.cluster_name()) {
+                out.push(e);
+            }
+        }
+    }
+    out
+}
+
+/// Renders the bootstrap. `wasm_path` is where Envoy will find the filter module.
+pub fn bootstrap(cfg: &FilterConfig, wasm_path: &str) -> Result<Value, Vec<ConfigError>> {
+    let mut errors = match Gateway::compile(cfg) {
+        Ok(_) => Vec::new(),
+        Err(e) => e,
+    };
+    let d = &cfg.deployment;
+    let listen = parse_socket(&d.listen)
+        .map_err(|m| errors.push(ConfigError::new("deployment.listen", m)))
+        .ok();
+    let admin = parse_socket(&d.admin)
+        .map_err(|m| errors.push(ConfigError::new("deployment.admin", m)))
+        .ok();
+    if d.envoy.concurrency == 0 {
+        errors.push(ConfigError::new(
+            "deployment.envoy.concurrency",
+            "must be at least 1",
+        ));
+    }
+    let (Some((listen_host, listen_port)), Some((admin_host, admin_port)), true) =
+        (listen, admin, errors.is_empty())
+    else {
+        return Err(errors);
+    };
+    let filter_config = cfg.to_json().to_string();
+    // Envoy buffers the body while the filter waits for it; leave room above the body limit.
+    let buffer_limit = d
+        .limits
+        .max_body_bytes
+        .saturating_add(1 << 20)
+        .min(u64::from(u32::MAX));
+    Ok(json!({
+        "admin": {"address": socket(&admin_host, admin_port)},
+        "static_resources": {
+            "listeners": [{
+                "name": FILTER_NAME,
+                "address": socket(&listen_host, listen_port),
+                "per_connection_buffer_limit_bytes": buffer_limit,
+                "filter_chains": [{"filters": [{
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                        "stat_prefix": FILTER_NAME,
+                        "generate_request_id": false,
+                        "use_remote_address": true,
+                        "server_header_transformation": "PASS_THROUGH",
+                        "route_config": {
+                            "name": FILTER_NAME,
+                            "virtual_hosts": [{
+                                "name": FILTER_NAME,
+                                "domains": ["*"],
+                                "routes": [{
+                                    "match": {"prefix": "/"},
+                                    "direct_response": {"status": 500, "body": {"inline_string": "{\"message\":\"Internal server error\"}"}}
+                                }]
+                            }]
+                        },
+                        "http_filters": [
+                            {
+                                "name": FILTER_NAME,
+                                "typed_config": {
+                                    "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+                                    "config": {
+                                        "name": FILTER_NAME,
+                                        "root_id": FILTER_NAME,
+                                        "configuration": {
+                                            "@type": "type.googleapis.com/google.protobuf.StringValue",
+                                            "value": filter_config
+                                        },
+                                        "vm_config": {
+                                            "vm_id": FILTER_NAME,
+                                            "runtime": "envoy.wasm.runtime.v8",
+                                            "code": {"local": {"filename": wasm_path}}
+                                        }
+                                    }
+                                }
+                            },
+                            {
+                                "name": "envoy.filters.http.router",
+                                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}
+                            }
+                        ]
+                    }
+                }]}]
+            }],
+            "clusters": endpoints(cfg).iter().map(cluster).collect::<Vec<_>>()
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_deployment;
+
+    fn cfg(lambda: Value) -> FilterConfig {
+        FilterConfig {
+            deployment: parse_deployment(
+                json!({"openapi": "a.json", "stage": "prod", "lambda": lambda}),
+            )
+            .unwrap(),
+            openapi: json!({"swagger": "2.0", "paths": {"/a": {"get": {"x-amazon-apigateway-integration": {
+                "type": "aws_proxy", "httpMethod": "POST",
+                "uri": "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:1:function:hello/invocations"}}}}}),
+        }
+    }
+
+    #[test]
+    fn one_cluster_per_endpoint_and_tls_for_https() {
+        let c = cfg(json!({"endpoint": "https://lambda.us-east-1.amazonaws.com",
+                           "functions": {"hello": {"name": "hello", "endpoint": "http://127.0.0.1:9000"},
+                                         "other": {"name": "x", "endpoint": "http://127.0.0.1:9000"}}}));
+        let b = bootstrap(&c, "/f.wasm").unwrap();
+        let clusters = b["static_resources"]["clusters"].as_array().unwrap();
+        assert_eq!(clusters.len(), 2);
+        assert_eq!(clusters[0]["type"], "STRICT_DNS");
+        assert_eq!(
+            clusters[0]["transport_socket"]["typed_config"]["sni"],
+            "lambda.us-east-1.amazonaws.com"
+        );
+        assert_eq!(clusters[1]["name"], "apigw_lambda_http_127_0_0_1_9000");
+        assert_eq!(clusters[1]["type"], "STATIC");
+        assert!(clusters[1].get("transport_socket").is_none());
+        let filter = &b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+            ["typed_config"]["http_filters"][0];
+        let embedded = filter["typed_config"]["config"]["configuration"]["value"]
+            .as_str()
+            .unwrap();
+        let parsed = crate::config::parse_filter_config(embedded.as_bytes()).unwrap();
+        assert_eq!(parsed.deployment.stage, "prod");
+        assert_eq!(
+            filter["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"],
+            "/f.wasm"
+        );
+    }
+
+    #[test]
+    fn invalid_config_is_not_rendered() {
+        let mut c = cfg(json!({"endpoint": "ftp://x"}));
+        c.deployment.listen = "nowhere".into();
+        let errs = bootstrap(&c, "/f.wasm").unwrap_err();
+        let locations: Vec<_> = errs.iter().map(|e| e.location.as_str()).collect();
+        assert_eq!(
+            locations,
+            vec!["deployment.lambda.endpoint", "deployment.listen"]
+        );
+    }
+
+    #[test]
+    fn socket_table() {
+        assert_eq!(
+            parse_socket("127.0.0.1:8080").unwrap(),
+            ("127.0.0.1".to_string(), 8080)
+        );
+        assert_eq!(parse_socket("[::1]:80").unwrap(), ("::1".to_string(), 80));
+        assert!(parse_socket("x").is_err());
+        assert!(parse_socket(":80").is_err());
+    }
+}

@@ -1,0 +1,79 @@
+//! Calendar arithmetic for the timestamps API Gateway puts in events and headers.
+//!
+//! Owns: epoch milliseconds to the Common Log Format (`09/Apr/2015:12:34:56 +0000`) used by
+//! `requestContext.requestTime`. Must not: read a clock; callers pass `now` in.
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// A UTC calendar date and time of day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Utc {
+    pub year: i64,
+    pub month: u32,
+    pub day: u32,
+    pub hour: u32,
+    pub minute: u32,
+    pub second: u32,
+}
+
+/// Converts days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar.
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+impl Utc {
+    /// The UTC date and time of `epoch_ms`.
+    pub fn from_epoch_ms(epoch_ms: u64) -> Self {
+        let secs = (epoch_ms / 1000) as i64;
+        let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
+        let sod = secs.rem_euclid(86_400);
+        Utc {
+            year,
+            month,
+            day,
+            hour: (sod / 3600) as u32,
+            minute: (sod % 3600 / 60) as u32,
+            second: (sod % 60) as u32,
+        }
+    }
+
+    /// `dd/MMM/yyyy:HH:mm:ss +0000`, the format of `$context.requestTime`.
+    pub fn clf(&self) -> String {
+        let month = MONTHS
+            .get(self.month.saturating_sub(1) as usize)
+            .copied()
+            .unwrap_or("Jan");
+        format!(
+            "{:02}/{}/{:04}:{:02}:{:02}:{:02} +0000",
+            self.day, month, self.year, self.hour, self.minute, self.second
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clf_table() {
+        for (ms, want) in [
+            (0, "01/Jan/1970:00:00:00 +0000"),
+            (1_428_582_896_000, "09/Apr/2015:12:34:56 +0000"),
+            (951_782_400_000, "29/Feb/2000:00:00:00 +0000"),
+            (1_798_761_599_999, "31/Dec/2026:23:59:59 +0000"),
+        ] {
+            assert_eq!(Utc::from_epoch_ms(ms).clf(), want, "{ms}");
+        }
+    }
+}
