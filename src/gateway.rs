@@ -519,8 +519,8 @@ impl Gateway {
     }
 
     /// Headers as the integration sees them: hop-by-hop and proxy-internal headers removed,
-    /// names canonicalised for HTTP/1, `Host` from `:authority`, and the forwarding headers
-    /// API Gateway adds.
+    /// names canonicalised for HTTP/1, `Host` from `:authority`, and the trace and forwarding
+    /// headers API Gateway adds.
     fn event_headers(&self, head: &RequestHead) -> Vec<(String, String)> {
         let http1 = head.protocol.starts_with("HTTP/1");
         let mut out: Vec<(String, String)> = Vec::with_capacity(head.headers.len() + 3);
@@ -539,29 +539,42 @@ impl Gateway {
             }
             out.push((if http1 { title_case(name) } else { lower }, value.clone()));
         }
-        let has =
-            |out: &[(String, String)], n: &str| out.iter().any(|(k, _)| k.eq_ignore_ascii_case(n));
-        let add = |out: &mut Vec<(String, String)>, n: &str, v: String| {
-            if !has(out, n) {
-                out.push((
-                    if http1 {
-                        n.to_string()
-                    } else {
-                        n.to_ascii_lowercase()
-                    },
-                    v,
-                ));
+        let name = |n: &str| {
+            if http1 {
+                n.to_string()
+            } else {
+                n.to_ascii_lowercase()
             }
         };
-        add(
-            &mut out,
-            "X-Amzn-Trace-Id",
-            trace_id(&head.request_id, head.now_ms),
-        );
-        add(&mut out, "X-Forwarded-For", head.source_ip.clone());
-        if let Some(port) = head.local_port {
-            add(&mut out, "X-Forwarded-Port", port.to_string());
+        if !out
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("x-amzn-trace-id"))
+        {
+            out.push((
+                name("X-Amzn-Trace-Id"),
+                trace_id(&head.request_id, head.now_ms),
+            ));
         }
+        // API Gateway appends the caller to X-Forwarded-For and sets the port and scheme the
+        // client connected with, replacing whatever the client sent for those two.
+        let prior = out
+            .iter()
+            .position(|(k, _)| k.eq_ignore_ascii_case("x-forwarded-for"))
+            .map(|i| out.remove(i).1);
+        let forwarded_for = match prior {
+            Some(prior) => format!("{prior}, {}", head.source_ip),
+            None => head.source_ip.clone(),
+        };
+        out.retain(|(k, _)| {
+            !k.eq_ignore_ascii_case("x-forwarded-port")
+                && !k.eq_ignore_ascii_case("x-forwarded-proto")
+        });
+        out.push((name("X-Forwarded-For"), forwarded_for));
+        if let Some(port) = head.local_port {
+            out.push((name("X-Forwarded-Port"), port.to_string()));
+        }
+        let scheme = header(&head.headers, ":scheme").unwrap_or("http");
+        out.push((name("X-Forwarded-Proto"), scheme.to_string()));
         out
     }
 

@@ -147,7 +147,10 @@ pub fn bootstrap(cfg: &FilterConfig, wasm_path: &str) -> Result<Value, Vec<Confi
                         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                         "stat_prefix": FILTER_NAME,
                         "generate_request_id": false,
+                        // The real TCP peer is `sourceIp`; X-Forwarded-For is left to the
+                        // filter, which appends the caller as API Gateway does.
                         "use_remote_address": true,
+                        "skip_xff_append": true,
                         "server_header_transformation": "PASS_THROUGH",
                         "route_config": {
                             "name": FILTER_NAME,
@@ -168,6 +171,10 @@ pub fn bootstrap(cfg: &FilterConfig, wasm_path: &str) -> Result<Value, Vec<Confi
                                     "config": {
                                         "name": FILTER_NAME,
                                         "root_id": FILTER_NAME,
+                                        // Hold the request headers while the filter reads the
+                                        // body (Envoy >= 1.35); without it a paused request
+                                        // never gets its body callbacks.
+                                        "allow_on_headers_stop_iteration": true,
                                         "configuration": {
                                             "@type": "type.googleapis.com/google.protobuf.StringValue",
                                             "value": filter_config

@@ -1,1 +1,21 @@
+//! proxy-wasm glue: the only code that talks to the host.
+//!
+//! Owns: reading the request from Envoy into core types, generating request ids, carrying
+//! out what [`crate::gateway::Gateway`] decides (local reply, wait for body, dispatch the
+//! Invoke call), metrics and logging. Must not: make API Gateway decisions; every rule lives
+//! in the core. Host calls go through `proxy_wasm::hostcalls` so that a host error becomes a
+//! handled `Err`, never a panic (a panic would kill this worker's VM).
 
+mod host;
+mod http;
+mod metrics;
+mod root;
+
+use proxy_wasm::types::LogLevel;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_root_context(|_| -> Box<dyn proxy_wasm::traits::RootContext> {
+        Box::new(root::Root::default())
+    });
+}}

