@@ -281,8 +281,22 @@ pub fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Response {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(40))).unwrap();
+    try_request(port, method, path, headers, body, Duration::from_secs(40))
+        .unwrap_or_else(|e| panic!("{method} {path} on port {port}: {e}"))
+}
+
+/// [`request`] that reports failures (refused, timed out, no response) instead of panicking.
+pub fn try_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout: Duration,
+) -> Result<Response, String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
     let mut req =
         format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
     for (k, v) in headers {
@@ -294,7 +308,7 @@ pub fn request(
     req.push_str("\r\n");
     let mut bytes = req.into_bytes();
     bytes.extend_from_slice(body);
-    s.write_all(&bytes).unwrap();
+    s.write_all(&bytes).map_err(|e| e.to_string())?;
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
     let _ = s.shutdown(Shutdown::Both);
@@ -305,21 +319,18 @@ pub fn get(port: u16, path: &str) -> Response {
     request(port, "GET", path, &[], b"")
 }
 
-fn parse_response(raw: &[u8], head: bool) -> Response {
+fn parse_response(raw: &[u8], head: bool) -> Result<Response, String> {
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(raw)));
+        .ok_or_else(|| format!("no response head in {:?}", String::from_utf8_lossy(raw)))?;
     let head_text = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut lines = head_text.split("\r\n");
     let status = lines
         .next()
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("bad status line in {head_text:?}"))?;
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| {
             l.split_once(':')
@@ -335,11 +346,11 @@ fn parse_response(raw: &[u8], head: bool) -> Response {
     {
         body = dechunk(&body);
     }
-    Response {
+    Ok(Response {
         status,
         headers,
         body,
-    }
+    })
 }
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {

@@ -199,7 +199,9 @@ fn run(args: Args) -> Result<(), ExitCode> {
             }
         },
         "render" => {
-            let yaml = render_yaml(&cfg, &absolute(&wasm)).map_err(|e| {
+            // The path is written as given: Envoy resolves a relative one from its working
+            // directory, and a container path need not exist here.
+            let yaml = render_yaml(&cfg, &wasm).map_err(|e| {
                 print_errors(&args.deployment, &e);
                 ExitCode::FAILURE
             })?;
