@@ -63,8 +63,8 @@ fn cluster(endpoint: &Endpoint) -> Value {
             }
         }
     });
-    if endpoint.tls {
-        c["transport_socket"] = json!({
+    if let (true, Some(obj)) = (endpoint.tls, c.as_object_mut()) {
+        obj.insert("transport_socket".into(), json!({
             "name": "envoy.transport_sockets.tls",
             "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
@@ -73,7 +73,7 @@ fn cluster(endpoint: &Endpoint) -> Value {
                     "validation_context": {"trusted_ca": {"filename": SYSTEM_CA_BUNDLE}}
                 }
             }
-        });
+        }));
     }
     c
 }

@@ -1,6 +1,13 @@
 //! The example API served by real Rust Lambda functions under `cargo lambda watch`, through
 //! real Envoy: the path a user takes with the demo.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod support;
 
 use std::process::{Child, Command, Stdio};

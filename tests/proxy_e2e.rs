@@ -1,6 +1,13 @@
 //! Lambda proxy integration through real Envoy and the built filter, against a scripted
 //! Invoke API that records what it receives.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod support;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Brings up the example API on 127.0.0.1:8080: the example Rust Lambda functions under
+# `cargo lambda watch` (Invoke API on 127.0.0.1:9000) and Envoy with the apigw-edge filter in
+# front of them (admin on 127.0.0.1:9901). Installs what it needs first (idempotent).
+#   ./scripts/demo.sh           serve until Ctrl-C
+#   ./scripts/demo.sh --check   send the example requests once, verify them, stop
+set -euo pipefail
+cd "$(dirname "$0")/.."
+check=false
+[ "${1:-}" = "--check" ] && check=true
+
+./scripts/setup.sh
+cargo build --release --target wasm32-wasip1 --lib
+cargo build --release --bin apigw-edge
+cargo build --manifest-path examples/functions/Cargo.toml
+mkdir -p .work
+
+for port in 8080 9000 9901; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "port 127.0.0.1:$port is already in use; stop what is listening there first" >&2
+    exit 1
+  fi
+done
+
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do
+    kill -s TERM -- "-$pid" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT INT TERM
+
+# Each service runs in a session of its own so that stopping it stops everything it started.
+(cd examples/functions && PATH="$PWD/../../.venv/bin:$PATH" exec setsid cargo lambda watch \
+  --invoke-address 127.0.0.1 --invoke-port 9000) >.work/lambda.log 2>&1 </dev/null &
+pids+=($!)
+printf 'waiting for cargo lambda watch' >&2
+for _ in $(seq 1 600); do
+  if curl -sf -o /dev/null -X POST http://127.0.0.1:9000/2015-03-31/functions/echo/invocations -d '{}'; then
+    break
+  fi
+  printf '.' >&2
+  sleep 1
+done
+echo >&2
+
+target/release/apigw-edge validate examples/hello/deployment.yaml
+setsid target/release/apigw-edge run examples/hello/deployment.yaml >.work/envoy.log 2>&1 </dev/null &
+pids+=($!)
+for _ in $(seq 1 100); do
+  curl -sf -o /dev/null http://127.0.0.1:9901/ready && break
+  sleep 0.2
+done
+
+failures=0
+try() {
+  local want=$1 cmd=$2
+  echo "\$ $cmd"
+  local out status
+  out=$(eval "$cmd -s -w '\n%{http_code}'")
+  status=${out##*$'\n'}
+  echo "${out%$'\n'*}"
+  echo "  -> HTTP $status"
+  if [ "$status" != "$want" ]; then
+    echo "  expected HTTP $want" >&2
+    failures=$((failures + 1))
+  fi
+  echo
+}
+echo
+echo "apigw-edge is serving examples/hello on http://127.0.0.1:8080 (stage dev). Try:"
+echo
+try 200 "curl 'http://127.0.0.1:8080/dev/hello?name=Ada'"
+try 200 "curl http://127.0.0.1:8080/dev/hello/Grace"
+try 200 "curl -X POST 'http://127.0.0.1:8080/dev/echo/anything?x=1&x=2' -H 'Content-Type: application/json' -d '{\"hello\":\"world\"}'"
+try 502 "curl -i http://127.0.0.1:8080/dev/hello/fail"
+try 403 "curl -i http://127.0.0.1:8080/dev/no/such/route"
+echo "Metrics: curl -s http://127.0.0.1:9901/stats | grep apigw_edge"
+echo "Logs: .work/envoy.log (Envoy and the filter), .work/lambda.log (functions)"
+
+if $check; then
+  if [ "$failures" -ne 0 ]; then
+    echo "demo check: $failures request(s) did not answer as expected" >&2
+    tail -20 .work/envoy.log >&2
+    exit 1
+  fi
+  echo "demo check: all example requests answered as expected" >&2
+  exit 0
+fi
+echo
+echo "Press Ctrl-C to stop."
+wait

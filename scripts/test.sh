@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs every check and test of apigw-edge, installing what it needs first (idempotent).
+#   formatting, clippy (native and wasm32), the release filter build, unit tests natively and
+#   on wasm32 (Node WASI), end-to-end tests through real Envoy (scripted Invoke API and the
+#   example functions under cargo lambda watch), and the demo in --check mode.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+started=$(date +%s)
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "setup"
+./scripts/setup.sh
+
+step "cargo fmt --check"
+cargo fmt --check
+
+step "clippy (native, default features)"
+cargo clippy --all-targets -- -D warnings
+step "clippy (native, core only: no proxy-wasm outside src/filter)"
+cargo clippy --lib --no-default-features -- -D warnings
+step "clippy (wasm32-wasip1)"
+cargo clippy --all-targets --target wasm32-wasip1 -- -D warnings
+
+step "release filter (wasm32-wasip1)"
+cargo build --release --target wasm32-wasip1 --lib
+wasm=target/wasm32-wasip1/release/apigw_edge.wasm
+echo "filter module: $wasm, $(stat -c %s "$wasm") bytes" >&2
+
+step "example functions"
+cargo build --manifest-path examples/functions/Cargo.toml
+
+step "tests (native: unit and end-to-end through Envoy)"
+cargo test
+
+step "core unit tests on wasm32-wasip1 (Node WASI)"
+cargo test --target wasm32-wasip1 --no-default-features --lib
+
+step "demo (--check)"
+./scripts/demo.sh --check
+
+echo "all checks passed in $(( $(date +%s) - started ))s" >&2
