@@ -7,6 +7,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$(date +%s)
 step() { printf '\n==> %s\n' "$*" >&2; }
+mkdir -p .work
+results=.work/test-results.log
+: >"$results"
+# Runs a test command, keeping its `test result:` lines for the closing count.
+run_tests() {
+  "$@" 2>&1 | tee -a "$results"
+}
 
 step "setup"
 ./scripts/setup.sh
@@ -30,12 +37,14 @@ step "example functions"
 cargo build --manifest-path examples/functions/Cargo.toml
 
 step "tests (native: unit and end-to-end through Envoy)"
-cargo test
+run_tests cargo test
 
 step "core unit tests on wasm32-wasip1 (Node WASI)"
-cargo test --target wasm32-wasip1 --no-default-features --lib
+run_tests cargo test --target wasm32-wasip1 --no-default-features --lib
 
 step "demo (--check)"
 ./scripts/demo.sh --check
 
 echo "all checks passed in $(( $(date +%s) - started ))s" >&2
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$results"

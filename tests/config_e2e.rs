@@ -65,6 +65,20 @@ fn envoy_refuses_invalid_configuration_naming_the_field() {
     assert!(stderr.contains(message), "{stderr}");
 }
 
+/// Writes `deployment` into `dir` and runs `apigw-edge validate` on it.
+fn validate(dir: &std::path::Path, deployment: &str) -> (Option<i32>, String) {
+    std::fs::write(dir.join("deployment.yaml"), deployment).unwrap();
+    let out = Command::new(cli())
+        .arg("validate")
+        .arg(dir.join("deployment.yaml"))
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn validate_lists_every_error_with_its_location() {
     let dir = temp_dir("validate");
@@ -78,35 +92,20 @@ fn validate_lists_every_error_with_its_location() {
         .to_string(),
     )
     .unwrap();
-    std::fs::write(
-        dir.join("deployment.yaml"),
+    let (code, stderr) = validate(
+        &dir,
         "openapi: openapi.json\nstage: s\nlambda:\n  endpoint: http://127.0.0.1:9\n  timeout: 3\n",
-    )
-    .unwrap();
-    let out = Command::new(cli())
-        .arg("validate")
-        .arg(dir.join("deployment.yaml"))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    );
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains("deployment.lambda.timeout: unknown field `timeout`"),
         "{stderr}"
     );
-
-    std::fs::write(
-        dir.join("deployment.yaml"),
+    let (code, stderr) = validate(
+        &dir,
         "openapi: openapi.json\nstage: s\nlambda:\n  endpoint: http://127.0.0.1:9\n",
-    )
-    .unwrap();
-    let out = Command::new(cli())
-        .arg("validate")
-        .arg(dir.join("deployment.yaml"))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    );
+    assert_eq!(code, Some(1), "{stderr}");
     for needle in [
         "openapi.paths./a/{proxy+}/b: Cannot create a child of a resource with a greedy path variable",
         "openapi.paths./c.get.x-amazon-apigateway-integration.httpMethod: a Lambda integration must use httpMethod POST",
@@ -154,24 +153,30 @@ fn fresh_render(deployment: &str, wasm: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-#[test]
-fn shipped_envoy_configs_validate_and_match_a_fresh_render() {
-    let wasm = wasm_path();
-    // envoy/hello.yaml: the example, run from the repository root.
-    let shipped = std::fs::read_to_string(repo().join("envoy/hello.yaml")).unwrap();
-    let body = shipped
+/// Reads a shipped configuration and asserts it is what the CLI renders today.
+fn shipped_and_current(shipped: &str, deployment: &str, wasm: &str) -> String {
+    let text = std::fs::read_to_string(repo().join(shipped)).unwrap();
+    let body = text
         .lines()
         .skip_while(|l| l.starts_with('#'))
         .collect::<Vec<_>>()
         .join("\n");
-    let fresh = fresh_render(
-        "examples/hello/deployment.yaml",
-        "target/wasm32-wasip1/release/apigw_edge.wasm",
-    );
     assert_eq!(
         body.trim(),
-        fresh.trim(),
-        "envoy/hello.yaml is stale: run ./scripts/render-shipped.sh"
+        fresh_render(deployment, wasm).trim(),
+        "{shipped} is stale: run ./scripts/render-shipped.sh"
+    );
+    text
+}
+
+#[test]
+fn shipped_envoy_configs_validate_and_match_a_fresh_render() {
+    let wasm = wasm_path();
+    // envoy/hello.yaml: the example, run from the repository root.
+    let shipped = shipped_and_current(
+        "envoy/hello.yaml",
+        "examples/hello/deployment.yaml",
+        "target/wasm32-wasip1/release/apigw_edge.wasm",
     );
     let dir = temp_dir("shipped");
     let local = dir.join("hello.yaml");
@@ -186,20 +191,10 @@ fn shipped_envoy_configs_validate_and_match_a_fresh_render() {
     envoy_validates(&local);
 
     // examples/docker: the configuration docker-compose mounts into the Envoy container.
-    let shipped = std::fs::read_to_string(repo().join("examples/docker/envoy.yaml")).unwrap();
-    let body = shipped
-        .lines()
-        .skip_while(|l| l.starts_with('#'))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let fresh = fresh_render(
+    let shipped = shipped_and_current(
+        "examples/docker/envoy.yaml",
         "examples/docker/deployment.yaml",
         "/etc/apigw-edge/apigw_edge.wasm",
-    );
-    assert_eq!(
-        body.trim(),
-        fresh.trim(),
-        "examples/docker/envoy.yaml is stale: run ./scripts/render-shipped.sh"
     );
     let compose =
         std::fs::read_to_string(repo().join("examples/docker/docker-compose.yml")).unwrap();

@@ -214,14 +214,13 @@ impl HttpContext for Request {
         self.dispatch(head, &routed, &body)
     }
 
+    /// A body that ends with trailers has no end-of-stream body callback: the buffered body
+    /// is complete here. Trailers are not part of the event, as in API Gateway.
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
         let Phase::Body(head, routed) = std::mem::replace(&mut self.phase, Phase::Done) else {
             return Action::Pause;
         };
-        let size = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, usize::MAX)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        self.dispatch(head, &routed, &size)
+        let body = host::buffer(BufferType::HttpRequestBody, usize::MAX);
+        self.dispatch(head, &routed, &body)
     }
 }

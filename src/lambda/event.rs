@@ -19,24 +19,30 @@ pub struct SingleValues<'a>(pub &'a [(String, String)]);
 #[derive(Debug, Clone, Copy)]
 pub struct MultiValues<'a>(pub &'a [(String, String)]);
 
+/// Each name once, in the order names first appear.
+fn distinct_names(pairs: &[(String, String)]) -> impl Iterator<Item = &str> {
+    pairs
+        .iter()
+        .enumerate()
+        .filter(move |(i, (k, _))| !pairs.iter().take(*i).any(|(seen, _)| seen == k))
+        .map(|(_, (k, _))| k.as_str())
+}
+
 impl Serialize for SingleValues<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         if self.0.is_empty() {
             return s.serialize_none();
         }
         let mut map = s.serialize_map(None)?;
-        for (i, (k, _)) in self.0.iter().enumerate() {
-            if self.0.iter().take(i).any(|(seen, _)| seen == k) {
-                continue;
-            }
+        for name in distinct_names(self.0) {
             let last = self
                 .0
                 .iter()
                 .rev()
-                .find(|(name, _)| name == k)
+                .find(|(k, _)| k == name)
                 .map(|(_, v)| v.as_str())
                 .unwrap_or_default();
-            map.serialize_entry(k, last)?;
+            map.serialize_entry(name, last)?;
         }
         map.end()
     }
@@ -56,11 +62,8 @@ impl Serialize for MultiValues<'_> {
             return s.serialize_none();
         }
         let mut map = s.serialize_map(None)?;
-        for (i, (k, _)) in self.0.iter().enumerate() {
-            if self.0.iter().take(i).any(|(seen, _)| seen == k) {
-                continue;
-            }
-            map.serialize_entry(k, &ValuesOf(self.0, k))?;
+        for name in distinct_names(self.0) {
+            map.serialize_entry(name, &ValuesOf(self.0, name))?;
         }
         map.end()
     }
