@@ -30,6 +30,9 @@ pub enum GatewayError {
     BinaryDecodeFailed,
     /// The method's integration type is not served by this gateway.
     IntegrationNotSupported,
+    /// `Cache-Control: max-age=0` from a caller not allowed to invalidate, under the
+    /// `FAIL_WITH_403` strategy.
+    CacheInvalidationForbidden,
 }
 
 /// API Gateway's gateway response types, used to pick customisations and for logs.
@@ -40,6 +43,7 @@ pub enum ResponseType {
     IntegrationTimeout,
     IntegrationFailure,
     ApiConfigurationError,
+    AccessDenied,
 }
 
 impl ResponseType {
@@ -51,6 +55,7 @@ impl ResponseType {
             ResponseType::IntegrationTimeout => "INTEGRATION_TIMEOUT",
             ResponseType::IntegrationFailure => "INTEGRATION_FAILURE",
             ResponseType::ApiConfigurationError => "API_CONFIGURATION_ERROR",
+            ResponseType::AccessDenied => "ACCESS_DENIED",
         }
     }
 }
@@ -59,7 +64,9 @@ impl GatewayError {
     /// HTTP status the client receives.
     pub fn status(self) -> u16 {
         match self {
-            GatewayError::MissingAuthenticationToken => 403,
+            GatewayError::MissingAuthenticationToken | GatewayError::CacheInvalidationForbidden => {
+                403
+            }
             GatewayError::RequestTooLarge => 413,
             GatewayError::IntegrationTimeout => 504,
             GatewayError::IntegrationUnreachable
@@ -77,6 +84,7 @@ impl GatewayError {
             GatewayError::MissingAuthenticationToken => "Missing Authentication Token",
             GatewayError::RequestTooLarge => "Request Too Long",
             GatewayError::IntegrationTimeout => "Endpoint request timed out",
+            GatewayError::CacheInvalidationForbidden => "Unauthorized",
             _ => "Internal server error",
         }
     }
@@ -86,6 +94,7 @@ impl GatewayError {
         match self {
             GatewayError::MissingAuthenticationToken => "MissingAuthenticationTokenException",
             GatewayError::RequestTooLarge => "RequestTooLargeException",
+            GatewayError::CacheInvalidationForbidden => "AccessDeniedException",
             _ => "InternalServerErrorException",
         }
     }
@@ -103,6 +112,7 @@ impl GatewayError {
             GatewayError::BinaryDecodeFailed | GatewayError::IntegrationNotSupported => {
                 ResponseType::ApiConfigurationError
             }
+            GatewayError::CacheInvalidationForbidden => ResponseType::AccessDenied,
         }
     }
 
@@ -176,6 +186,12 @@ mod tests {
                 502,
                 r#"{"message":"Internal server error"}"#,
                 "InternalServerErrorException",
+            ),
+            (
+                GatewayError::CacheInvalidationForbidden,
+                403,
+                r#"{"message":"Unauthorized"}"#,
+                "AccessDeniedException",
             ),
             (
                 GatewayError::InvokeRejected,

@@ -4,8 +4,11 @@
 //! stage variables substituted), and the three per-request steps the host glue calls:
 //! [`Gateway::start`] (stage and route matching, before the body), [`Gateway::invoke`]
 //! (the Lambda proxy event and Invoke call, once the body is in) and [`Gateway::finish`]
-//! (mapping the Invoke answer to the client reply). Every reply leaves with
-//! `x-amzn-RequestId` and `x-amz-apigw-id`; every failure comes with one log line.
+//! (mapping the Invoke answer to the client reply). For methods the stage cache covers,
+//! [`Gateway::start`] also returns the [`CachePlan`] (key, slot, lookup or refresh) that the
+//! glue carries out against its per-worker store, [`Gateway::cache_hit`] turns a stored
+//! answer into a reply, and [`Gateway::finish`] hands back what may be stored. Every reply
+//! leaves with `x-amzn-RequestId` and `x-amz-apigw-id`; every failure comes with one log line.
 //! Must not: call the host, read clocks or generate randomness: the glue passes the request
 //! id and `now` in.
 
@@ -13,6 +16,8 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 
+use crate::apikeys::ApiKeys;
+use crate::cache::{self, CachePlan, Decision, KeySource, Mode, RouteCache, StageCache};
 use crate::config::{Api, FilterConfig, FunctionTarget};
 use crate::error::{ConfigError, GatewayError};
 use crate::http::{header, title_case, Header, Reply};
@@ -54,6 +59,7 @@ struct Route {
     resource: String,
     resource_id: String,
     action: RouteAction,
+    cache: Option<RouteCache>,
 }
 
 /// A compiled API stage.
@@ -69,6 +75,8 @@ pub struct Gateway {
     deployment_id: String,
     max_body_bytes: u64,
     user_agent: String,
+    api_keys: ApiKeys,
+    cache: Option<StageCache>,
 }
 
 /// A compiled gateway plus the warnings compilation produced.
@@ -105,6 +113,8 @@ pub struct Routed {
     params: Vec<(String, String)>,
     /// `path` of the event.
     event_path: String,
+    /// What the stage cache does for this request; `None` when the method is not cached.
+    pub cache: Option<CachePlan>,
 }
 
 /// A finished request: the reply, the error that produced it if any, and the log line.
@@ -114,6 +124,9 @@ pub struct Outcome {
     pub error: Option<GatewayError>,
     /// One line saying why the request failed; `None` on success.
     pub log: Option<String>,
+    /// The answer to keep in the stage cache (without per-request headers), when the method
+    /// is cached and the answer may be stored.
+    pub store: Option<Box<Reply>>,
 }
 
 /// What to do after the request headers.
@@ -126,6 +139,9 @@ pub enum Start {
 }
 
 const STAGE_NAME_MAX: usize = 128;
+/// Headers [`Gateway::finalize`] adds per request; a stored answer is kept without them and
+/// gets fresh ones on every hit.
+const PER_REQUEST_HEADERS: [&str; 3] = ["x-amzn-RequestId", "x-amz-apigw-id", "X-Amzn-Trace-Id"];
 /// Request headers that never reach an integration.
 const DROPPED_REQUEST_HEADERS: [&str; 14] = [
     "connection",
@@ -292,6 +308,15 @@ impl Gateway {
         let parsed = openapi::parse(&cfg.openapi);
         errors.extend(parsed.errors);
         let export = parsed.export;
+        let api_keys = ApiKeys::compile(&d.api_keys, &mut errors);
+        let (stage_cache, mut route_caches) = StageCache::compile(
+            d.cache.as_ref(),
+            &api_keys,
+            &d.api.id,
+            &d.stage,
+            &export.operations,
+            &mut errors,
+        );
         let router = match Router::build(&export.operations) {
             Ok(r) => Some(r),
             Err(e) => {
@@ -301,7 +326,7 @@ impl Gateway {
         };
 
         let mut routes = Vec::with_capacity(export.operations.len());
-        for op in &export.operations {
+        for (i, op) in export.operations.iter().enumerate() {
             let action = match &op.integration {
                 Integration::Unsupported { kind } => {
                     RouteAction::Unsupported { kind: kind.clone() }
@@ -378,6 +403,7 @@ impl Gateway {
                 resource: op.resource.clone(),
                 resource_id: base36(fnv1a(op.resource.as_bytes()), 6),
                 action,
+                cache: route_caches.get_mut(i).and_then(Option::take),
             });
         }
 
@@ -400,6 +426,8 @@ impl Gateway {
                 api: d.api.clone(),
                 deployment_id,
                 max_body_bytes: d.limits.max_body_bytes,
+                api_keys,
+                cache: stage_cache,
             },
             warnings: parsed.warnings,
         })
@@ -408,6 +436,11 @@ impl Gateway {
     /// Largest request body accepted.
     pub fn max_body_bytes(&self) -> u64 {
         self.max_body_bytes
+    }
+
+    /// The stage cache, when caching is on.
+    pub fn stage_cache(&self) -> Option<&StageCache> {
+        self.cache.as_ref()
     }
 
     /// Every Envoy cluster this gateway invokes through.
@@ -460,6 +493,7 @@ impl Gateway {
             )),
             reply,
             error: Some(error),
+            store: None,
         }
     }
 
@@ -502,11 +536,74 @@ impl Gateway {
         if too_large {
             return Start::Respond(self.request_too_large(head));
         }
+        let cache = match self.cache_decision(head, found.operation, &found.params) {
+            Some(Decision::Forbidden) => return Start::Respond(self.fail(
+                head,
+                GatewayError::CacheInvalidationForbidden,
+                "Cache-Control: max-age=0 from a caller not allowed to invalidate (FAIL_WITH_403)",
+            )),
+            Some(Decision::Use(plan)) => Some(plan),
+            None => None,
+        };
         Start::NeedBody(Routed {
             route: found.operation,
             params: found.params,
             event_path: event_path.to_string(),
+            cache,
         })
+    }
+
+    fn cache_decision(
+        &self,
+        head: &RequestHead,
+        route: usize,
+        params: &[(String, String)],
+    ) -> Option<Decision> {
+        let stage_cache = self.cache.as_ref()?;
+        let route = self.routes.get(route)?;
+        let rule = route.cache.as_ref()?;
+        let src = KeySource {
+            stage: &self.stage,
+            method: &head.method,
+            resource: &route.resource,
+            path_params: params,
+            raw_query: head
+                .path
+                .split_once('?')
+                .map(|(_, q)| q)
+                .unwrap_or_default(),
+            headers: &head.headers,
+        };
+        Some(stage_cache.plan(rule, &src, &self.api_keys))
+    }
+
+    /// Adds what the cache says about a reply: the ignored-invalidation warning and, when
+    /// enabled, the debug header.
+    fn annotate_cached(&self, reply: &mut Reply, plan: &CachePlan, what: &str) {
+        if plan.warn {
+            reply
+                .headers
+                .push((cache::WARNING.0.into(), cache::WARNING.1.into()));
+        }
+        if self.cache.as_ref().is_some_and(|c| c.debug_header) {
+            reply
+                .headers
+                .push((cache::DEBUG_HEADER.into(), what.into()));
+        }
+    }
+
+    /// The reply for a stored answer found by the glue.
+    pub fn cache_hit(&self, head: &RequestHead, routed: &Routed, stored: Reply) -> Outcome {
+        let mut reply = self.finalize(stored, head, true);
+        if let Some(plan) = &routed.cache {
+            self.annotate_cached(&mut reply, plan, "HIT");
+        }
+        Outcome {
+            reply,
+            error: None,
+            log: None,
+            store: None,
+        }
     }
 
     /// The reply for a body over [`Gateway::max_body_bytes`].
@@ -670,8 +767,32 @@ impl Gateway {
         ))
     }
 
-    /// Step 3: map the Invoke answer to the client reply.
-    pub fn finish(&self, head: &RequestHead, resp: &InvokeResponse) -> Outcome {
+    /// Step 3: map the Invoke answer to the client reply, and say what the cache may keep.
+    pub fn finish(&self, head: &RequestHead, routed: &Routed, resp: &InvokeResponse) -> Outcome {
+        let mut outcome = self.map_invoke(head, resp);
+        if let Some(plan) = &routed.cache {
+            if outcome.error.is_none() {
+                outcome.store = Some(Box::new(outcome.reply.clone()))
+                    .filter(|r| cache::store::cacheable(r))
+                    .map(|mut r| {
+                        r.headers.retain(|(k, _)| {
+                            !PER_REQUEST_HEADERS
+                                .iter()
+                                .any(|p| k.eq_ignore_ascii_case(p))
+                        });
+                        r
+                    });
+            }
+            let what = match plan.mode {
+                Mode::Lookup => "MISS",
+                Mode::Refresh => "REFRESH",
+            };
+            self.annotate_cached(&mut outcome.reply, plan, what);
+        }
+        outcome
+    }
+
+    fn map_invoke(&self, head: &RequestHead, resp: &InvokeResponse) -> Outcome {
         let payload = match classify(resp) {
             InvokeOutcome::Payload(p) => p,
             InvokeOutcome::FunctionError(msg) => {
@@ -712,6 +833,7 @@ impl Gateway {
                 reply: self.finalize(reply, head, true),
                 error: None,
                 log: None,
+                store: None,
             },
             Err(e) => self.fail(head, e.error, &e.reason),
         }

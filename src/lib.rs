@@ -6,7 +6,10 @@
 //! decision it returns. The same core is used by the native CLI to validate deployments and
 //! render Envoy configurations, so a configuration error reads the same in both places.
 
+pub mod apikeys;
+pub mod cache;
 pub mod config;
+pub mod control;
 pub mod error;
 pub mod gateway;
 pub mod http;
@@ -15,6 +18,7 @@ pub mod openapi;
 pub mod query;
 pub mod render;
 pub mod router;
+pub mod shared;
 pub mod time;
 
 #[cfg(feature = "proxy")]

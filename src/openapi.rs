@@ -98,6 +98,8 @@ pub struct Operation {
     pub resource: String,
     pub method: Method,
     pub integration: Integration,
+    /// The integration's `cacheKeyParameters`, as written (checked by [`crate::cache`]).
+    pub cache_key_parameters: Vec<String>,
     /// Location of the operation in the export, for messages.
     pub location: String,
 }
@@ -174,21 +176,46 @@ pub fn parse(doc: &Value) -> Parsed {
                 continue;
             };
             let location = format!("openapi.paths.{path}.{key}");
-            match read_integration(op, &location) {
-                Ok((integration, warning)) => {
+            let integration = read_integration(op, &location);
+            let cache_key_parameters = read_cache_key_parameters(op, &location);
+            match (integration, cache_key_parameters) {
+                (Ok((integration, warning)), Ok(cache_key_parameters)) => {
                     out.warnings.extend(warning);
                     out.export.operations.push(Operation {
                         resource: path.clone(),
                         method,
                         integration,
+                        cache_key_parameters,
                         location,
                     });
                 }
-                Err(e) => out.errors.push(e),
+                (Err(e), _) | (_, Err(e)) => out.errors.push(e),
             }
         }
     }
     out
+}
+
+fn read_cache_key_parameters(op: &Value, location: &str) -> Result<Vec<String>, ConfigError> {
+    let Some(v) = op
+        .get("x-amazon-apigateway-integration")
+        .and_then(|i| i.get("cacheKeyParameters"))
+    else {
+        return Ok(Vec::new());
+    };
+    v.as_array()
+        .and_then(|items| {
+            items
+                .iter()
+                .map(|i| i.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+        })
+        .ok_or_else(|| {
+            ConfigError::new(
+                format!("{location}.x-amazon-apigateway-integration.cacheKeyParameters"),
+                "expected an array of strings such as \"method.request.querystring.type\"",
+            )
+        })
 }
 
 fn read_integration(

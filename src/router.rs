@@ -199,6 +199,7 @@ mod tests {
                 integration: Integration::Unsupported {
                     kind: "mock".into(),
                 },
+                cache_key_parameters: Vec::new(),
                 location: format!("openapi.paths.{path}.{}", method.as_str().to_lowercase()),
             })
             .collect()

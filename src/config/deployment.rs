@@ -36,6 +36,15 @@ pub struct Deployment {
     pub admin: String,
     #[serde(default)]
     pub limits: Limits,
+    /// API keys callers may present in `x-api-key`, stored as SHA-256 hashes of their values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub api_keys: Vec<ApiKey>,
+    /// The stage response cache; absent means off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheSettings>,
+    /// Loopback address of the control listener (stage cache flush); absent means none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control: Option<String>,
     /// Settings used only when rendering and running Envoy.
     #[serde(default)]
     pub envoy: EnvoySettings,
@@ -104,6 +113,71 @@ impl Default for Limits {
     }
 }
 
+/// One API key. The value itself never appears in configuration: only its SHA-256.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ApiKey {
+    /// Stable identifier (`apiKeyId` in events, referenced by cache invalidators).
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Lower-case hex SHA-256 of the key value (`apigw-edge key hash VALUE`).
+    pub value_sha256: String,
+}
+
+/// Stage cache settings, modelled on API Gateway's stage cache and `methodSettings`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CacheSettings {
+    /// `cacheClusterEnabled`: the stage cache is on.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Bytes each Envoy worker may hold, in MiB.
+    #[serde(default = "default_cache_mib", rename = "capacityMiB")]
+    pub capacity_mib: u32,
+    /// Default time to live (0 disables caching; at most 3600).
+    #[serde(default = "default_cache_ttl")]
+    pub cache_ttl_in_seconds: u32,
+    /// API key ids allowed to invalidate entries with `Cache-Control: max-age=0`.
+    #[serde(default)]
+    pub invalidators: Vec<String>,
+    /// Adds `X-Apigw-Edge-Cache: HIT | MISS | REFRESH` to cached methods' responses.
+    #[serde(default)]
+    pub debug_header: bool,
+    /// Per-method overrides keyed `/resource/path/METHOD` (or `~1resource~1path/METHOD`)
+    /// and `*/*` for every method.
+    #[serde(default)]
+    pub method_settings: BTreeMap<String, MethodCacheSettings>,
+}
+
+/// One `methodSettings` entry; unset fields fall back to `*/*`, then to the defaults.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MethodCacheSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caching_enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_ttl_in_seconds: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_authorization_for_cache_control: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unauthorized_cache_control_header_strategy: Option<UnauthorizedStrategy>,
+}
+
+/// What happens to `Cache-Control: max-age=0` from a caller not allowed to invalidate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub enum UnauthorizedStrategy {
+    #[serde(rename = "FAIL_WITH_403")]
+    FailWith403,
+    #[default]
+    #[serde(rename = "SUCCEED_WITH_RESPONSE_HEADER")]
+    SucceedWithResponseHeader,
+    #[serde(rename = "SUCCEED_WITHOUT_RESPONSE_HEADER")]
+    SucceedWithoutResponseHeader,
+}
+
 /// Envoy process settings for `render` and `run`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -142,6 +216,15 @@ fn default_region() -> String {
 }
 fn default_max_body() -> u64 {
     DEFAULT_MAX_BODY_BYTES
+}
+fn default_true() -> bool {
+    true
+}
+fn default_cache_mib() -> u32 {
+    64
+}
+fn default_cache_ttl() -> u32 {
+    300
 }
 fn default_concurrency() -> u32 {
     1

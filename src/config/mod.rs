@@ -9,12 +9,42 @@
 mod deployment;
 
 pub use deployment::{
-    Api, Deployment, EnvoySettings, FunctionTarget, Lambda, Limits, DEFAULT_MAX_BODY_BYTES,
+    Api, ApiKey, CacheSettings, Deployment, EnvoySettings, FunctionTarget, Lambda, Limits,
+    MethodCacheSettings, UnauthorizedStrategy, DEFAULT_MAX_BODY_BYTES,
 };
 
 use serde_json::Value;
 
+use crate::control::ControlConfig;
 use crate::error::ConfigError;
+
+/// The two roles of the filter: serving the API, or the control listener.
+#[derive(Debug, Clone)]
+pub enum PluginConfig {
+    Gateway(Box<FilterConfig>),
+    Control(ControlConfig),
+}
+
+/// Parses a plugin configuration of either role: `{"control": {...}}` is the control
+/// listener, anything else must be a gateway configuration.
+pub fn parse_plugin_config(bytes: &[u8]) -> Result<PluginConfig, ConfigError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Envelope {
+        control: Value,
+    }
+    if let Ok(Envelope { control }) = serde_json::from_slice::<Envelope>(bytes) {
+        return serde_path_to_error::deserialize(control)
+            .map(PluginConfig::Control)
+            .map_err(|e| {
+                ConfigError::new(
+                    format!("configuration.control.{}", e.path()),
+                    e.into_inner().to_string(),
+                )
+            });
+    }
+    parse_filter_config(bytes).map(|c| PluginConfig::Gateway(Box::new(c)))
+}
 
 /// What the filter receives as its plugin configuration.
 #[derive(Debug, Clone)]
@@ -124,6 +154,17 @@ mod tests {
         v["stageVariables"] = json!({"fn": 3});
         let err = parse_deployment(v).unwrap_err();
         assert_eq!(err.location, "deployment.stageVariables.fn");
+    }
+
+    #[test]
+    fn control_role_is_recognised() {
+        let c = parse_plugin_config(br#"{"control": {"apiId": "a", "stage": "s"}}"#).unwrap();
+        assert!(matches!(c, PluginConfig::Control(c) if c.stage == "s"));
+        let err = parse_plugin_config(br#"{"control": {"apiId": "a", "stage": "s", "x": 1}}"#)
+            .unwrap_err();
+        assert!(err.location.starts_with("configuration.control"), "{err}");
+        let err = parse_plugin_config(br#"{"openapi": {}}"#).unwrap_err();
+        assert_eq!(err.location, "configuration.deployment");
     }
 
     #[test]

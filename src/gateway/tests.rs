@@ -1,6 +1,7 @@
 use serde_json::{json, Value};
 
 use super::*;
+use crate::cache::Mode;
 use crate::config::parse_deployment;
 use crate::lambda::invoke::InvokeResponse;
 
@@ -383,7 +384,10 @@ fn finish(
             .collect(),
         body: body.as_bytes().to_vec(),
     };
-    g.finish(&h, &resp)
+    let Start::NeedBody(routed) = g.start(&h) else {
+        panic!("GET /stage/x did not route")
+    };
+    g.finish(&h, &routed, &resp)
 }
 
 #[test]
@@ -511,4 +515,144 @@ fn ids_are_stable_and_shaped() {
         trace_id("c6af9ac6-7b61-11e6-9a41-93e8deadbeef", 1000),
         "Root=1-00000001-7b6111e69a4193e8deadbeef"
     );
+}
+
+fn cached_gateway(cache: Value) -> Gateway {
+    gateway_with(
+        json!({
+            "cache": cache,
+            "apiKeys": [{"id": "ops", "valueSha256": crate::apikeys::hash_value("opsopsopsopsopsopsopsops")}]
+        }),
+        json!({
+            "/pets": {"get": {"x-amazon-apigateway-integration": {"type": "aws_proxy", "httpMethod": "POST",
+                "uri": format!("{FN}pets/invocations"),
+                "cacheKeyParameters": ["method.request.querystring.type"]}}, "post": proxy_op("pets")}
+        }),
+    )
+}
+
+fn routed(g: &Gateway, h: &RequestHead) -> Routed {
+    match g.start(h) {
+        Start::NeedBody(r) => r,
+        Start::Respond(o) => panic!("{} {}: {}", h.method, h.path, o.reply.body_text()),
+    }
+}
+
+fn lambda_ok(body: &str) -> InvokeResponse {
+    InvokeResponse {
+        status: Some(200),
+        headers: vec![],
+        body: json!({"statusCode": 200, "headers": {"X-From": "fn"}, "body": body})
+            .to_string()
+            .into_bytes(),
+    }
+}
+
+#[test]
+fn cached_methods_get_a_plan_and_others_do_not() {
+    let g = cached_gateway(json!({}));
+    let get = routed(&g, &head("GET", "/stage/pets?type=cat&page=2", &[]));
+    let plan = get.cache.as_ref().unwrap();
+    assert_eq!(plan.mode, Mode::Lookup);
+    let other = routed(&g, &head("GET", "/stage/pets?page=3&type=cat", &[]));
+    assert_eq!(
+        other.cache.as_ref().unwrap().key,
+        plan.key,
+        "unlisted parameter"
+    );
+    let dog = routed(&g, &head("GET", "/stage/pets?type=dog", &[]));
+    assert_ne!(dog.cache.as_ref().unwrap().key, plan.key);
+    assert!(routed(&g, &head("POST", "/stage/pets", &[]))
+        .cache
+        .is_none());
+    // No cache section: nothing is planned.
+    assert!(routed(&gateway(), &head("GET", "/stage/x", &[]))
+        .cache
+        .is_none());
+}
+
+#[test]
+fn finish_offers_2xx_answers_without_per_request_headers() {
+    let g = cached_gateway(json!({"debugHeader": true}));
+    let h = head("GET", "/stage/pets?type=cat", &[]);
+    let r = routed(&g, &h);
+    let out = g.finish(&h, &r, &lambda_ok("cats"));
+    assert_eq!(out.reply.header("X-Apigw-Edge-Cache"), Some("MISS"));
+    let stored = out.store.unwrap();
+    assert_eq!(stored.body_text(), "cats");
+    assert_eq!(stored.header("x-from"), Some("fn"));
+    for name in [
+        "x-amzn-requestid",
+        "x-amz-apigw-id",
+        "x-amzn-trace-id",
+        "x-apigw-edge-cache",
+    ] {
+        assert!(stored.header(name).is_none(), "{name} stored");
+    }
+    // A hit gets this request's own ids.
+    let h2 = head("GET", "/stage/pets?type=cat", &[]);
+    let mut h2 = h2;
+    h2.request_id = "00000000-0000-4000-8000-000000000001".into();
+    let hit = g.cache_hit(&h2, &r, *stored);
+    assert_eq!(
+        hit.reply.header("x-amzn-requestid"),
+        Some(h2.request_id.as_str())
+    );
+    assert_eq!(hit.reply.header("X-Apigw-Edge-Cache"), Some("HIT"));
+    assert_eq!(hit.reply.body_text(), "cats");
+    // Failures and non-2xx answers are not offered.
+    let err = g.finish(
+        &h,
+        &r,
+        &InvokeResponse {
+            status: Some(200),
+            headers: vec![],
+            body: b"nope".to_vec(),
+        },
+    );
+    assert_eq!(err.reply.status, 502);
+    assert!(err.store.is_none());
+    let not_found = InvokeResponse {
+        body: br#"{"statusCode":404}"#.to_vec(),
+        ..lambda_ok("")
+    };
+    assert!(g.finish(&h, &r, &not_found).store.is_none());
+}
+
+#[test]
+fn unauthorized_invalidation_by_strategy() {
+    let deny = cached_gateway(
+        json!({"methodSettings": {"*/*": {"unauthorizedCacheControlHeaderStrategy": "FAIL_WITH_403"}}}),
+    );
+    let h = head("GET", "/stage/pets", &[("cache-control", "max-age=0")]);
+    let Start::Respond(out) = deny.start(&h) else {
+        panic!("not refused")
+    };
+    assert_eq!(out.reply.status, 403);
+    assert_eq!(out.reply.body_text(), r#"{"message":"Unauthorized"}"#);
+    assert!(out.log.unwrap().contains("ACCESS_DENIED"));
+    // The same request from an allowed key refreshes.
+    let deny_ops = cached_gateway(json!({"invalidators": ["ops"],
+        "methodSettings": {"*/*": {"unauthorizedCacheControlHeaderStrategy": "FAIL_WITH_403"}}}));
+    let h = head(
+        "GET",
+        "/stage/pets",
+        &[
+            ("cache-control", "max-age=0"),
+            ("x-api-key", "opsopsopsopsopsopsopsops"),
+        ],
+    );
+    assert_eq!(routed(&deny_ops, &h).cache.unwrap().mode, Mode::Refresh);
+    // The default strategy serves, with a warning header on the reply.
+    let warn = cached_gateway(json!({}));
+    let h = head("GET", "/stage/pets", &[("cache-control", "max-age=0")]);
+    let r = routed(&warn, &h);
+    let out = warn.finish(&h, &r, &lambda_ok("x"));
+    assert!(out
+        .reply
+        .header("warning")
+        .unwrap()
+        .contains("max-age=0 ignored"));
+    let hit = warn.cache_hit(&h, &r, *out.store.unwrap());
+    assert!(hit.reply.header("warning").is_some());
 }

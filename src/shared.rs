@@ -1,0 +1,166 @@
+//! Counters that hold across Envoy workers.
+//!
+//! Envoy runs one wasm VM per worker thread; the only state they share is proxy-wasm shared
+//! data: a key-value store with compare-and-swap and no delete. Owns: the [`SharedCells`]
+//! view of that store (implemented by the host glue, and in memory for tests), the encoding
+//! of a 64-bit counter in a cell, and the compare-and-swap loop that increments one.
+//! Must not: call the host itself or create keys from request data (the key space must stay
+//! bounded: every key a caller builds comes from configuration).
+
+/// Why a shared-data operation failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CellError {
+    /// Another worker wrote the cell since it was read.
+    CasMismatch,
+    /// The host refused the operation, or the cell holds something that is not a counter.
+    Host(String),
+}
+
+impl std::fmt::Display for CellError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CellError::CasMismatch => write!(f, "compare-and-swap kept failing"),
+            CellError::Host(why) => write!(f, "{why}"),
+        }
+    }
+}
+
+/// The host's shared data: get with a CAS token, set conditionally on that token.
+pub trait SharedCells {
+    /// The cell's value (`None` when absent) and its CAS token (0 when absent).
+    fn get(&self, key: &str) -> Result<(Option<Vec<u8>>, u32), CellError>;
+    /// Writes the cell if its CAS token is still `cas` (0 writes unconditionally).
+    fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<(), CellError>;
+}
+
+/// How often an increment retries a lost compare-and-swap before giving up.
+pub const MAX_CAS_ATTEMPTS: usize = 64;
+
+fn decode(value: Option<&[u8]>) -> Result<u64, CellError> {
+    match value {
+        None => Ok(0),
+        Some(bytes) => bytes.try_into().map(u64::from_le_bytes).map_err(|_| {
+            CellError::Host(format!(
+                "shared cell holds {} bytes, not a counter",
+                bytes.len()
+            ))
+        }),
+    }
+}
+
+/// Reads a counter (0 when the cell was never written).
+pub fn read(cells: &dyn SharedCells, key: &str) -> Result<u64, CellError> {
+    let (value, _) = cells.get(key)?;
+    decode(value.as_deref())
+}
+
+/// Adds one to a counter with compare-and-swap; returns the new value.
+///
+/// The host has no create-if-absent: a cell that does not exist yet is written
+/// unconditionally, so two workers creating the same cell at the same moment may count one
+/// increment between them. That is harmless for invalidation generations (the value still
+/// changes); a caller that needs exact counts creates its cells when it is configured.
+pub fn increment(cells: &dyn SharedCells, key: &str) -> Result<u64, CellError> {
+    for _ in 0..MAX_CAS_ATTEMPTS {
+        let (value, cas) = cells.get(key)?;
+        let next = decode(value.as_deref())?.wrapping_add(1);
+        match cells.set(key, &next.to_le_bytes(), cas) {
+            Ok(()) => return Ok(next),
+            Err(CellError::CasMismatch) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(CellError::CasMismatch)
+}
+
+/// In-memory shared data for tests, with the host's CAS rules.
+#[cfg(test)]
+pub mod memory {
+    use std::cell::{Cell, RefCell};
+    use std::collections::HashMap;
+
+    use super::{CellError, SharedCells};
+
+    #[derive(Default)]
+    pub struct Cells {
+        data: RefCell<HashMap<String, (Vec<u8>, u32)>>,
+        next_cas: Cell<u32>,
+        /// Before each of this many `set`s, another worker increments the cell first.
+        pub interleave: Cell<usize>,
+        pub fail: Cell<bool>,
+    }
+
+    impl Cells {
+        fn write(&self, key: &str, value: Vec<u8>) {
+            self.next_cas.set(self.next_cas.get() + 1);
+            self.data
+                .borrow_mut()
+                .insert(key.to_string(), (value, self.next_cas.get()));
+        }
+    }
+
+    impl SharedCells for Cells {
+        fn get(&self, key: &str) -> Result<(Option<Vec<u8>>, u32), CellError> {
+            if self.fail.get() {
+                return Err(CellError::Host("down".into()));
+            }
+            Ok(match self.data.borrow().get(key) {
+                Some((v, cas)) => (Some(v.clone()), *cas),
+                None => (None, 0),
+            })
+        }
+
+        fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<(), CellError> {
+            if self.interleave.get() > 0 {
+                self.interleave.set(self.interleave.get() - 1);
+                let (current, _) = self.get(key)?;
+                let n = super::decode(current.as_deref())? + 1;
+                self.write(key, n.to_le_bytes().to_vec());
+            }
+            let current = self.data.borrow().get(key).map(|(_, c)| *c);
+            if cas != 0 && current != Some(cas) {
+                return Err(CellError::CasMismatch);
+            }
+            self.write(key, value.to_vec());
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::memory::Cells;
+    use super::*;
+
+    #[test]
+    fn counters_start_at_zero_and_increment() {
+        let cells = Cells::default();
+        assert_eq!(read(&cells, "k"), Ok(0));
+        assert_eq!(increment(&cells, "k"), Ok(1));
+        assert_eq!(increment(&cells, "k"), Ok(2));
+        assert_eq!(read(&cells, "k"), Ok(2));
+        assert_eq!(read(&cells, "other"), Ok(0));
+    }
+
+    #[test]
+    fn lost_races_retry_and_no_increment_is_lost() {
+        let cells = Cells::default();
+        increment(&cells, "k").unwrap();
+        // Three other workers get in first; each of their increments counts, and so does ours.
+        cells.interleave.set(3);
+        assert_eq!(increment(&cells, "k"), Ok(5));
+        // A cell that never settles gives up instead of spinning.
+        cells.interleave.set(MAX_CAS_ATTEMPTS);
+        assert_eq!(increment(&cells, "k"), Err(CellError::CasMismatch));
+    }
+
+    #[test]
+    fn host_failures_and_foreign_values_are_errors() {
+        let cells = Cells::default();
+        cells.set("k", b"abc", 0).unwrap();
+        assert!(matches!(read(&cells, "k"), Err(CellError::Host(_))));
+        assert!(matches!(increment(&cells, "k"), Err(CellError::Host(_))));
+        cells.fail.set(true);
+        assert!(matches!(read(&cells, "x"), Err(CellError::Host(_))));
+    }
+}
