@@ -1,16 +1,21 @@
-//! One HTTP request: a small state machine over the core's three steps.
+//! One HTTP request: a small state machine over the core's three steps, plus the stage
+//! cache: look up (or invalidate) after routing, store the answer after mapping.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 
+use super::cells::HostCells;
 use super::host;
-use super::metrics::Metrics;
+use super::metrics::{CacheEvent, Metrics};
 use super::root::Ids;
+use crate::cache::{Generations, Lookup, Mode, ResponseCache};
 use crate::error::GatewayError;
 use crate::gateway::{Gateway, Outcome, RequestHead, Routed, Start};
+use crate::http::Reply;
 use crate::lambda::invoke::InvokeResponse;
 
 enum Phase {
@@ -18,6 +23,7 @@ enum Phase {
     Body(RequestHead, Routed),
     Invoking {
         head: RequestHead,
+        routed: Routed,
         token: u32,
         sent_ms: u64,
     },
@@ -28,17 +34,90 @@ pub struct Request {
     gateway: Rc<Gateway>,
     metrics: Metrics,
     ids: Rc<Ids>,
+    cache: Option<Rc<RefCell<ResponseCache>>>,
+    /// Generations to store the answer under, set when the cache was consulted.
+    store_under: Option<Generations>,
     phase: Phase,
 }
 
 impl Request {
-    pub fn new(gateway: Rc<Gateway>, metrics: Metrics, ids: Rc<Ids>) -> Self {
+    pub fn new(
+        gateway: Rc<Gateway>,
+        metrics: Metrics,
+        ids: Rc<Ids>,
+        cache: Option<Rc<RefCell<ResponseCache>>>,
+    ) -> Self {
         Request {
             gateway,
             metrics,
             ids,
+            cache,
+            store_under: None,
             phase: Phase::Headers,
         }
+    }
+
+    /// Consults the stage cache for a routed request: a stored answer on a hit; otherwise
+    /// remembers the generations to store the fresh answer under. A refresh first
+    /// invalidates the key on every worker. When shared data fails the request bypasses
+    /// the cache (served fresh, not stored).
+    fn consult_cache(&mut self, head: &RequestHead, routed: &Routed) -> Option<Reply> {
+        let (Some(plan), Some(store), Some(stage)) =
+            (&routed.cache, &self.cache, self.gateway.stage_cache())
+        else {
+            return None;
+        };
+        let generations = match plan.mode {
+            Mode::Refresh => stage.invalidate(&HostCells, plan.slot),
+            Mode::Lookup => stage.generations(&HostCells, plan.slot),
+        };
+        let generations = match generations {
+            Ok(g) => g,
+            Err(e) => {
+                log::warn!(
+                    "{} stage cache bypassed: shared data failed: {e}",
+                    head.request_id
+                );
+                self.metrics.cache(CacheEvent::Error);
+                return None;
+            }
+        };
+        self.store_under = Some(generations);
+        if plan.mode == Mode::Refresh {
+            self.metrics.cache(CacheEvent::Invalidate);
+            return None;
+        }
+        let found = store.borrow_mut().get(&plan.key, head.now_ms, generations);
+        match found {
+            Lookup::Hit(reply) => {
+                self.metrics.cache(CacheEvent::Hit);
+                return Some(reply);
+            }
+            Lookup::Stale(freed) => self.metrics.cache_freed(freed),
+            Lookup::Miss => {}
+        }
+        self.metrics.cache(CacheEvent::Miss);
+        None
+    }
+
+    /// Keeps a fresh answer in this worker's store.
+    fn store(&mut self, routed: &Routed, outcome: &mut Outcome) {
+        let (Some(reply), Some(generations), Some(plan), Some(store)) = (
+            outcome.store.take(),
+            self.store_under.take(),
+            &routed.cache,
+            &self.cache,
+        ) else {
+            return;
+        };
+        let stored = store.borrow_mut().put(
+            plan.key.clone(),
+            *reply,
+            host::now_ms(),
+            plan.ttl_ms,
+            generations,
+        );
+        self.metrics.cache_stored(&stored);
     }
 
     fn read_head(&self) -> RequestHead {
@@ -91,8 +170,8 @@ impl Request {
         Action::Pause
     }
 
-    fn dispatch(&mut self, head: RequestHead, routed: &Routed, body: &[u8]) -> Action {
-        let call = match self.gateway.invoke(&head, routed, body) {
+    fn dispatch(&mut self, head: RequestHead, routed: Routed, body: &[u8]) -> Action {
+        let call = match self.gateway.invoke(&head, &routed, body) {
             Ok(call) => call,
             Err(outcome) => return self.respond(outcome),
         };
@@ -111,6 +190,7 @@ impl Request {
             Ok(token) => {
                 self.phase = Phase::Invoking {
                     head,
+                    routed,
                     token,
                     sent_ms: host::now_ms(),
                 };
@@ -121,7 +201,9 @@ impl Request {
                     "dispatch to cluster `{}` failed ({status:?}); is the cluster defined?",
                     call.cluster
                 );
-                let mut outcome = self.gateway.finish(&head, &InvokeResponse::default());
+                let mut outcome = self
+                    .gateway
+                    .finish(&head, &routed, &InvokeResponse::default());
                 outcome.log = Some(format!(
                     "{} {} {}: {reason}",
                     head.request_id, head.method, head.path
@@ -143,6 +225,7 @@ impl Context for Request {
     ) {
         let Phase::Invoking {
             head,
+            routed,
             token,
             sent_ms,
         } = std::mem::replace(&mut self.phase, Phase::Done)
@@ -166,7 +249,7 @@ impl Context for Request {
             headers,
             body: host::buffer(BufferType::HttpCallResponseBody, body_size),
         };
-        let outcome = self.gateway.finish(&head, &resp);
+        let mut outcome = self.gateway.finish(&head, &routed, &resp);
         let failed = matches!(
             outcome.error,
             Some(
@@ -179,6 +262,7 @@ impl Context for Request {
         );
         self.metrics
             .integration(host::now_ms().saturating_sub(sent_ms), failed);
+        self.store(&routed, &mut outcome);
         self.respond(outcome);
     }
 }
@@ -188,8 +272,14 @@ impl HttpContext for Request {
         let head = self.read_head();
         match self.gateway.start(&head) {
             Start::Respond(outcome) => self.respond(outcome),
-            Start::NeedBody(routed) if end_of_stream => self.dispatch(head, &routed, &[]),
             Start::NeedBody(routed) => {
+                if let Some(stored) = self.consult_cache(&head, &routed) {
+                    let outcome = self.gateway.cache_hit(&head, &routed, stored);
+                    return self.respond(outcome);
+                }
+                if end_of_stream {
+                    return self.dispatch(head, routed, &[]);
+                }
                 self.phase = Phase::Body(head, routed);
                 Action::Pause
             }
@@ -211,7 +301,7 @@ impl HttpContext for Request {
             return Action::Pause;
         };
         let body = host::buffer(BufferType::HttpRequestBody, body_size);
-        self.dispatch(head, &routed, &body)
+        self.dispatch(head, routed, &body)
     }
 
     /// A body that ends with trailers has no end-of-stream body callback: the buffered body
@@ -221,6 +311,6 @@ impl HttpContext for Request {
             return Action::Pause;
         };
         let body = host::buffer(BufferType::HttpRequestBody, usize::MAX);
-        self.dispatch(head, &routed, &body)
+        self.dispatch(head, routed, &body)
     }
 }

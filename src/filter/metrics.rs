@@ -13,6 +13,25 @@ pub struct Metrics {
     responses_5xx: Option<u32>,
     integration_errors: Option<u32>,
     integration_latency_ms: Option<u32>,
+    cache_hit: Option<u32>,
+    cache_miss: Option<u32>,
+    cache_store: Option<u32>,
+    cache_evict: Option<u32>,
+    cache_invalidate: Option<u32>,
+    cache_flush: Option<u32>,
+    cache_errors: Option<u32>,
+    cache_bytes: Option<u32>,
+}
+
+/// Something the stage cache did, for its counters.
+#[derive(Debug, Clone, Copy)]
+pub enum CacheEvent {
+    Hit,
+    Miss,
+    Invalidate,
+    Flush,
+    /// Shared data failed; the request bypassed the cache.
+    Error,
 }
 
 fn define(kind: MetricType, name: &str) -> Option<u32> {
@@ -21,6 +40,12 @@ fn define(kind: MetricType, name: &str) -> Option<u32> {
         log::warn!("could not define metric {name}");
     }
     id
+}
+
+fn add(id: Option<u32>, n: i64) {
+    if let (Some(id), true) = (id, n != 0) {
+        let _ = hostcalls::increment_metric(id, n);
+    }
 }
 
 impl Metrics {
@@ -34,7 +59,45 @@ impl Metrics {
                 MetricType::Histogram,
                 "apigw_edge.integration.latency_ms",
             ),
+            cache_hit: define(MetricType::Counter, "apigw_edge.cache.hit"),
+            cache_miss: define(MetricType::Counter, "apigw_edge.cache.miss"),
+            cache_store: define(MetricType::Counter, "apigw_edge.cache.store"),
+            cache_evict: define(MetricType::Counter, "apigw_edge.cache.evict"),
+            cache_invalidate: define(MetricType::Counter, "apigw_edge.cache.invalidate"),
+            cache_flush: define(MetricType::Counter, "apigw_edge.cache.flush"),
+            cache_errors: define(MetricType::Counter, "apigw_edge.cache.errors"),
+            // Every worker adds its own change, so the gauge is the total over workers.
+            cache_bytes: define(MetricType::Gauge, "apigw_edge.cache.bytes"),
         }
+    }
+
+    /// Counts one cache event.
+    pub fn cache(&self, event: CacheEvent) {
+        let id = match event {
+            CacheEvent::Hit => self.cache_hit,
+            CacheEvent::Miss => self.cache_miss,
+            CacheEvent::Invalidate => self.cache_invalidate,
+            CacheEvent::Flush => self.cache_flush,
+            CacheEvent::Error => self.cache_errors,
+        };
+        add(id, 1);
+    }
+
+    /// Records what a store into the cache did.
+    pub fn cache_stored(&self, stored: &crate::cache::Stored) {
+        if stored.stored {
+            add(self.cache_store, 1);
+        }
+        add(
+            self.cache_evict,
+            i64::try_from(stored.evicted).unwrap_or(i64::MAX),
+        );
+        add(self.cache_bytes, stored.bytes_delta);
+    }
+
+    /// Records bytes freed outside a store (expired or invalidated entries dropped).
+    pub fn cache_freed(&self, bytes: usize) {
+        add(self.cache_bytes, -i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
     /// Counts one finished request by the class of its status.

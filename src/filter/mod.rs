@@ -6,6 +6,8 @@
 //! in the core. Host calls go through `proxy_wasm::hostcalls` so that a host error becomes a
 //! handled `Err`, never a panic (a panic would kill this worker's VM).
 
+mod cells;
+mod control;
 mod host;
 mod http;
 mod metrics;

@@ -1,15 +1,20 @@
 //! The root context: compiles the configuration once per VM and creates request contexts.
+//! A plugin is either the gateway (serves the API; owns this worker's cache store) or the
+//! control listener (operator actions such as a stage cache flush).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType};
 
+use super::control::ControlRequest;
 use super::http::Request;
 use super::metrics::Metrics;
-use crate::config::parse_filter_config;
+use crate::cache::ResponseCache;
+use crate::config::{parse_plugin_config, FilterConfig, PluginConfig};
+use crate::control::ControlConfig;
 use crate::gateway::Gateway;
 
 /// Per-VM source of request ids: a SplitMix64 stream seeded from the host's randomness.
@@ -56,14 +61,62 @@ impl Ids {
     }
 }
 
+/// What this plugin instance does.
+enum Role {
+    Gateway {
+        gateway: Rc<Gateway>,
+        ids: Rc<Ids>,
+        /// This worker's stage cache store, when caching is on.
+        cache: Option<Rc<RefCell<ResponseCache>>>,
+    },
+    Control(Rc<ControlConfig>),
+}
+
 #[derive(Default)]
 pub struct Root {
-    gateway: Option<Rc<Gateway>>,
+    role: Option<Role>,
     metrics: Metrics,
-    ids: Option<Rc<Ids>>,
 }
 
 impl Context for Root {}
+
+impl Root {
+    fn configure_gateway(&mut self, cfg: &FilterConfig) -> bool {
+        match Gateway::compile(cfg) {
+            Ok(compiled) => {
+                for w in &compiled.warnings {
+                    log::warn!("{w}");
+                }
+                let gateway = compiled.gateway;
+                let cache = gateway
+                    .stage_cache()
+                    .map(|c| Rc::new(RefCell::new(ResponseCache::new(c.capacity_bytes))));
+                log::info!(
+                    "apigw-edge {}: serving stage `{}` through {}{}",
+                    env!("CARGO_PKG_VERSION"),
+                    cfg.deployment.stage,
+                    gateway.clusters().join(", "),
+                    gateway.stage_cache().map_or(String::new(), |c| format!(
+                        "; stage cache {} MiB per worker",
+                        c.capacity_bytes >> 20
+                    ))
+                );
+                self.role = Some(Role::Gateway {
+                    gateway: Rc::new(gateway),
+                    ids: Rc::new(Ids::seeded()),
+                    cache,
+                });
+                true
+            }
+            Err(errors) => {
+                for e in &errors {
+                    log::error!("invalid configuration: {e}");
+                }
+                false
+            }
+        }
+    }
+}
 
 impl RootContext for Root {
     fn on_vm_start(&mut self, _size: usize) -> bool {
@@ -78,42 +131,42 @@ impl RootContext for Root {
             .ok()
             .flatten()
             .unwrap_or_default();
-        let cfg = match parse_filter_config(&bytes) {
-            Ok(cfg) => cfg,
-            Err(e) => {
-                log::error!("invalid configuration: {e}");
-                return false;
-            }
-        };
-        match Gateway::compile(&cfg) {
-            Ok(compiled) => {
-                for w in &compiled.warnings {
-                    log::warn!("{w}");
-                }
+        let ok = match parse_plugin_config(&bytes) {
+            Ok(PluginConfig::Gateway(cfg)) => self.configure_gateway(&cfg),
+            Ok(PluginConfig::Control(cfg)) => {
                 log::info!(
-                    "apigw-edge {}: serving stage `{}` through {}",
+                    "apigw-edge {}: control listener for stage `{}`",
                     env!("CARGO_PKG_VERSION"),
-                    cfg.deployment.stage,
-                    compiled.gateway.clusters().join(", ")
+                    cfg.stage
                 );
-                self.gateway = Some(Rc::new(compiled.gateway));
-                self.metrics = Metrics::define();
-                self.ids = Some(Rc::new(Ids::seeded()));
+                self.role = Some(Role::Control(Rc::new(cfg)));
                 true
             }
-            Err(errors) => {
-                for e in &errors {
-                    log::error!("invalid configuration: {e}");
-                }
+            Err(e) => {
+                log::error!("invalid configuration: {e}");
                 false
             }
+        };
+        if ok {
+            self.metrics = Metrics::define();
         }
+        ok
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        let gateway = self.gateway.clone()?;
-        let ids = self.ids.clone()?;
-        Some(Box::new(Request::new(gateway, self.metrics, ids)))
+        match self.role.as_ref()? {
+            Role::Gateway {
+                gateway,
+                ids,
+                cache,
+            } => Some(Box::new(Request::new(
+                gateway.clone(),
+                self.metrics,
+                ids.clone(),
+                cache.clone(),
+            ))),
+            Role::Control(cfg) => Some(Box::new(ControlRequest::new(cfg.clone(), self.metrics))),
+        }
     }
 
     fn get_type(&self) -> Option<ContextType> {

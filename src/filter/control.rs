@@ -1,0 +1,57 @@
+//! One request to the control listener: answered at once from the core's [`control::handle`].
+
+use std::rc::Rc;
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::{Action, MapType};
+
+use super::cells::HostCells;
+use super::host;
+use super::metrics::{CacheEvent, Metrics};
+use crate::control::{self, ControlConfig};
+
+pub struct ControlRequest {
+    cfg: Rc<ControlConfig>,
+    metrics: Metrics,
+}
+
+impl ControlRequest {
+    pub fn new(cfg: Rc<ControlConfig>, metrics: Metrics) -> Self {
+        ControlRequest { cfg, metrics }
+    }
+}
+
+impl Context for ControlRequest {}
+
+impl HttpContext for ControlRequest {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let headers = host::headers(MapType::HttpRequestHeaders);
+        let pseudo = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+                .unwrap_or_default()
+        };
+        let (reply, log) =
+            control::handle(&self.cfg, pseudo(":method"), pseudo(":path"), &HostCells);
+        if let Some(line) = log {
+            log::info!("{line}");
+            if reply.status == 200 {
+                self.metrics.cache(CacheEvent::Flush);
+            }
+        }
+        let headers: Vec<(&str, &str)> = reply
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        if let Err(status) =
+            hostcalls::send_http_response(u32::from(reply.status), headers, Some(&reply.body))
+        {
+            log::error!("could not send the control response: {status:?}");
+        }
+        Action::Pause
+    }
+}
