@@ -1,7 +1,8 @@
 //! Rendering a deployment into an Envoy bootstrap.
 //!
 //! Owns: the shape of the Envoy configuration apigw-edge runs in: one listener with the wasm
-//! filter (configuration embedded as a `StringValue`) in front of the router, one cluster per
+//! filter (configuration embedded as a `StringValue`) in front of the router, optionally a
+//! loopback control listener running the same module in its control role, one cluster per
 //! Lambda endpoint (plain HTTP for local emulators, TLS with SNI and the system CA bundle for
 //! AWS), and the admin interface. The configuration is compiled first, so nothing invalid is
 //! ever rendered. Must not: write files or start processes (the CLI does).
@@ -9,12 +10,15 @@
 use serde_json::{json, Value};
 
 use crate::config::{FilterConfig, FunctionTarget};
+use crate::control::ControlConfig;
 use crate::error::ConfigError;
 use crate::gateway::Gateway;
 use crate::lambda::invoke::Endpoint;
 
 /// Name of the wasm filter, its root id and VM id.
 pub const FILTER_NAME: &str = "apigw_edge";
+/// Name of the control listener and its filter.
+pub const CONTROL_NAME: &str = "apigw_edge_control";
 /// CA bundle used to verify AWS endpoints.
 pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
@@ -116,6 +120,11 @@ pub fn bootstrap(cfg: &FilterConfig, wasm_path: &str) -> Result<Value, Vec<Confi
     let admin = parse_socket(&d.admin)
         .map_err(|m| errors.push(ConfigError::new("deployment.admin", m)))
         .ok();
+    let control = d.control.as_deref().and_then(|addr| {
+        parse_socket(addr)
+            .map_err(|m| errors.push(ConfigError::new("deployment.control", m)))
+            .ok()
+    });
     if d.envoy.concurrency == 0 {
         errors.push(ConfigError::new(
             "deployment.envoy.concurrency",
@@ -134,70 +143,103 @@ pub fn bootstrap(cfg: &FilterConfig, wasm_path: &str) -> Result<Value, Vec<Confi
         .max_body_bytes
         .saturating_add(1 << 20)
         .min(u64::from(u32::MAX));
+    let mut listeners = vec![listener(
+        FILTER_NAME,
+        (&listen_host, listen_port),
+        buffer_limit,
+        &filter_config,
+        wasm_path,
+    )];
+    if let Some((host, port)) = control {
+        let control_config = json!({"control": ControlConfig {
+            api_id: d.api.id.clone(),
+            stage: d.stage.clone(),
+        }})
+        .to_string();
+        listeners.push(listener(
+            CONTROL_NAME,
+            (&host, port),
+            1 << 16,
+            &control_config,
+            wasm_path,
+        ));
+    }
     Ok(json!({
         "admin": {"address": socket(&admin_host, admin_port)},
         "static_resources": {
-            "listeners": [{
-                "name": FILTER_NAME,
-                "address": socket(&listen_host, listen_port),
-                "per_connection_buffer_limit_bytes": buffer_limit,
-                "filter_chains": [{"filters": [{
-                    "name": "envoy.filters.network.http_connection_manager",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                        "stat_prefix": FILTER_NAME,
-                        "generate_request_id": false,
-                        // The real TCP peer is `sourceIp`; X-Forwarded-For is left to the
-                        // filter, which appends the caller as API Gateway does.
-                        "use_remote_address": true,
-                        "skip_xff_append": true,
-                        "server_header_transformation": "PASS_THROUGH",
-                        "route_config": {
-                            "name": FILTER_NAME,
-                            "virtual_hosts": [{
-                                "name": FILTER_NAME,
-                                "domains": ["*"],
-                                "routes": [{
-                                    "match": {"prefix": "/"},
-                                    "direct_response": {"status": 500, "body": {"inline_string": "{\"message\":\"Internal server error\"}"}}
-                                }]
-                            }]
-                        },
-                        "http_filters": [
-                            {
-                                "name": FILTER_NAME,
-                                "typed_config": {
-                                    "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-                                    "config": {
-                                        "name": FILTER_NAME,
-                                        "root_id": FILTER_NAME,
-                                        // Hold the request headers while the filter reads the
-                                        // body (Envoy >= 1.35); without it a paused request
-                                        // never gets its body callbacks.
-                                        "allow_on_headers_stop_iteration": true,
-                                        "configuration": {
-                                            "@type": "type.googleapis.com/google.protobuf.StringValue",
-                                            "value": filter_config
-                                        },
-                                        "vm_config": {
-                                            "vm_id": FILTER_NAME,
-                                            "runtime": "envoy.wasm.runtime.v8",
-                                            "code": {"local": {"filename": wasm_path}}
-                                        }
-                                    }
-                                }
-                            },
-                            {
-                                "name": "envoy.filters.http.router",
-                                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}
-                            }
-                        ]
-                    }
-                }]}]
-            }],
+            "listeners": listeners,
             "clusters": endpoints(cfg).iter().map(cluster).collect::<Vec<_>>()
         }
     }))
+}
+
+/// One listener whose wasm filter (V8, VM id [`FILTER_NAME`] for every role, so all roles
+/// share one shared-data space) answers every request itself.
+fn listener(
+    name: &str,
+    (host, port): (&str, u16),
+    buffer_limit: u64,
+    filter_config: &str,
+    wasm_path: &str,
+) -> Value {
+    json!({
+        "name": name,
+        "address": socket(host, port),
+        "per_connection_buffer_limit_bytes": buffer_limit,
+        "filter_chains": [{"filters": [{
+            "name": "envoy.filters.network.http_connection_manager",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                "stat_prefix": name,
+                "generate_request_id": false,
+                // The real TCP peer is `sourceIp`; X-Forwarded-For is left to the
+                // filter, which appends the caller as API Gateway does.
+                "use_remote_address": true,
+                "skip_xff_append": true,
+                "server_header_transformation": "PASS_THROUGH",
+                "route_config": {
+                    "name": name,
+                    "virtual_hosts": [{
+                        "name": name,
+                        "domains": ["*"],
+                        "routes": [{
+                            "match": {"prefix": "/"},
+                            "direct_response": {"status": 500, "body": {"inline_string": "{\"message\":\"Internal server error\"}"}}
+                        }]
+                    }]
+                },
+                "http_filters": [
+                    {
+                        "name": name,
+                        "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+                            "config": {
+                                "name": name,
+                                "root_id": FILTER_NAME,
+                                // Hold the request headers while the filter reads the
+                                // body (Envoy >= 1.35); without it a paused request
+                                // never gets its body callbacks.
+                                "allow_on_headers_stop_iteration": true,
+                                "configuration": {
+                                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                                    "value": filter_config
+                                },
+                                "vm_config": {
+                                    "vm_id": FILTER_NAME,
+                                    "runtime": "envoy.wasm.runtime.v8",
+                                    "code": {"local": {"filename": wasm_path}}
+                                }
+                            }
+                        }
+                    },
+                    {
+                        "name": "envoy.filters.http.router",
+                        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}
+                    }
+                ]
+            }
+        }]}]
+    })
 }
 
 #[cfg(test)]
@@ -244,6 +286,41 @@ mod tests {
             filter["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"],
             "/f.wasm"
         );
+    }
+
+    #[test]
+    fn control_listener_shares_the_vm_id() {
+        let mut c = cfg(json!({"endpoint": "http://127.0.0.1:9000"}));
+        let b = bootstrap(&c, "/f.wasm").unwrap();
+        assert_eq!(
+            b["static_resources"]["listeners"].as_array().unwrap().len(),
+            1
+        );
+        c.deployment.control = Some("127.0.0.1:9902".into());
+        let b = bootstrap(&c, "/f.wasm").unwrap();
+        let listeners = b["static_resources"]["listeners"].as_array().unwrap();
+        assert_eq!(listeners.len(), 2);
+        assert_eq!(
+            listeners[1]["address"]["socket_address"]["port_value"],
+            9902
+        );
+        let wasm = |l: &Value| {
+            l["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"][0]["typed_config"]
+                ["config"]
+                .clone()
+        };
+        let (main, control) = (wasm(&listeners[0]), wasm(&listeners[1]));
+        assert_eq!(main["vm_config"], control["vm_config"]);
+        let embedded = control["configuration"]["value"].as_str().unwrap();
+        match crate::config::parse_plugin_config(embedded.as_bytes()).unwrap() {
+            crate::config::PluginConfig::Control(cc) => {
+                assert_eq!((cc.api_id.as_str(), cc.stage.as_str()), ("local", "prod"))
+            }
+            other => panic!("{other:?}"),
+        }
+        c.deployment.control = Some("nowhere".into());
+        let errs = bootstrap(&c, "/f.wasm").unwrap_err();
+        assert_eq!(errs[0].location, "deployment.control");
     }
 
     #[test]

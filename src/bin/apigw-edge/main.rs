@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use apigw_edge::apikeys;
 use apigw_edge::config::{parse_deployment, FilterConfig};
 use apigw_edge::error::ConfigError;
 use apigw_edge::gateway::Gateway;
@@ -19,6 +20,10 @@ USAGE:
     apigw-edge render <deployment.yaml> [--wasm FILE] [--out FILE]
     apigw-edge filter-config <deployment.yaml>
     apigw-edge run <deployment.yaml> [--wasm FILE] [--envoy FILE] [--config-out FILE]
+    apigw-edge cache flush <deployment.yaml>
+    apigw-edge cache status <deployment.yaml>
+    apigw-edge key new [--id ID] [--name NAME]
+    apigw-edge key hash <value>
 
 COMMANDS:
     validate       Check the deployment file and the OpenAPI export; print every problem
@@ -27,19 +32,30 @@ COMMANDS:
     filter-config  Print the filter's JSON configuration alone (for Istio WasmPlugin or an
                    Envoy configuration of your own).
     run            Render and start Envoy in the foreground.
+    cache flush    Flush the stage cache of the running gateway on every worker, through
+                   the control listener (deployment field `control`).
+    cache status   Print the stage cache's flush generation from the running gateway.
+    key new        Generate an API key: prints the value once, and the `apiKeys` entry
+                   (SHA-256 only) to paste into the deployment file.
+    key hash       Print the SHA-256 of an existing key value, for `valueSha256`.
 
 OPTIONS:
     --wasm FILE        The filter module [default: target/wasm32-wasip1/release/apigw_edge.wasm]
     --envoy FILE       The Envoy binary [default: $APIGW_EDGE_ENVOY, .venv/bin/envoy, envoy]
     --out FILE         Write the rendered configuration here instead of standard output
     --config-out FILE  Where `run` writes the rendered configuration [default: .work/envoy.yaml]
+    --id ID            Key id for `key new` [default: a random one]
+    --name NAME        Key name for `key new`
 ";
 
 const DEFAULT_WASM: &str = "target/wasm32-wasip1/release/apigw_edge.wasm";
 
 struct Args {
     command: String,
+    /// The deployment file, or the key value for `key hash`.
     deployment: PathBuf,
+    id: Option<String>,
+    name: Option<String>,
     wasm: Option<PathBuf>,
     envoy: Option<PathBuf>,
     out: Option<PathBuf>,
@@ -52,9 +68,17 @@ fn parse_args() -> Result<Args, String> {
     if command == "-h" || command == "--help" || command == "help" {
         return Err(String::new());
     }
+    let command = if command == "cache" || command == "key" {
+        let sub = it.next().ok_or(format!("`{command}` needs a subcommand"))?;
+        format!("{command} {sub}")
+    } else {
+        command
+    };
     let mut args = Args {
         command,
         deployment: PathBuf::new(),
+        id: None,
+        name: None,
         wasm: None,
         envoy: None,
         out: None,
@@ -72,14 +96,20 @@ fn parse_args() -> Result<Args, String> {
             "--envoy" => args.envoy = Some(value("--envoy")?),
             "--out" => args.out = Some(value("--out")?),
             "--config-out" => args.config_out = Some(value("--config-out")?),
+            "--id" => args.id = Some(value("--id")?.to_string_lossy().into_owned()),
+            "--name" => args.name = Some(value("--name")?.to_string_lossy().into_owned()),
             "-h" | "--help" => return Err(String::new()),
             flag if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
             _ => positional.push(a),
         }
     }
-    match positional.as_slice() {
-        [one] => args.deployment = PathBuf::from(one),
-        [] => return Err("missing the deployment file".into()),
+    match (args.command.as_str(), positional.as_slice()) {
+        ("key new", []) => {}
+        ("key new", _) => return Err("`key new` takes no file".into()),
+        ("key hash", [one]) => args.deployment = PathBuf::from(one),
+        ("key hash", _) => return Err("`key hash` takes one key value".into()),
+        (_, [one]) => args.deployment = PathBuf::from(one),
+        (_, []) => return Err("missing the deployment file".into()),
         _ => return Err("expected one deployment file".into()),
     }
     Ok(args)
@@ -156,7 +186,113 @@ fn find_envoy(explicit: Option<PathBuf>) -> PathBuf {
     PathBuf::from("envoy")
 }
 
+/// Random letters and digits from the operating system's generator.
+fn random_alphanumeric(len: usize) -> Result<String, String> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut bytes = vec![0u8; len * 2];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
+    // 248 is the largest multiple of 62 below 256: rejecting larger bytes keeps it uniform.
+    let out: String = bytes
+        .iter()
+        .filter(|b| **b < 248)
+        .filter_map(|b| ALPHABET.get(usize::from(*b) % ALPHABET.len()))
+        .take(len)
+        .map(|b| char::from(*b))
+        .collect();
+    if out.len() == len {
+        Ok(out)
+    } else {
+        random_alphanumeric(len)
+    }
+}
+
+fn key_command(args: &Args) -> Result<(), ExitCode> {
+    if args.command == "key hash" {
+        let value = args.deployment.to_string_lossy();
+        if !apikeys::valid_value(&value) {
+            eprintln!("warning: API Gateway key values are 20-128 letters and digits");
+        }
+        println!("{}", apikeys::hash_value(&value));
+        return Ok(());
+    }
+    let fail = |e: String| {
+        eprintln!("error: {e}");
+        ExitCode::FAILURE
+    };
+    let value = random_alphanumeric(40).map_err(fail)?;
+    let id = match &args.id {
+        Some(id) => id.clone(),
+        None => random_alphanumeric(10).map_err(fail)?.to_ascii_lowercase(),
+    };
+    eprintln!("API key value (shown once; give it to the caller, it is not stored):");
+    eprintln!("  {value}");
+    eprintln!("Add to the deployment file under `apiKeys:`");
+    println!("- id: {id}");
+    if let Some(name) = &args.name {
+        println!("  name: {}", serde_json::Value::String(name.clone()));
+    }
+    println!("  valueSha256: {}", apikeys::hash_value(&value));
+    Ok(())
+}
+
+/// Sends one request to the control listener of a running gateway.
+fn control_request(addr: &str, method: &str, path: &str) -> Result<(u16, String), String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).map_err(|e| {
+        format!("cannot reach the control listener at {addr}: {e} (is the gateway running?)")
+    })?;
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).map_err(|e| e.to_string())?;
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw.as_str(), ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("not an HTTP response from {addr}"))?;
+    Ok((status, body.to_string()))
+}
+
+fn cache_command(args: &Args, cfg: &FilterConfig) -> Result<(), ExitCode> {
+    let Some(addr) = cfg.deployment.control.as_deref() else {
+        eprintln!(
+            "error: {}: deployment.control is not set; add `control: 127.0.0.1:9902` and restart the gateway",
+            args.deployment.display()
+        );
+        return Err(ExitCode::FAILURE);
+    };
+    let (method, path) = if args.command == "cache flush" {
+        ("POST", "/cache/flush")
+    } else {
+        ("GET", "/cache")
+    };
+    match control_request(addr, method, path) {
+        Ok((200, body)) => {
+            println!("{body}");
+            Ok(())
+        }
+        Ok((status, body)) => {
+            eprintln!("error: the control listener answered {status}: {body}");
+            Err(ExitCode::FAILURE)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(ExitCode::FAILURE)
+        }
+    }
+}
+
 fn run(args: Args) -> Result<(), ExitCode> {
+    if args.command.starts_with("key ") {
+        return key_command(&args);
+    }
     let cfg = load(&args.deployment).map_err(|e| {
         print_errors(&args.deployment, &e);
         ExitCode::FAILURE
@@ -267,6 +403,7 @@ fn run(args: Args) -> Result<(), ExitCode> {
                 ))
             }
         }
+        "cache flush" | "cache status" => cache_command(&args, &cfg),
         other => {
             eprintln!("error: unknown command `{other}`\n\n{USAGE}");
             Err(ExitCode::from(2))
