@@ -15,7 +15,7 @@ cargo build --release --bin apigw-edge
 cargo build --manifest-path examples/functions/Cargo.toml
 mkdir -p .work
 
-for port in 8080 9000 9901; do
+for port in 8080 9000 9901 9902; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "port 127.0.0.1:$port is already in use; stop what is listening there first" >&2
     exit 1
@@ -75,6 +75,28 @@ try 200 "curl http://127.0.0.1:8080/dev/hello/Grace"
 try 200 "curl -X POST 'http://127.0.0.1:8080/dev/echo/anything?x=1&x=2' -H 'Content-Type: application/json' -d '{\"hello\":\"world\"}'"
 try 502 "curl -i http://127.0.0.1:8080/dev/hello/fail"
 try 403 "curl -i http://127.0.0.1:8080/dev/no/such/route"
+
+# The stage cache: the first request above stored Ada's greeting; this one is a hit.
+cache_state() {
+  curl -s -o /dev/null -D - "http://127.0.0.1:8080/dev/hello?name=Ada" |
+    tr -d '\r' | awk -F': ' 'tolower($1) == "x-apigw-edge-cache" { print $2 }'
+}
+expect_cache() {
+  local want=$1 got
+  got=$(cache_state)
+  echo "  -> X-Apigw-Edge-Cache: $got"
+  if [ "$got" != "$want" ]; then
+    echo "  expected $want" >&2
+    failures=$((failures + 1))
+  fi
+  echo
+}
+echo "\$ curl -i 'http://127.0.0.1:8080/dev/hello?name=Ada'    # again: served from the stage cache"
+expect_cache HIT
+echo "\$ target/release/apigw-edge cache flush examples/hello/deployment.yaml"
+target/release/apigw-edge cache flush examples/hello/deployment.yaml || failures=$((failures + 1))
+echo "\$ curl -i 'http://127.0.0.1:8080/dev/hello?name=Ada'    # after the flush: fetched again"
+expect_cache MISS
 echo "Metrics: curl -s http://127.0.0.1:9901/stats | grep apigw_edge"
 echo "Logs: .work/envoy.log (Envoy and the filter), .work/lambda.log (functions)"
 
