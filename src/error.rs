@@ -33,6 +33,15 @@ pub enum GatewayError {
     /// `Cache-Control: max-age=0` from a caller not allowed to invalidate, under the
     /// `FAIL_WITH_403` strategy.
     CacheInvalidationForbidden,
+    /// The method requires an API key and the request has none, an unknown or disabled
+    /// one, or one that is in no usage plan of this stage.
+    InvalidApiKey,
+    /// A usage-plan or stage throttle refused the request.
+    Throttled,
+    /// The key's usage-plan quota for the period is used up.
+    QuotaExceeded,
+    /// Throttle or quota state could not be read or written (`onCheckFailure: DENY`).
+    UsageCheckFailed,
 }
 
 /// API Gateway's gateway response types, used to pick customisations and for logs.
@@ -44,6 +53,9 @@ pub enum ResponseType {
     IntegrationFailure,
     ApiConfigurationError,
     AccessDenied,
+    InvalidApiKey,
+    Throttled,
+    QuotaExceeded,
 }
 
 impl ResponseType {
@@ -56,6 +68,9 @@ impl ResponseType {
             ResponseType::IntegrationFailure => "INTEGRATION_FAILURE",
             ResponseType::ApiConfigurationError => "API_CONFIGURATION_ERROR",
             ResponseType::AccessDenied => "ACCESS_DENIED",
+            ResponseType::InvalidApiKey => "INVALID_API_KEY",
+            ResponseType::Throttled => "THROTTLED",
+            ResponseType::QuotaExceeded => "QUOTA_EXCEEDED",
         }
     }
 }
@@ -64,9 +79,10 @@ impl GatewayError {
     /// HTTP status the client receives.
     pub fn status(self) -> u16 {
         match self {
-            GatewayError::MissingAuthenticationToken | GatewayError::CacheInvalidationForbidden => {
-                403
-            }
+            GatewayError::MissingAuthenticationToken
+            | GatewayError::CacheInvalidationForbidden
+            | GatewayError::InvalidApiKey => 403,
+            GatewayError::Throttled | GatewayError::QuotaExceeded => 429,
             GatewayError::RequestTooLarge => 413,
             GatewayError::IntegrationTimeout => 504,
             GatewayError::IntegrationUnreachable
@@ -74,7 +90,8 @@ impl GatewayError {
             | GatewayError::MalformedProxyResponse => 502,
             GatewayError::InvokeRejected
             | GatewayError::BinaryDecodeFailed
-            | GatewayError::IntegrationNotSupported => 500,
+            | GatewayError::IntegrationNotSupported
+            | GatewayError::UsageCheckFailed => 500,
         }
     }
 
@@ -85,6 +102,9 @@ impl GatewayError {
             GatewayError::RequestTooLarge => "Request Too Long",
             GatewayError::IntegrationTimeout => "Endpoint request timed out",
             GatewayError::CacheInvalidationForbidden => "Unauthorized",
+            GatewayError::InvalidApiKey => "Forbidden",
+            GatewayError::Throttled => "Too Many Requests",
+            GatewayError::QuotaExceeded => "Limit Exceeded",
             _ => "Internal server error",
         }
     }
@@ -95,6 +115,9 @@ impl GatewayError {
             GatewayError::MissingAuthenticationToken => "MissingAuthenticationTokenException",
             GatewayError::RequestTooLarge => "RequestTooLargeException",
             GatewayError::CacheInvalidationForbidden => "AccessDeniedException",
+            GatewayError::InvalidApiKey => "ForbiddenException",
+            GatewayError::Throttled => "TooManyRequestsException",
+            GatewayError::QuotaExceeded => "LimitExceededException",
             _ => "InternalServerErrorException",
         }
     }
@@ -109,9 +132,12 @@ impl GatewayError {
             | GatewayError::InvokeRejected
             | GatewayError::FunctionError
             | GatewayError::MalformedProxyResponse => ResponseType::IntegrationFailure,
-            GatewayError::BinaryDecodeFailed | GatewayError::IntegrationNotSupported => {
-                ResponseType::ApiConfigurationError
-            }
+            GatewayError::BinaryDecodeFailed
+            | GatewayError::IntegrationNotSupported
+            | GatewayError::UsageCheckFailed => ResponseType::ApiConfigurationError,
+            GatewayError::InvalidApiKey => ResponseType::InvalidApiKey,
+            GatewayError::Throttled => ResponseType::Throttled,
+            GatewayError::QuotaExceeded => ResponseType::QuotaExceeded,
             GatewayError::CacheInvalidationForbidden => ResponseType::AccessDenied,
         }
     }
@@ -186,6 +212,24 @@ mod tests {
                 502,
                 r#"{"message":"Internal server error"}"#,
                 "InternalServerErrorException",
+            ),
+            (
+                GatewayError::InvalidApiKey,
+                403,
+                r#"{"message":"Forbidden"}"#,
+                "ForbiddenException",
+            ),
+            (
+                GatewayError::Throttled,
+                429,
+                r#"{"message":"Too Many Requests"}"#,
+                "TooManyRequestsException",
+            ),
+            (
+                GatewayError::QuotaExceeded,
+                429,
+                r#"{"message":"Limit Exceeded"}"#,
+                "LimitExceededException",
             ),
             (
                 GatewayError::CacheInvalidationForbidden,

@@ -19,6 +19,7 @@ use base64::Engine;
 use crate::apikeys::ApiKeys;
 use crate::cache::{self, CachePlan, Decision, KeySource, Mode, RouteCache, StageCache};
 use crate::config::{Api, FilterConfig, FunctionTarget};
+use crate::cors::CorsPolicy;
 use crate::error::{ConfigError, GatewayError};
 use crate::http::{header, title_case, Header, Reply};
 use crate::lambda::arn::{function_from_uri, parse_function};
@@ -32,7 +33,9 @@ use crate::lambda::response::{self, first_media_type, is_binary};
 use crate::openapi::{self, Integration, Method};
 use crate::query;
 use crate::router::Router;
+use crate::shared::SharedCells;
 use crate::time::Utc;
+use crate::usage::{UsageEvent, UsagePlans};
 
 /// How a request path maps onto the stage.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +80,8 @@ pub struct Gateway {
     user_agent: String,
     api_keys: ApiKeys,
     cache: Option<StageCache>,
+    usage: UsagePlans,
+    cors: Option<CorsPolicy>,
 }
 
 /// A compiled gateway plus the warnings compilation produced.
@@ -115,6 +120,14 @@ pub struct Routed {
     event_path: String,
     /// What the stage cache does for this request; `None` when the method is not cached.
     pub cache: Option<CachePlan>,
+    /// Id of the caller's API key, when the method requires one.
+    api_key_id: Option<String>,
+    /// What the usage check counted, for per-plan stats.
+    pub usage: Option<UsageEvent>,
+    /// `X-RateLimit-*` headers for the reply, when enabled.
+    limit_headers: Vec<Header>,
+    /// A line to log although the request goes on.
+    pub notice: Option<String>,
 }
 
 /// A finished request: the reply, the error that produced it if any, and the log line.
@@ -127,6 +140,20 @@ pub struct Outcome {
     /// The answer to keep in the stage cache (without per-request headers), when the method
     /// is cached and the answer may be stored.
     pub store: Option<Box<Reply>>,
+    /// What the usage check counted when it refused the request, for per-plan stats.
+    pub usage: Option<UsageEvent>,
+}
+
+impl Outcome {
+    fn ok(reply: Reply) -> Outcome {
+        Outcome {
+            reply,
+            error: None,
+            log: None,
+            store: None,
+            usage: None,
+        }
+    }
 }
 
 /// What to do after the request headers.
@@ -139,9 +166,6 @@ pub enum Start {
 }
 
 const STAGE_NAME_MAX: usize = 128;
-/// Headers [`Gateway::finalize`] adds per request; a stored answer is kept without them and
-/// gets fresh ones on every hit.
-const PER_REQUEST_HEADERS: [&str; 3] = ["x-amzn-RequestId", "x-amz-apigw-id", "X-Amzn-Trace-Id"];
 /// Request headers that never reach an integration.
 const DROPPED_REQUEST_HEADERS: [&str; 14] = [
     "connection",
@@ -309,6 +333,8 @@ impl Gateway {
         errors.extend(parsed.errors);
         let export = parsed.export;
         let api_keys = ApiKeys::compile(&d.api_keys, &mut errors);
+        let usage = UsagePlans::compile(d, &api_keys, &export.operations, &mut errors);
+        let cors = d.cors.as_ref().map(|c| CorsPolicy::compile(c, &mut errors));
         let (stage_cache, mut route_caches) = StageCache::compile(
             d.cache.as_ref(),
             &api_keys,
@@ -428,6 +454,8 @@ impl Gateway {
                 max_body_bytes: d.limits.max_body_bytes,
                 api_keys,
                 cache: stage_cache,
+                usage,
+                cors,
             },
             warnings: parsed.warnings,
         })
@@ -436,6 +464,11 @@ impl Gateway {
     /// Largest request body accepted.
     pub fn max_body_bytes(&self) -> u64 {
         self.max_body_bytes
+    }
+
+    /// Ids of the usage plans, in the order [`UsageEvent::plan`] refers to them.
+    pub fn plan_ids(&self) -> Vec<&str> {
+        self.usage.plan_ids()
     }
 
     /// The stage cache, when caching is on.
@@ -494,10 +527,23 @@ impl Gateway {
             reply,
             error: Some(error),
             store: None,
+            usage: None,
         }
     }
 
-    fn finalize(&self, mut reply: Reply, head: &RequestHead, integration: bool) -> Reply {
+    /// Adds the per-request headers and applies the CORS policy: every reply but a
+    /// preflight's leaves through here.
+    fn finalize(&self, reply: Reply, head: &RequestHead, integration: bool) -> Reply {
+        let mut reply = self.stamp(reply, head, integration);
+        if let Some(cors) = &self.cors {
+            cors.decorate(&mut reply, &head.headers);
+        }
+        reply
+    }
+
+    /// Adds `x-amzn-RequestId`, `x-amz-apigw-id` and, for integration answers,
+    /// `X-Amzn-Trace-Id`.
+    fn stamp(&self, mut reply: Reply, head: &RequestHead, integration: bool) -> Reply {
         reply
             .headers
             .push(("x-amzn-RequestId".into(), head.request_id.clone()));
@@ -511,8 +557,16 @@ impl Gateway {
         reply
     }
 
-    /// Step 1, on the request headers: stage, route, size limit.
-    pub fn start(&self, head: &RequestHead) -> Start {
+    /// Step 1, on the request headers: CORS preflight, stage, route, size limit, API key,
+    /// usage plan and stage throttles (counted in `cells`, shared by all workers), cache plan.
+    pub fn start(&self, head: &RequestHead, cells: &dyn SharedCells) -> Start {
+        if let Some(reply) = self
+            .cors
+            .as_ref()
+            .and_then(|c| c.preflight(&head.method, &head.headers))
+        {
+            return Start::Respond(Outcome::ok(self.stamp(reply, head, false)));
+        }
         let raw_path = head.path.split('?').next().unwrap_or_default();
         let Some((event_path, match_path)) = self.split_path(raw_path) else {
             return Start::Respond(self.fail(
@@ -536,6 +590,35 @@ impl Gateway {
         if too_large {
             return Start::Respond(self.request_too_large(head));
         }
+        let op = found.operation;
+        let caller = if self.usage.key_required(op) {
+            let presented = header(&head.headers, "x-api-key");
+            let Some(key) = presented.and_then(|v| self.api_keys.identify(v)) else {
+                let why = if presented.is_some() {
+                    "unknown or disabled API key"
+                } else {
+                    "the method requires an API key and x-api-key is missing"
+                };
+                return Start::Respond(self.fail(head, GatewayError::InvalidApiKey, why));
+            };
+            let Some(plan) = self.usage.plan_of(key) else {
+                let why = format!(
+                    "API key {} is in no usage plan of stage {}",
+                    key.id, self.stage
+                );
+                return Start::Respond(self.fail(head, GatewayError::InvalidApiKey, &why));
+            };
+            Some((key, plan))
+        } else {
+            None
+        };
+        let check = self.usage.check(cells, op, caller, head.now_ms);
+        if let Err((error, reason)) = &check.verdict {
+            let mut outcome = self.fail(head, *error, reason);
+            outcome.reply.headers.extend(check.headers);
+            outcome.usage = check.event;
+            return Start::Respond(outcome);
+        }
         let cache = match self.cache_decision(head, found.operation, &found.params) {
             Some(Decision::Forbidden) => return Start::Respond(self.fail(
                 head,
@@ -550,6 +633,10 @@ impl Gateway {
             params: found.params,
             event_path: event_path.to_string(),
             cache,
+            api_key_id: caller.map(|(k, _)| k.id.clone()),
+            usage: check.event,
+            limit_headers: check.headers,
+            notice: check.log,
         })
     }
 
@@ -598,12 +685,8 @@ impl Gateway {
         if let Some(plan) = &routed.cache {
             self.annotate_cached(&mut reply, plan, "HIT");
         }
-        Outcome {
-            reply,
-            error: None,
-            log: None,
-            store: None,
-        }
+        reply.headers.extend(routed.limit_headers.iter().cloned());
+        Outcome::ok(reply)
     }
 
     /// The reply for a body over [`Gateway::max_body_bytes`].
@@ -746,7 +829,14 @@ impl Gateway {
                 domain_prefix,
                 extended_request_id: &extended,
                 http_method: &head.method,
-                identity: Identity::anonymous(&head.source_ip, header(&head.headers, "user-agent")),
+                identity: Identity {
+                    api_key: routed
+                        .api_key_id
+                        .as_ref()
+                        .and(header(&head.headers, "x-api-key")),
+                    api_key_id: routed.api_key_id.as_deref(),
+                    ..Identity::anonymous(&head.source_ip, header(&head.headers, "user-agent"))
+                },
                 path: raw_path,
                 protocol: &head.protocol,
                 request_id: &head.request_id,
@@ -769,20 +859,24 @@ impl Gateway {
 
     /// Step 3: map the Invoke answer to the client reply, and say what the cache may keep.
     pub fn finish(&self, head: &RequestHead, routed: &Routed, resp: &InvokeResponse) -> Outcome {
-        let mut outcome = self.map_invoke(head, resp);
-        if let Some(plan) = &routed.cache {
-            if outcome.error.is_none() {
-                outcome.store = Some(Box::new(outcome.reply.clone()))
-                    .filter(|r| cache::store::cacheable(r))
-                    .map(|mut r| {
-                        r.headers.retain(|(k, _)| {
-                            !PER_REQUEST_HEADERS
-                                .iter()
-                                .any(|p| k.eq_ignore_ascii_case(p))
-                        });
-                        r
-                    });
+        let mut outcome = match self.map_invoke(head, resp) {
+            Ok(reply) => {
+                // The answer is kept as mapped: per-request headers and CORS are added
+                // afresh to every reply made from it.
+                let store = (routed.cache.is_some() && cache::store::cacheable(&reply))
+                    .then(|| Box::new(reply.clone()));
+                Outcome {
+                    store,
+                    ..Outcome::ok(self.finalize(reply, head, true))
+                }
             }
+            Err(outcome) => outcome,
+        };
+        outcome
+            .reply
+            .headers
+            .extend(routed.limit_headers.iter().cloned());
+        if let Some(plan) = &routed.cache {
             let what = match plan.mode {
                 Mode::Lookup => "MISS",
                 Mode::Refresh => "REFRESH",
@@ -792,51 +886,45 @@ impl Gateway {
         outcome
     }
 
-    fn map_invoke(&self, head: &RequestHead, resp: &InvokeResponse) -> Outcome {
+    /// The mapped reply (before [`Gateway::finalize`]), or the failure.
+    fn map_invoke(&self, head: &RequestHead, resp: &InvokeResponse) -> Result<Reply, Outcome> {
         let payload = match classify(resp) {
             InvokeOutcome::Payload(p) => p,
             InvokeOutcome::FunctionError(msg) => {
-                return self.fail(
+                return Err(self.fail(
                     head,
                     GatewayError::FunctionError,
                     &format!("Lambda execution failed due to customer function error: {msg}"),
-                );
+                ));
             }
             InvokeOutcome::Rejected { status, error_type } => {
-                return self.fail(
+                return Err(self.fail(
                     head,
                     GatewayError::InvokeRejected,
                     &format!("Lambda rejected the invocation with status {status}: {error_type}"),
-                );
+                ));
             }
             InvokeOutcome::Timeout => {
-                return self.fail(
+                return Err(self.fail(
                     head,
                     GatewayError::IntegrationTimeout,
                     "Lambda did not answer within the integration timeout",
-                );
+                ));
             }
             InvokeOutcome::Unreachable(why) => {
-                return self.fail(
+                return Err(self.fail(
                     head,
                     GatewayError::IntegrationUnreachable,
                     &format!("Lambda endpoint unreachable: {why}"),
-                );
+                ));
             }
         };
-        match response::map(
+        response::map(
             payload,
             &self.binary_media_types,
             header(&head.headers, "accept"),
-        ) {
-            Ok(reply) => Outcome {
-                reply: self.finalize(reply, head, true),
-                error: None,
-                log: None,
-                store: None,
-            },
-            Err(e) => self.fail(head, e.error, &e.reason),
-        }
+        )
+        .map_err(|e| self.fail(head, e.error, &e.reason))
     }
 }
 

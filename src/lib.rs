@@ -10,6 +10,7 @@ pub mod apikeys;
 pub mod cache;
 pub mod config;
 pub mod control;
+pub mod cors;
 pub mod error;
 pub mod gateway;
 pub mod http;
@@ -20,6 +21,7 @@ pub mod render;
 pub mod router;
 pub mod shared;
 pub mod time;
+pub mod usage;
 
 #[cfg(feature = "proxy")]
 mod filter;

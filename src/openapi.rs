@@ -100,6 +100,8 @@ pub struct Operation {
     pub integration: Integration,
     /// The integration's `cacheKeyParameters`, as written (checked by [`crate::cache`]).
     pub cache_key_parameters: Vec<String>,
+    /// The operation's `security` requires an API key (`x-api-key` header scheme).
+    pub api_key_required: bool,
     /// Location of the operation in the export, for messages.
     pub location: String,
 }
@@ -110,6 +112,48 @@ pub struct Export {
     pub operations: Vec<Operation>,
     /// `x-amazon-apigateway-binary-media-types`.
     pub binary_media_types: Vec<String>,
+}
+
+/// What a `/resource/path/METHOD` key (API Gateway's `methodSettings` form) names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MethodKey {
+    /// `*/*`: every method.
+    All,
+    /// One operation, by index.
+    One(usize),
+}
+
+/// Resolves a method key: `/pets/GET`, `~1pets~1{id}/GET` (slashes escaped as `~1`),
+/// `//GET` for the root resource, `*/*` for all. A key naming no deployed method is an error.
+pub fn resolve_method_key(operations: &[Operation], key: &str) -> Result<MethodKey, String> {
+    if key == "*/*" {
+        return Ok(MethodKey::All);
+    }
+    let (path, method) = key
+        .rsplit_once('/')
+        .ok_or("expected `/resource/path/METHOD` or `*/*`")?;
+    let path = path.replace("~1", "/");
+    let path = match path.as_str() {
+        "" | "/" => "/".to_string(),
+        p if p.starts_with('/') => p.trim_end_matches('/').to_string(),
+        _ => return Err("expected `/resource/path/METHOD` or `*/*`".into()),
+    };
+    let method = method.to_ascii_uppercase();
+    operations
+        .iter()
+        .position(|op| op.resource == path && op.method.as_str() == method)
+        .map(MethodKey::One)
+        .ok_or_else(|| format!("the export has no {method} method on `{path}`"))
+}
+
+/// The canonical `/resource/path/METHOD` of an operation.
+pub fn method_key(op: &Operation) -> String {
+    let resource = if op.resource == "/" {
+        "/"
+    } else {
+        op.resource.as_str()
+    };
+    format!("{resource}/{}", op.method.as_str())
 }
 
 /// Default and bounds of `timeoutInMillis`.
@@ -156,6 +200,22 @@ pub fn parse(doc: &Value) -> Parsed {
             "expected an array of media types",
         )),
     }
+    match doc
+        .get("x-amazon-apigateway-api-key-source")
+        .and_then(Value::as_str)
+    {
+        None | Some("HEADER") => {}
+        Some("AUTHORIZER") => out.errors.push(ConfigError::new(
+            "openapi.x-amazon-apigateway-api-key-source",
+            "AUTHORIZER needs Lambda authorizers, which are not supported yet; use HEADER",
+        )),
+        Some(other) => out.errors.push(ConfigError::new(
+            "openapi.x-amazon-apigateway-api-key-source",
+            format!("`{other}`: expected HEADER or AUTHORIZER"),
+        )),
+    }
+    let key_schemes = api_key_schemes(doc);
+    let top_security = doc.get("security");
     let Some(paths) = doc.get("paths").and_then(Value::as_object) else {
         out.errors.push(ConfigError::new(
             "openapi.paths",
@@ -181,11 +241,13 @@ pub fn parse(doc: &Value) -> Parsed {
             match (integration, cache_key_parameters) {
                 (Ok((integration, warning)), Ok(cache_key_parameters)) => {
                     out.warnings.extend(warning);
+                    let security = op.get("security").or(top_security);
                     out.export.operations.push(Operation {
                         resource: path.clone(),
                         method,
                         integration,
                         cache_key_parameters,
+                        api_key_required: requires_api_key(security, &key_schemes),
                         location,
                     });
                 }
@@ -194,6 +256,39 @@ pub fn parse(doc: &Value) -> Parsed {
         }
     }
     out
+}
+
+/// Names of the security schemes that are API Gateway API keys: `apiKey` in the header
+/// `x-api-key`, not a Lambda authorizer (`securityDefinitions` in Swagger 2.0,
+/// `components.securitySchemes` in OpenAPI 3).
+fn api_key_schemes(doc: &Value) -> Vec<String> {
+    let schemes = doc
+        .get("securityDefinitions")
+        .or_else(|| doc.pointer("/components/securitySchemes"))
+        .and_then(Value::as_object);
+    schemes
+        .into_iter()
+        .flatten()
+        .filter(|(_, s)| {
+            s.get("type").and_then(Value::as_str) == Some("apiKey")
+                && s.get("in").and_then(Value::as_str) == Some("header")
+                && s.get("name")
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| n.eq_ignore_ascii_case("x-api-key"))
+                && s.get("x-amazon-apigateway-authorizer").is_none()
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+/// Whether a `security` list names an API key scheme.
+fn requires_api_key(security: Option<&Value>, key_schemes: &[String]) -> bool {
+    security
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
+        .any(|req| req.keys().any(|k| key_schemes.contains(k)))
 }
 
 fn read_cache_key_parameters(op: &Value, location: &str) -> Result<Vec<String>, ConfigError> {
@@ -334,6 +429,79 @@ mod tests {
             ]
         );
         assert_eq!(p.export.binary_media_types, vec!["image/png"]);
+    }
+
+    #[test]
+    fn api_key_requirements_from_security() {
+        let doc = json!({
+            "swagger": "2.0",
+            "securityDefinitions": {
+                "api_key": {"type": "apiKey", "name": "x-api-key", "in": "header"},
+                "auth": {"type": "apiKey", "name": "Authorization", "in": "header",
+                         "x-amazon-apigateway-authorizer": {"type": "token"}}
+            },
+            "paths": {
+                "/keyed": {"get": {"security": [{"api_key": []}], "x-amazon-apigateway-integration": proxy("u")["x-amazon-apigateway-integration"]}},
+                "/authz": {"get": {"security": [{"auth": []}], "x-amazon-apigateway-integration": proxy("u")["x-amazon-apigateway-integration"]}},
+                "/open": {"get": proxy("u")}
+            }
+        });
+        let p = parse(&doc);
+        let required: Vec<_> = p
+            .export
+            .operations
+            .iter()
+            .map(|o| (o.resource.as_str(), o.api_key_required))
+            .collect();
+        assert_eq!(
+            required,
+            vec![("/authz", false), ("/keyed", true), ("/open", false)]
+        );
+        // OpenAPI 3 and top-level security.
+        let doc = json!({
+            "openapi": "3.0.1",
+            "components": {"securitySchemes": {"k": {"type": "apiKey", "name": "X-API-Key", "in": "header"}}},
+            "security": [{"k": []}],
+            "paths": {"/a": {"get": proxy("u")}}
+        });
+        assert!(parse(&doc).export.operations[0].api_key_required);
+    }
+
+    #[test]
+    fn method_keys_resolve_to_operations() {
+        let doc = json!({"swagger": "2.0", "paths": {
+            "/": {"get": proxy("u")}, "/pets/{id}": {"get": proxy("u")}, "/a": {"x-amazon-apigateway-any-method": proxy("u")}}});
+        let ops = parse(&doc).export.operations;
+        let find = |i: usize| MethodKey::One(i);
+        let idx = |res: &str| ops.iter().position(|o| o.resource == res).unwrap();
+        for (key, want) in [
+            ("*/*", Ok(MethodKey::All)),
+            ("//GET", Ok(find(idx("/")))),
+            ("~1/GET", Ok(find(idx("/")))),
+            ("/pets/{id}/GET", Ok(find(idx("/pets/{id}")))),
+            ("~1pets~1{id}/get", Ok(find(idx("/pets/{id}")))),
+            ("/a/ANY", Ok(find(idx("/a")))),
+            ("/a/GET", Err("no GET method on `/a`")),
+            ("pets", Err("expected")),
+            ("pets/GET", Err("expected")),
+        ] {
+            match (resolve_method_key(&ops, key), want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want, "{key}"),
+                (Err(got), Err(want)) => assert!(got.contains(want), "{key}: {got}"),
+                (got, want) => panic!("{key}: {got:?} vs {want:?}"),
+            }
+        }
+        assert_eq!(method_key(&ops[idx("/")]), "//GET");
+        assert_eq!(method_key(&ops[idx("/pets/{id}")]), "/pets/{id}/GET");
+    }
+
+    #[test]
+    fn key_source_must_be_header() {
+        let doc = json!({"swagger": "2.0", "x-amazon-apigateway-api-key-source": "AUTHORIZER", "paths": {}});
+        assert_eq!(
+            parse(&doc).errors[0].location,
+            "openapi.x-amazon-apigateway-api-key-source"
+        );
     }
 
     #[test]

@@ -200,6 +200,7 @@ mod tests {
                     kind: "mock".into(),
                 },
                 cache_key_parameters: Vec::new(),
+                api_key_required: false,
                 location: format!("openapi.paths.{path}.{}", method.as_str().to_lowercase()),
             })
             .collect()

@@ -3,7 +3,8 @@
 //! Envoy runs one wasm VM per worker thread; the only state they share is proxy-wasm shared
 //! data: a key-value store with compare-and-swap and no delete. Owns: the [`SharedCells`]
 //! view of that store (implemented by the host glue, and in memory for tests), the encoding
-//! of a 64-bit counter in a cell, and the compare-and-swap loop that increments one.
+//! of a 64-bit counter in a cell, and the compare-and-swap loop ([`update`]) that every
+//! cross-worker state change goes through.
 //! Must not: call the host itself or create keys from request data (the key space must stay
 //! bounded: every key a caller builds comes from configuration).
 
@@ -33,8 +34,52 @@ pub trait SharedCells {
     fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<(), CellError>;
 }
 
-/// How often an increment retries a lost compare-and-swap before giving up.
+/// How often an update retries a lost compare-and-swap before giving up.
 pub const MAX_CAS_ATTEMPTS: usize = 64;
+
+/// The CAS token used to create a cell only if it is still absent. The host creates an
+/// absent cell whatever the token, and refuses a non-zero token that does not match an
+/// existing cell, so a concurrent creator's write makes this one fail and retry. (A live
+/// cell carries this token only after 2^32 writes to shared data; such a coincidence
+/// would let one creation overwrite a cell created an instant earlier.)
+pub const CREATE_IF_ABSENT: u32 = u32::MAX;
+
+/// What an update does with the value it read.
+pub enum Step<T> {
+    /// Write this value (if nobody wrote the cell meanwhile) and return `T`.
+    Write(Vec<u8>, T),
+    /// Leave the cell as it is and return `T`.
+    Keep(T),
+}
+
+/// Reads a cell, lets `decide` compute the new value, and writes it with compare-and-swap,
+/// retrying from a fresh read when another worker got in first. Exact under contention:
+/// no two workers ever both act on the same read value.
+pub fn update<T>(
+    cells: &dyn SharedCells,
+    key: &str,
+    mut decide: impl FnMut(Option<&[u8]>) -> Result<Step<T>, CellError>,
+) -> Result<T, CellError> {
+    for _ in 0..MAX_CAS_ATTEMPTS {
+        let (value, cas) = cells.get(key)?;
+        match decide(value.as_deref())? {
+            Step::Keep(out) => return Ok(out),
+            Step::Write(next, out) => {
+                let cas = if value.is_none() {
+                    CREATE_IF_ABSENT
+                } else {
+                    cas
+                };
+                match cells.set(key, &next, cas) {
+                    Ok(()) => return Ok(out),
+                    Err(CellError::CasMismatch) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+    Err(CellError::CasMismatch)
+}
 
 fn decode(value: Option<&[u8]>) -> Result<u64, CellError> {
     match value {
@@ -54,23 +99,12 @@ pub fn read(cells: &dyn SharedCells, key: &str) -> Result<u64, CellError> {
     decode(value.as_deref())
 }
 
-/// Adds one to a counter with compare-and-swap; returns the new value.
-///
-/// The host has no create-if-absent: a cell that does not exist yet is written
-/// unconditionally, so two workers creating the same cell at the same moment may count one
-/// increment between them. That is harmless for invalidation generations (the value still
-/// changes); a caller that needs exact counts creates its cells when it is configured.
+/// Adds one to a counter; returns the new value.
 pub fn increment(cells: &dyn SharedCells, key: &str) -> Result<u64, CellError> {
-    for _ in 0..MAX_CAS_ATTEMPTS {
-        let (value, cas) = cells.get(key)?;
-        let next = decode(value.as_deref())?.wrapping_add(1);
-        match cells.set(key, &next.to_le_bytes(), cas) {
-            Ok(()) => return Ok(next),
-            Err(CellError::CasMismatch) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(CellError::CasMismatch)
+    update(cells, key, |value| {
+        let next = decode(value)?.wrapping_add(1);
+        Ok(Step::Write(next.to_le_bytes().to_vec(), next))
+    })
 }
 
 /// In-memory shared data for tests, with the host's CAS rules.
@@ -85,7 +119,8 @@ pub mod memory {
     pub struct Cells {
         data: RefCell<HashMap<String, (Vec<u8>, u32)>>,
         next_cas: Cell<u32>,
-        /// Before each of this many `set`s, another worker increments the cell first.
+        /// Before each of this many `set`s, another worker increments the cell first (and
+        /// creates it when absent).
         pub interleave: Cell<usize>,
         pub fail: Cell<bool>,
     }
@@ -117,9 +152,13 @@ pub mod memory {
                 let n = super::decode(current.as_deref())? + 1;
                 self.write(key, n.to_le_bytes().to_vec());
             }
+            // The host's rule: an absent cell is created whatever the token; an existing
+            // cell refuses a non-zero token that is not its own.
             let current = self.data.borrow().get(key).map(|(_, c)| *c);
-            if cas != 0 && current != Some(cas) {
-                return Err(CellError::CasMismatch);
+            if let (Some(current), true) = (current, cas != 0) {
+                if current != cas {
+                    return Err(CellError::CasMismatch);
+                }
             }
             self.write(key, value.to_vec());
             Ok(())
@@ -152,6 +191,24 @@ mod tests {
         // A cell that never settles gives up instead of spinning.
         cells.interleave.set(MAX_CAS_ATTEMPTS);
         assert_eq!(increment(&cells, "k"), Err(CellError::CasMismatch));
+    }
+
+    #[test]
+    fn creating_a_cell_races_safely() {
+        // Another worker creates the cell between our read (absent) and our write: our
+        // create-if-absent write fails and the retry counts on top of theirs.
+        let cells = Cells::default();
+        cells.interleave.set(1);
+        assert_eq!(increment(&cells, "new"), Ok(2));
+        assert_eq!(read(&cells, "new"), Ok(2));
+    }
+
+    #[test]
+    fn keep_does_not_write() {
+        let cells = Cells::default();
+        let got = update(&cells, "k", |v| Ok(Step::Keep(v.is_none()))).unwrap();
+        assert!(got);
+        assert_eq!(cells.get("k").unwrap(), (None, 0));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::apikeys::ApiKeys;
 use crate::config::{CacheSettings, MethodCacheSettings, UnauthorizedStrategy};
 use crate::error::ConfigError;
 use crate::http::header;
-use crate::openapi::{Method, Operation};
+use crate::openapi::{resolve_method_key, Method, MethodKey, Operation};
 use crate::shared::{self, CellError, SharedCells};
 
 /// API Gateway's largest cache TTL.
@@ -115,31 +115,6 @@ pub fn wants_invalidation(headers: &[(String, String)]) -> bool {
         })
 }
 
-/// Parses a `methodSettings` key into (resource path, method); `None` for `*/*`.
-fn method_setting_target(key: &str) -> Result<Option<(String, String)>, String> {
-    if key == "*/*" {
-        return Ok(None);
-    }
-    let (path, method) = key
-        .rsplit_once('/')
-        .ok_or("expected `/resource/path/METHOD` or `*/*`")?;
-    let path = path.replace("~1", "/");
-    let path = if path.is_empty() {
-        "/".to_string()
-    } else {
-        path
-    };
-    if !path.starts_with('/') {
-        return Err("expected `/resource/path/METHOD` or `*/*`".into());
-    }
-    let path = if path.len() > 1 {
-        path.trim_end_matches('/').to_string()
-    } else {
-        path
-    };
-    Ok(Some((path, method.to_ascii_uppercase())))
-}
-
 /// One `methodSettings` field: the method's own value, else `*/*`'s (API Gateway's rule:
 /// `*/*` never overrides what a method sets itself).
 fn resolve<T>(
@@ -221,22 +196,11 @@ impl StageCache {
                     format!("at most {MAX_TTL_SECONDS} (0 disables caching)"),
                 ));
             }
-            match method_setting_target(k) {
+            match resolve_method_key(operations, k) {
                 Err(msg) => errors.push(ConfigError::new(at, msg)),
-                Ok(None) => wildcard = m.clone(),
-                Ok(Some((path, method))) => {
-                    match operations
-                        .iter()
-                        .position(|op| op.resource == path && op.method.as_str() == method)
-                    {
-                        Some(i) => {
-                            specific.insert(i, m);
-                        }
-                        None => errors.push(ConfigError::new(
-                            at,
-                            format!("the export has no {method} method on `{path}`"),
-                        )),
-                    }
+                Ok(MethodKey::All) => wildcard = m.clone(),
+                Ok(MethodKey::One(i)) => {
+                    specific.insert(i, m);
                 }
             }
         }

@@ -42,6 +42,22 @@ pub struct Deployment {
     /// The stage response cache; absent means off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<CacheSettings>,
+    /// Methods that require an API key in addition to those the export marks
+    /// (`/resource/path/METHOD` or `*/*`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub api_key_required: Vec<String>,
+    /// Usage plans: which keys may call, how fast and how often.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub usage_plans: Vec<UsagePlan>,
+    /// Stage throttling: a default per method plus per-method overrides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<StageThrottle>,
+    /// Behaviour of usage-plan and throttle checks.
+    #[serde(default)]
+    pub usage: UsageSettings,
+    /// A CORS policy the gateway applies itself (modelled on HTTP APIs' corsConfiguration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<CorsSettings>,
     /// Loopback address of the control listener (stage cache flush); absent means none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub control: Option<String>,
@@ -176,6 +192,111 @@ pub enum UnauthorizedStrategy {
     SucceedWithResponseHeader,
     #[serde(rename = "SUCCEED_WITHOUT_RESPONSE_HEADER")]
     SucceedWithoutResponseHeader,
+}
+
+/// A token bucket: `rateLimit` requests per second on average, `burstLimit` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Throttle {
+    pub rate_limit: f64,
+    pub burst_limit: u64,
+}
+
+/// A usage plan's request quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct QuotaSettings {
+    pub limit: u64,
+    /// Requests subtracted from the limit in the first period.
+    #[serde(default)]
+    pub offset: u64,
+    pub period: QuotaPeriod,
+}
+
+/// Quota periods; boundaries are UTC (weeks start on Monday).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum QuotaPeriod {
+    Day,
+    Week,
+    Month,
+}
+
+/// One usage plan.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UsagePlan {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    /// Stages the plan applies to; absent means every stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stages: Option<Vec<String>>,
+    /// Ids of the API keys in the plan.
+    pub api_keys: Vec<String>,
+    /// Per-key throttle for every method of the stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<Throttle>,
+    /// Per-key, per-method throttles keyed `/resource/path/METHOD`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub method_throttle: BTreeMap<String, Throttle>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<QuotaSettings>,
+}
+
+/// Stage-level throttling (API Gateway's `methodSettings` throttling).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StageThrottle {
+    /// Default rate for each method (each method has its own bucket); with `burstLimit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst_limit: Option<u64>,
+    /// Per-method overrides keyed `/resource/path/METHOD`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub method_settings: BTreeMap<String, Throttle>,
+}
+
+/// What to do when the shared state behind throttles and quotas cannot be read or written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum CheckFailure {
+    /// Refuse the request (500), log why.
+    #[default]
+    Deny,
+    /// Serve the request without limits, log why (API Gateway's behaviour).
+    Allow,
+}
+
+/// Settings of the usage checks.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UsageSettings {
+    #[serde(default)]
+    pub on_check_failure: CheckFailure,
+    /// Adds `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` and (on 429)
+    /// `Retry-After`. API Gateway sends none of them.
+    #[serde(default)]
+    pub rate_limit_headers: bool,
+}
+
+/// A CORS policy, as HTTP APIs' `corsConfiguration`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CorsSettings {
+    #[serde(default)]
+    pub allow_origins: Vec<String>,
+    #[serde(default)]
+    pub allow_methods: Vec<String>,
+    #[serde(default)]
+    pub allow_headers: Vec<String>,
+    #[serde(default)]
+    pub expose_headers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<u32>,
+    #[serde(default)]
+    pub allow_credentials: bool,
 }
 
 /// Envoy process settings for `render` and `run`.

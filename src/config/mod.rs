@@ -9,8 +9,9 @@
 mod deployment;
 
 pub use deployment::{
-    Api, ApiKey, CacheSettings, Deployment, EnvoySettings, FunctionTarget, Lambda, Limits,
-    MethodCacheSettings, UnauthorizedStrategy, DEFAULT_MAX_BODY_BYTES,
+    Api, ApiKey, CacheSettings, CheckFailure, CorsSettings, Deployment, EnvoySettings,
+    FunctionTarget, Lambda, Limits, MethodCacheSettings, QuotaPeriod, QuotaSettings, StageThrottle,
+    Throttle, UnauthorizedStrategy, UsagePlan, UsageSettings, DEFAULT_MAX_BODY_BYTES,
 };
 
 use serde_json::Value;

@@ -270,9 +270,16 @@ impl Context for Request {
 impl HttpContext for Request {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let head = self.read_head();
-        match self.gateway.start(&head) {
-            Start::Respond(outcome) => self.respond(outcome),
+        match self.gateway.start(&head, &HostCells) {
+            Start::Respond(outcome) => {
+                self.metrics.usage(outcome.usage);
+                self.respond(outcome)
+            }
             Start::NeedBody(routed) => {
+                self.metrics.usage(routed.usage);
+                if let Some(line) = &routed.notice {
+                    log::warn!("{} {line}", head.request_id);
+                }
                 if let Some(stored) = self.consult_cache(&head, &routed) {
                     let outcome = self.gateway.cache_hit(&head, &routed, stored);
                     return self.respond(outcome);

@@ -3,10 +3,14 @@
 //! Envoy lists them under the `wasmcustom.` prefix, e.g.
 //! `wasmcustom.apigw_edge.requests.2xx`.
 
+use std::rc::Rc;
+
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 
-#[derive(Debug, Default, Clone, Copy)]
+use crate::usage::{EventKind, UsageEvent};
+
+#[derive(Debug, Default, Clone)]
 pub struct Metrics {
     responses_2xx: Option<u32>,
     responses_4xx: Option<u32>,
@@ -21,6 +25,9 @@ pub struct Metrics {
     cache_flush: Option<u32>,
     cache_errors: Option<u32>,
     cache_bytes: Option<u32>,
+    stage_throttled: Option<u32>,
+    /// Per usage plan: admitted, throttled, quota exceeded.
+    plans: Rc<Vec<[Option<u32>; 3]>>,
 }
 
 /// Something the stage cache did, for its counters.
@@ -49,8 +56,22 @@ fn add(id: Option<u32>, n: i64) {
 }
 
 impl Metrics {
-    pub fn define() -> Self {
+    /// Defines every stat; `plans` are the usage plan ids (each gets its own counters).
+    pub fn define(plans: &[&str]) -> Self {
+        let per_plan = plans
+            .iter()
+            .map(|id| {
+                ["admitted", "throttled", "quota_exceeded"].map(|what| {
+                    define(
+                        MetricType::Counter,
+                        &format!("apigw_edge.usage_plan.{id}.{what}"),
+                    )
+                })
+            })
+            .collect();
         Metrics {
+            stage_throttled: define(MetricType::Counter, "apigw_edge.stage.throttled"),
+            plans: Rc::new(per_plan),
             responses_2xx: define(MetricType::Counter, "apigw_edge.requests.2xx"),
             responses_4xx: define(MetricType::Counter, "apigw_edge.requests.4xx"),
             responses_5xx: define(MetricType::Counter, "apigw_edge.requests.5xx"),
@@ -93,6 +114,27 @@ impl Metrics {
             i64::try_from(stored.evicted).unwrap_or(i64::MAX),
         );
         add(self.cache_bytes, stored.bytes_delta);
+    }
+
+    /// Counts what a usage check did.
+    pub fn usage(&self, event: Option<UsageEvent>) {
+        let Some(event) = event else { return };
+        let column = match event.kind {
+            EventKind::Admitted => 0,
+            EventKind::Throttled => 1,
+            EventKind::QuotaExceeded => 2,
+        };
+        let id = match event.plan {
+            Some(p) => self
+                .plans
+                .get(p)
+                .and_then(|ids| ids.get(column))
+                .copied()
+                .flatten(),
+            None if event.kind == EventKind::Throttled => self.stage_throttled,
+            None => None,
+        };
+        add(id, 1);
     }
 
     /// Records bytes freed outside a store (expired or invalidated entries dropped).

@@ -101,6 +101,7 @@ impl Root {
                         c.capacity_bytes >> 20
                     ))
                 );
+                self.metrics = Metrics::define(&gateway.plan_ids());
                 self.role = Some(Role::Gateway {
                     gateway: Rc::new(gateway),
                     ids: Rc::new(Ids::seeded()),
@@ -139,6 +140,7 @@ impl RootContext for Root {
                     env!("CARGO_PKG_VERSION"),
                     cfg.stage
                 );
+                self.metrics = Metrics::define(&[]);
                 self.role = Some(Role::Control(Rc::new(cfg)));
                 true
             }
@@ -147,9 +149,6 @@ impl RootContext for Root {
                 false
             }
         };
-        if ok {
-            self.metrics = Metrics::define();
-        }
         ok
     }
 
@@ -161,11 +160,14 @@ impl RootContext for Root {
                 cache,
             } => Some(Box::new(Request::new(
                 gateway.clone(),
-                self.metrics,
+                self.metrics.clone(),
                 ids.clone(),
                 cache.clone(),
             ))),
-            Role::Control(cfg) => Some(Box::new(ControlRequest::new(cfg.clone(), self.metrics))),
+            Role::Control(cfg) => Some(Box::new(ControlRequest::new(
+                cfg.clone(),
+                self.metrics.clone(),
+            ))),
         }
     }
 

@@ -4,6 +4,7 @@ use super::*;
 use crate::cache::Mode;
 use crate::config::parse_deployment;
 use crate::lambda::invoke::InvokeResponse;
+use crate::shared::memory::Cells;
 
 const FN: &str = "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:";
 
@@ -52,7 +53,7 @@ fn head(method: &str, path: &str, headers: &[(&str, &str)]) -> RequestHead {
 
 /// Runs start + invoke and returns the event as JSON.
 fn event(g: &Gateway, h: &RequestHead, body: &[u8]) -> Value {
-    let Start::NeedBody(routed) = g.start(h) else {
+    let Start::NeedBody(routed) = g.start(h, &Cells::default()) else {
         panic!("{} {} did not route", h.method, h.path)
     };
     let call = g.invoke(h, &routed, body).unwrap();
@@ -120,7 +121,7 @@ fn missing_authentication_token_cases() {
         ("TRACE", "/stage/proxy-value"),
         ("GET", "*"),
     ] {
-        let Start::Respond(out) = g.start(&head(method, path, &[])) else {
+        let Start::Respond(out) = g.start(&head(method, path, &[]), &Cells::default()) else {
             panic!("{method} {path} routed");
         };
         assert_eq!(out.reply.status, 403, "{method} {path}");
@@ -249,7 +250,7 @@ fn invoke_call_shape() {
         ("/stage/b", "/2015-03-31/functions/local-name/invocations"),
     ] {
         let h = head("GET", path, &[]);
-        let Start::NeedBody(r) = g.start(&h) else {
+        let Start::NeedBody(r) = g.start(&h, &Cells::default()) else {
             panic!()
         };
         let call = g.invoke(&h, &r, b"").unwrap();
@@ -322,7 +323,10 @@ fn custom_domain_base_path() {
     assert_eq!(e["requestContext"]["stage"], "stage");
     for bad in ["/stage/pets", "/v1x/pets", "/pets"] {
         assert!(
-            matches!(g.start(&head("GET", bad, &[])), Start::Respond(_)),
+            matches!(
+                g.start(&head("GET", bad, &[]), &Cells::default()),
+                Start::Respond(_)
+            ),
             "{bad}"
         );
     }
@@ -342,12 +346,15 @@ fn oversized_body_is_refused() {
         json!({"limits": {"maxBodyBytes": 4}}),
         json!({"/a": {"post": proxy_op("a")}}),
     );
-    let Start::Respond(out) = g.start(&head("POST", "/stage/a", &[("content-length", "5")])) else {
+    let Start::Respond(out) = g.start(
+        &head("POST", "/stage/a", &[("content-length", "5")]),
+        &Cells::default(),
+    ) else {
         panic!()
     };
     assert_eq!(out.reply.status, 413);
     let h = head("POST", "/stage/a", &[]);
-    let Start::NeedBody(r) = g.start(&h) else {
+    let Start::NeedBody(r) = g.start(&h, &Cells::default()) else {
         panic!()
     };
     assert_eq!(g.invoke(&h, &r, b"12345").unwrap_err().reply.status, 413);
@@ -357,7 +364,7 @@ fn oversized_body_is_refused() {
 fn unsupported_integration_answers_500() {
     let g = gateway();
     let h = head("GET", "/stage/mock", &[]);
-    let Start::NeedBody(r) = g.start(&h) else {
+    let Start::NeedBody(r) = g.start(&h, &Cells::default()) else {
         panic!()
     };
     let out = g.invoke(&h, &r, b"").unwrap_err();
@@ -384,7 +391,7 @@ fn finish(
             .collect(),
         body: body.as_bytes().to_vec(),
     };
-    let Start::NeedBody(routed) = g.start(&h) else {
+    let Start::NeedBody(routed) = g.start(&h, &Cells::default()) else {
         panic!("GET /stage/x did not route")
     };
     g.finish(&h, &routed, &resp)
@@ -532,7 +539,7 @@ fn cached_gateway(cache: Value) -> Gateway {
 }
 
 fn routed(g: &Gateway, h: &RequestHead) -> Routed {
-    match g.start(h) {
+    match g.start(h, &Cells::default()) {
         Start::NeedBody(r) => r,
         Start::Respond(o) => panic!("{} {}: {}", h.method, h.path, o.reply.body_text()),
     }
@@ -625,7 +632,7 @@ fn unauthorized_invalidation_by_strategy() {
         json!({"methodSettings": {"*/*": {"unauthorizedCacheControlHeaderStrategy": "FAIL_WITH_403"}}}),
     );
     let h = head("GET", "/stage/pets", &[("cache-control", "max-age=0")]);
-    let Start::Respond(out) = deny.start(&h) else {
+    let Start::Respond(out) = deny.start(&h, &Cells::default()) else {
         panic!("not refused")
     };
     assert_eq!(out.reply.status, 403);
@@ -655,4 +662,169 @@ fn unauthorized_invalidation_by_strategy() {
         .contains("max-age=0 ignored"));
     let hit = warn.cache_hit(&h, &r, *out.store.unwrap());
     assert!(hit.reply.header("warning").is_some());
+}
+
+fn limited_gateway(extra: Value) -> Gateway {
+    let mut d = json!({
+        "apiKeys": [
+            {"id": "a", "valueSha256": crate::apikeys::hash_value("aaaaaaaaaaaaaaaaaaaaaaaa")},
+            {"id": "off", "enabled": false, "valueSha256": crate::apikeys::hash_value("offoffoffoffoffoffoffoff")},
+            {"id": "lone", "valueSha256": crate::apikeys::hash_value("lonelonelonelonelonelone")}
+        ],
+        "usagePlans": [{"id": "basic", "apiKeys": ["a", "off"], "quota": {"limit": 2, "period": "DAY"}}],
+        "apiKeyRequired": ["/keyed/GET"],
+        "cors": {"allowOrigins": ["http://app.test"], "allowMethods": ["GET"], "allowHeaders": ["x-api-key"]}
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        d[k] = v.clone();
+    }
+    gateway_with(
+        d,
+        json!({"/keyed": {"get": proxy_op("keyed")}, "/open": {"get": proxy_op("open")}}),
+    )
+}
+
+fn outcome_of(g: &Gateway, h: &RequestHead, cells: &Cells) -> Result<Routed, Outcome> {
+    match g.start(h, cells) {
+        Start::NeedBody(r) => Ok(r),
+        Start::Respond(o) => Err(o),
+    }
+}
+
+#[test]
+fn api_keys_are_checked_in_order() {
+    let g = limited_gateway(json!({}));
+    let cells = Cells::default();
+    for (headers, why) in [
+        (vec![], "x-api-key is missing"),
+        (vec![("x-api-key", "nope")], "unknown or disabled"),
+        (
+            vec![("x-api-key", "offoffoffoffoffoffoffoff")],
+            "unknown or disabled",
+        ),
+        (
+            vec![("x-api-key", "lonelonelonelonelonelone")],
+            "no usage plan",
+        ),
+    ] {
+        let o = outcome_of(&g, &head("GET", "/stage/keyed", &headers), &cells).unwrap_err();
+        assert_eq!(o.reply.status, 403, "{headers:?}");
+        assert_eq!(o.reply.body_text(), r#"{"message":"Forbidden"}"#);
+        assert_eq!(
+            o.reply.header("x-amzn-errortype"),
+            Some("ForbiddenException")
+        );
+        let log = o.log.unwrap();
+        assert!(
+            log.contains(why) && log.contains("INVALID_API_KEY"),
+            "{log}"
+        );
+    }
+    // Methods without the requirement ignore the header.
+    assert!(outcome_of(&g, &head("GET", "/stage/open", &[]), &cells).is_ok());
+}
+
+#[test]
+fn the_key_reaches_the_event_and_the_quota_counts() {
+    let g = limited_gateway(json!({}));
+    let cells = Cells::default();
+    let h = head(
+        "GET",
+        "/stage/keyed",
+        &[("x-api-key", "aaaaaaaaaaaaaaaaaaaaaaaa")],
+    );
+    let routed = outcome_of(&g, &h, &cells).unwrap();
+    let event: Value = serde_json::from_slice(&g.invoke(&h, &routed, b"").unwrap().body).unwrap();
+    assert_eq!(
+        event["requestContext"]["identity"]["apiKey"],
+        "aaaaaaaaaaaaaaaaaaaaaaaa"
+    );
+    assert_eq!(event["requestContext"]["identity"]["apiKeyId"], "a");
+    assert!(outcome_of(&g, &h, &cells).is_ok());
+    let o = outcome_of(&g, &h, &cells).unwrap_err();
+    assert_eq!(
+        (o.reply.status, o.reply.body_text()),
+        (429, r#"{"message":"Limit Exceeded"}"#.into())
+    );
+    assert_eq!(
+        o.usage.unwrap().kind,
+        crate::usage::EventKind::QuotaExceeded
+    );
+    // Methods that need no key have no key fields in the event.
+    let h = head("GET", "/stage/open", &[]);
+    let routed = outcome_of(&g, &h, &cells).unwrap();
+    let event: Value = serde_json::from_slice(&g.invoke(&h, &routed, b"").unwrap().body).unwrap();
+    assert!(event["requestContext"]["identity"]
+        .get("apiKeyId")
+        .is_none());
+}
+
+#[test]
+fn cors_on_preflights_errors_and_answers() {
+    let g = limited_gateway(json!({}));
+    let cells = Cells::default();
+    // A preflight is answered before routing, even for a path with no OPTIONS method.
+    let pre = head(
+        "OPTIONS",
+        "/stage/keyed",
+        &[
+            ("origin", "http://app.test"),
+            ("access-control-request-method", "GET"),
+            ("access-control-request-headers", "x-api-key"),
+        ],
+    );
+    let o = outcome_of(&g, &pre, &cells).unwrap_err();
+    assert_eq!(o.reply.status, 204);
+    assert_eq!(
+        o.reply.header("access-control-allow-headers"),
+        Some("x-api-key")
+    );
+    assert!(o.reply.header("x-amzn-requestid").is_some());
+    // The gateway's own errors carry the CORS headers: 403s and 429s alike.
+    for path in ["/stage/keyed", "/stage/nowhere"] {
+        let o = outcome_of(
+            &g,
+            &head("GET", path, &[("origin", "http://app.test")]),
+            &cells,
+        )
+        .unwrap_err();
+        assert_eq!(o.reply.status, 403);
+        assert_eq!(
+            o.reply.header("access-control-allow-origin"),
+            Some("http://app.test"),
+            "{path}"
+        );
+    }
+    // A function's answer gets them too, replacing the function's own.
+    let h = head("GET", "/stage/open", &[("origin", "http://app.test")]);
+    let routed = outcome_of(&g, &h, &cells).unwrap();
+    let resp = InvokeResponse {
+        status: Some(200),
+        headers: vec![],
+        body: br#"{"statusCode":200,"headers":{"Access-Control-Allow-Origin":"*"}}"#.to_vec(),
+    };
+    let o = g.finish(&h, &routed, &resp);
+    assert_eq!(
+        o.reply.header("access-control-allow-origin"),
+        Some("http://app.test")
+    );
+    assert_eq!(o.reply.header("vary"), Some("Origin"));
+}
+
+#[test]
+fn rate_limit_headers_reach_replies() {
+    let g = limited_gateway(json!({"usage": {"rateLimitHeaders": true}}));
+    let cells = Cells::default();
+    let h = head(
+        "GET",
+        "/stage/keyed",
+        &[("x-api-key", "aaaaaaaaaaaaaaaaaaaaaaaa")],
+    );
+    let routed = outcome_of(&g, &h, &cells).unwrap();
+    let o = g.finish(&h, &routed, &lambda_ok("x"));
+    assert_eq!(o.reply.header("x-ratelimit-remaining"), Some("1"));
+    outcome_of(&g, &h, &cells).unwrap();
+    let o = outcome_of(&g, &h, &cells).unwrap_err();
+    assert_eq!(o.reply.header("x-ratelimit-remaining"), Some("0"));
+    assert!(o.reply.header("retry-after").is_some());
 }

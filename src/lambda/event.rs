@@ -90,6 +90,11 @@ impl Serialize for StageVariables<'_> {
 pub struct Identity<'a> {
     pub access_key: Option<&'a str>,
     pub account_id: Option<&'a str>,
+    /// Present only for methods that require an API key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key_id: Option<&'a str>,
     pub caller: Option<&'a str>,
     pub cognito_authentication_provider: Option<&'a str>,
     pub cognito_authentication_type: Option<&'a str>,
@@ -107,6 +112,8 @@ impl<'a> Identity<'a> {
         Identity {
             access_key: None,
             account_id: None,
+            api_key: None,
+            api_key_id: None,
             caller: None,
             cognito_authentication_provider: None,
             cognito_authentication_type: None,
