@@ -5,7 +5,8 @@
 //! the API. It shares the gateway's VM id, so it reaches the same shared data. Owns: the
 //! control filter's configuration and the answers to its requests:
 //! - `POST /cache/flush`: flush the stage cache on every worker (bumps the flush generation);
-//! - `GET /cache`: the current flush generation.
+//! - `GET /cache`: the current flush generation;
+//! - `GET /usage/{keyId}`: the key's quota standing (limit, used, remaining, reset).
 //!
 //! Must not: serve API traffic or read anything but shared data, which it reaches through
 //! [`SharedCells`] so this module stays host-independent.
@@ -13,8 +14,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::cache;
+use crate::config::{Deployment, QuotaSettings};
 use crate::http::Reply;
 use crate::shared::{self, SharedCells};
+use crate::usage::{quota, quota_cell};
 
 /// What the control filter is configured with.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -22,6 +25,79 @@ use crate::shared::{self, SharedCells};
 pub struct ControlConfig {
     pub api_id: String,
     pub stage: String,
+    /// The quota of every key whose usage plan has one, for `GET /usage/{keyId}`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quotas: Vec<KeyQuota>,
+}
+
+/// One key's quota, as the control listener reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KeyQuota {
+    pub key_id: String,
+    pub plan_id: String,
+    pub quota: QuotaSettings,
+}
+
+impl ControlConfig {
+    /// The control configuration of a deployment's stage.
+    pub fn of(d: &Deployment) -> ControlConfig {
+        let quotas = d
+            .usage_plans
+            .iter()
+            .filter(|p| p.stages.as_ref().is_none_or(|s| s.contains(&d.stage)))
+            .filter_map(|p| Some((p, p.quota?)))
+            .flat_map(|(p, quota)| {
+                p.api_keys.iter().map(move |k| KeyQuota {
+                    key_id: k.clone(),
+                    plan_id: p.id.clone(),
+                    quota,
+                })
+            })
+            .collect();
+        ControlConfig {
+            api_id: d.api.id.clone(),
+            stage: d.stage.clone(),
+            quotas,
+        }
+    }
+}
+
+fn usage(cfg: &ControlConfig, key_id: &str, cells: &dyn SharedCells, now_ms: u64) -> Reply {
+    let Some(kq) = cfg.quotas.iter().find(|q| q.key_id == key_id) else {
+        return json(
+            404,
+            &serde_json::json!({"message": format!("no usage plan with a quota holds key `{key_id}` in stage `{}`", cfg.stage)}),
+        );
+    };
+    let cell = quota_cell(&kq.plan_id, &kq.key_id);
+    let state = match cells.get(&cell) {
+        Ok((None, _)) => None,
+        Ok((Some(v), _)) => match quota::State::decode(&v) {
+            Some(state) => Some(state),
+            None => {
+                return json(
+                    503,
+                    &serde_json::json!({"message": format!("cell {cell} does not hold a quota counter")}),
+                )
+            }
+        },
+        Err(e) => return json(503, &serde_json::json!({"message": e.to_string()})),
+    };
+    let standing = quota::standing(state, &kq.quota, now_ms);
+    json(
+        200,
+        &serde_json::json!({
+            "keyId": kq.key_id,
+            "planId": kq.plan_id,
+            "period": kq.quota.period,
+            "limit": standing.limit,
+            "used": standing.used,
+            "remaining": standing.remaining(),
+            "windowStartMs": standing.window_start_ms,
+            "resetMs": standing.reset_ms,
+        }),
+    )
 }
 
 fn json(status: u16, value: &serde_json::Value) -> Reply {
@@ -34,8 +110,17 @@ pub fn handle(
     method: &str,
     path: &str,
     cells: &dyn SharedCells,
+    now_ms: u64,
 ) -> (Reply, Option<String>) {
     let path = path.split('?').next().unwrap_or_default();
+    if let Some(key_id) = path.strip_prefix("/usage/") {
+        if method != "GET" {
+            let mut r = json(405, &serde_json::json!({"message": "Method Not Allowed"}));
+            r.headers.push(("Allow".into(), "GET".into()));
+            return (r, None);
+        }
+        return (usage(cfg, key_id, cells, now_ms), None);
+    }
     let flush = cache::flush_cell(&cache::shared_prefix(&cfg.api_id, &cfg.stage));
     match (method, path.trim_end_matches('/')) {
         ("POST", "/cache/flush") => match shared::increment(cells, &flush) {
@@ -96,19 +181,60 @@ mod tests {
         ControlConfig {
             api_id: "local".into(),
             stage: "prod".into(),
+            quotas: vec![KeyQuota {
+                key_id: "k".into(),
+                plan_id: "p".into(),
+                quota: QuotaSettings {
+                    limit: 10,
+                    offset: 0,
+                    period: crate::config::QuotaPeriod::Day,
+                },
+            }],
         }
+    }
+
+    #[test]
+    fn usage_reports_the_quota_standing() {
+        let cells = Cells::default();
+        let (r, _) = handle(&cfg(), "GET", "/usage/k", &cells, 1_000);
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(
+            (v["used"].as_u64(), v["remaining"].as_u64()),
+            (Some(0), Some(10))
+        );
+        // Count three requests the way the gateway does.
+        let q = cfg().quotas[0].quota;
+        let mut state = None;
+        for _ in 0..3 {
+            state = quota::consume(state, &q, 1_000).0;
+        }
+        cells
+            .set(&quota_cell("p", "k"), &state.unwrap().encode(), 0)
+            .unwrap();
+        let (r, _) = handle(&cfg(), "GET", "/usage/k", &cells, 2_000);
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(
+            (v["used"].as_u64(), v["remaining"].as_u64()),
+            (Some(3), Some(7))
+        );
+        assert_eq!(v["resetMs"].as_u64(), Some(86_400_000));
+        assert_eq!(v["period"], "DAY");
+        let (r, _) = handle(&cfg(), "GET", "/usage/other", &cells, 0);
+        assert_eq!(r.status, 404);
+        let (r, _) = handle(&cfg(), "POST", "/usage/k", &cells, 0);
+        assert_eq!(r.status, 405);
     }
 
     #[test]
     fn flush_bumps_the_generation_the_cache_reads() {
         let cells = Cells::default();
-        let (r, log) = handle(&cfg(), "GET", "/cache", &cells);
+        let (r, log) = handle(&cfg(), "GET", "/cache", &cells, 0);
         assert_eq!(
             (r.status, r.body_text()),
             (200, r#"{"flushGeneration":0,"stage":"prod"}"#.into())
         );
         assert!(log.is_none());
-        let (r, log) = handle(&cfg(), "POST", "/cache/flush", &cells);
+        let (r, log) = handle(&cfg(), "POST", "/cache/flush", &cells, 0);
         assert_eq!(r.status, 200);
         assert_eq!(
             r.body_text(),
@@ -132,11 +258,11 @@ mod tests {
             ("POST", "/flush", 404),
             ("GET", "/cache/?x=1", 200),
         ] {
-            let (r, _) = handle(&cfg(), method, path, &cells);
+            let (r, _) = handle(&cfg(), method, path, &cells, 0);
             assert_eq!(r.status, status, "{method} {path}");
         }
         cells.fail.set(true);
-        let (r, log) = handle(&cfg(), "POST", "/cache/flush", &cells);
+        let (r, log) = handle(&cfg(), "POST", "/cache/flush", &cells, 0);
         assert_eq!(r.status, 503);
         assert!(log.unwrap().contains("failed"));
     }

@@ -151,11 +151,7 @@ pub fn bootstrap(cfg: &FilterConfig, wasm_path: &str) -> Result<Value, Vec<Confi
         wasm_path,
     )];
     if let Some((host, port)) = control {
-        let control_config = json!({"control": ControlConfig {
-            api_id: d.api.id.clone(),
-            stage: d.stage.clone(),
-        }})
-        .to_string();
+        let control_config = json!({ "control": ControlConfig::of(d) }).to_string();
         listeners.push(listener(
             CONTROL_NAME,
             (&host, port),

@@ -34,8 +34,13 @@ impl HttpContext for ControlRequest {
                 .map(|(_, v)| v.as_str())
                 .unwrap_or_default()
         };
-        let (reply, log) =
-            control::handle(&self.cfg, pseudo(":method"), pseudo(":path"), &HostCells);
+        let (reply, log) = control::handle(
+            &self.cfg,
+            pseudo(":method"),
+            pseudo(":path"),
+            &HostCells,
+            host::now_ms(),
+        );
         if let Some(line) = log {
             log::info!("{line}");
             if reply.status == 200 {

@@ -22,6 +22,7 @@ USAGE:
     apigw-edge run <deployment.yaml> [--wasm FILE] [--envoy FILE] [--config-out FILE]
     apigw-edge cache flush <deployment.yaml>
     apigw-edge cache status <deployment.yaml>
+    apigw-edge usage <deployment.yaml> <key-id>
     apigw-edge key new [--id ID] [--name NAME]
     apigw-edge key hash <value>
 
@@ -35,6 +36,8 @@ COMMANDS:
     cache flush    Flush the stage cache of the running gateway on every worker, through
                    the control listener (deployment field `control`).
     cache status   Print the stage cache's flush generation from the running gateway.
+    usage          Print an API key's quota standing (limit, used, remaining, reset) from
+                   the running gateway.
     key new        Generate an API key: prints the value once, and the `apiKeys` entry
                    (SHA-256 only) to paste into the deployment file.
     key hash       Print the SHA-256 of an existing key value, for `valueSha256`.
@@ -108,6 +111,11 @@ fn parse_args() -> Result<Args, String> {
         ("key new", _) => return Err("`key new` takes no file".into()),
         ("key hash", [one]) => args.deployment = PathBuf::from(one),
         ("key hash", _) => return Err("`key hash` takes one key value".into()),
+        ("usage", [deployment, key]) => {
+            args.deployment = PathBuf::from(deployment);
+            args.id = Some(key.clone());
+        }
+        ("usage", _) => return Err("`usage` takes the deployment file and a key id".into()),
         (_, [one]) => args.deployment = PathBuf::from(one),
         (_, []) => return Err("missing the deployment file".into()),
         _ => return Err("expected one deployment file".into()),
@@ -260,7 +268,8 @@ fn control_request(addr: &str, method: &str, path: &str) -> Result<(u16, String)
     Ok((status, body.to_string()))
 }
 
-fn cache_command(args: &Args, cfg: &FilterConfig) -> Result<(), ExitCode> {
+/// Runs one request against the running gateway's control listener and prints the answer.
+fn control_command(args: &Args, cfg: &FilterConfig) -> Result<(), ExitCode> {
     let Some(addr) = cfg.deployment.control.as_deref() else {
         eprintln!(
             "error: {}: deployment.control is not set; add `control: 127.0.0.1:9902` and restart the gateway",
@@ -268,12 +277,15 @@ fn cache_command(args: &Args, cfg: &FilterConfig) -> Result<(), ExitCode> {
         );
         return Err(ExitCode::FAILURE);
     };
-    let (method, path) = if args.command == "cache flush" {
-        ("POST", "/cache/flush")
-    } else {
-        ("GET", "/cache")
+    let (method, path) = match args.command.as_str() {
+        "cache flush" => ("POST", "/cache/flush".to_string()),
+        "usage" => (
+            "GET",
+            format!("/usage/{}", args.id.as_deref().unwrap_or_default()),
+        ),
+        _ => ("GET", "/cache".to_string()),
     };
-    match control_request(addr, method, path) {
+    match control_request(addr, method, &path) {
         Ok((200, body)) => {
             println!("{body}");
             Ok(())
@@ -403,7 +415,7 @@ fn run(args: Args) -> Result<(), ExitCode> {
                 ))
             }
         }
-        "cache flush" | "cache status" => cache_command(&args, &cfg),
+        "cache flush" | "cache status" | "usage" => control_command(&args, &cfg),
         other => {
             eprintln!("error: unknown command `{other}`\n\n{USAGE}");
             Err(ExitCode::from(2))
