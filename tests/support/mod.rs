@@ -315,10 +315,44 @@ pub fn try_request(
     let mut bytes = req.into_bytes();
     bytes.extend_from_slice(body);
     s.write_all(&bytes).map_err(|e| e.to_string())?;
+    // Read until the message is complete rather than until the server closes: after a reply
+    // it makes while the request is still arriving, Envoy delays its close for up to a
+    // second (`delayed_close_timeout`) waiting for the client to close first.
     let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
+    let mut chunk = [0u8; 16 * 1024];
+    while !message_complete(&raw, method == "HEAD") {
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => raw.extend_from_slice(&chunk[..n]),
+        }
+    }
     let _ = s.shutdown(Shutdown::Both);
     parse_response(&raw, method == "HEAD")
+}
+
+/// Whether `raw` holds a whole HTTP/1.1 response (by `content-length`, chunked framing, or
+/// no body for HEAD, 1xx, 204 and 304).
+fn message_complete(raw: &[u8], head_only: bool) -> bool {
+    let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let status = head.split_whitespace().nth(1).unwrap_or("");
+    if head_only || status.starts_with('1') || status == "204" || status == "304" {
+        return true;
+    }
+    let body = &raw[split + 4..];
+    let length = head.lines().find_map(|l| {
+        l.strip_prefix("content-length:")
+            .and_then(|v| v.trim().parse::<usize>().ok())
+    });
+    if let Some(n) = length {
+        return body.len() >= n;
+    }
+    if head.contains("transfer-encoding: chunked") {
+        return body.ends_with(b"0\r\n\r\n");
+    }
+    false
 }
 
 pub fn get(port: u16, path: &str) -> Response {
