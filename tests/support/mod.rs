@@ -419,8 +419,17 @@ pub struct Envoy {
 /// Writes a deployment (YAML text without `openapi`, `listen`, `admin`) and an export into
 /// `dir`, renders with the CLI and returns the rendered configuration path and ports.
 pub fn render(dir: &Path, deployment: &str, openapi: &serde_json::Value) -> (PathBuf, u16, u16) {
-    let port = free_port();
-    let admin = free_port();
+    render_on(dir, deployment, openapi, free_port(), free_port())
+}
+
+/// [`render`] with the listener and admin ports chosen by the caller.
+pub fn render_on(
+    dir: &Path,
+    deployment: &str,
+    openapi: &serde_json::Value,
+    port: u16,
+    admin: u16,
+) -> (PathBuf, u16, u16) {
     std::fs::write(
         dir.join("openapi.json"),
         serde_json::to_vec_pretty(openapi).unwrap(),
