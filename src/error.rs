@@ -42,6 +42,8 @@ pub enum GatewayError {
     QuotaExceeded,
     /// Throttle or quota state could not be read or written (`onCheckFailure: DENY`).
     UsageCheckFailed,
+    /// A mock integration could not answer (no statusCode, no matching response).
+    MockFailed,
 }
 
 /// API Gateway's gateway response types, used to pick customisations and for logs.
@@ -91,7 +93,8 @@ impl GatewayError {
             GatewayError::InvokeRejected
             | GatewayError::BinaryDecodeFailed
             | GatewayError::IntegrationNotSupported
-            | GatewayError::UsageCheckFailed => 500,
+            | GatewayError::UsageCheckFailed
+            | GatewayError::MockFailed => 500,
         }
     }
 
@@ -134,7 +137,8 @@ impl GatewayError {
             | GatewayError::MalformedProxyResponse => ResponseType::IntegrationFailure,
             GatewayError::BinaryDecodeFailed
             | GatewayError::IntegrationNotSupported
-            | GatewayError::UsageCheckFailed => ResponseType::ApiConfigurationError,
+            | GatewayError::UsageCheckFailed
+            | GatewayError::MockFailed => ResponseType::ApiConfigurationError,
             GatewayError::InvalidApiKey => ResponseType::InvalidApiKey,
             GatewayError::Throttled => ResponseType::Throttled,
             GatewayError::QuotaExceeded => ResponseType::QuotaExceeded,

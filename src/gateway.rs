@@ -30,6 +30,7 @@ use crate::lambda::invoke::{
     classify, Endpoint, InvokeOutcome, InvokeResponse, InvokeTarget, LambdaCall,
 };
 use crate::lambda::response::{self, first_media_type, is_binary};
+use crate::mock::Mock;
 use crate::openapi::{self, Integration, Method};
 use crate::query;
 use crate::router::Router;
@@ -52,6 +53,7 @@ enum RouteAction {
         target: InvokeTarget,
         timeout_ms: u64,
     },
+    Mock(Mock),
     Unsupported {
         kind: String,
     },
@@ -351,11 +353,24 @@ impl Gateway {
             }
         };
 
+        let mut warnings = parsed.warnings;
         let mut routes = Vec::with_capacity(export.operations.len());
         for (i, op) in export.operations.iter().enumerate() {
             let action = match &op.integration {
                 Integration::Unsupported { kind } => {
                     RouteAction::Unsupported { kind: kind.clone() }
+                }
+                Integration::Mock(integ) => {
+                    let at = format!("{}.x-amazon-apigateway-integration", op.location);
+                    match Mock::compile(integ, &at) {
+                        Ok(mock) => RouteAction::Mock(mock),
+                        Err(w) => {
+                            warnings.push(w);
+                            RouteAction::Unsupported {
+                                kind: "mock".into(),
+                            }
+                        }
+                    }
                 }
                 Integration::AwsProxy { uri, timeout_ms } => {
                     let at = format!("{}.x-amazon-apigateway-integration.uri", op.location);
@@ -457,7 +472,7 @@ impl Gateway {
                 usage,
                 cors,
             },
-            warnings: parsed.warnings,
+            warnings,
         })
     }
 
@@ -483,7 +498,7 @@ impl Gateway {
             .iter()
             .filter_map(|r| match &r.action {
                 RouteAction::LambdaProxy { target, .. } => Some(target.cluster.as_str()),
-                RouteAction::Unsupported { .. } => None,
+                RouteAction::Mock(_) | RouteAction::Unsupported { .. } => None,
             })
             .collect();
         out.sort_unstable();
@@ -618,6 +633,18 @@ impl Gateway {
             outcome.reply.headers.extend(check.headers);
             outcome.usage = check.event;
             return Start::Respond(outcome);
+        }
+        if let Some(RouteAction::Mock(mock)) = self.routes.get(op).map(|r| &r.action) {
+            let content_type = header(&head.headers, "content-type").map(first_media_type);
+            let outcome =
+                match mock.respond(content_type.as_deref(), header(&head.headers, "accept")) {
+                    Ok(reply) => Outcome::ok(self.finalize(reply, head, false)),
+                    Err(reason) => self.fail(head, GatewayError::MockFailed, &reason),
+                };
+            return Start::Respond(Outcome {
+                usage: check.event,
+                ..outcome
+            });
         }
         let cache = match self.cache_decision(head, found.operation, &found.params) {
             Some(Decision::Forbidden) => return Start::Respond(self.fail(
@@ -780,6 +807,13 @@ impl Gateway {
                     route.resource
                 );
                 return Err(self.fail(head, GatewayError::IntegrationNotSupported, &reason));
+            }
+            RouteAction::Mock(_) => {
+                return Err(self.fail(
+                    head,
+                    GatewayError::IntegrationNotSupported,
+                    "a mock integration is answered on the request headers",
+                ));
             }
         };
         if body.len() as u64 > self.max_body_bytes {

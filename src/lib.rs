@@ -15,6 +15,7 @@ pub mod error;
 pub mod gateway;
 pub mod http;
 pub mod lambda;
+pub mod mock;
 pub mod openapi;
 pub mod query;
 pub mod render;

@@ -87,6 +87,8 @@ pub enum Integration {
         uri: String,
         timeout_ms: u64,
     },
+    /// `mock`: answered by the gateway from its templates (compiled by [`crate::mock`]).
+    Mock(Value),
     /// A type this gateway does not serve yet; requests to it get a 500 and a log line.
     Unsupported { kind: String },
 }
@@ -326,6 +328,9 @@ fn read_integration(
         .and_then(Value::as_str)
         .ok_or_else(|| ConfigError::new(format!("{at}.type"), "missing or not a string"))?
         .to_ascii_lowercase();
+    if kind == "mock" {
+        return Ok((Integration::Mock(integ.clone()), None));
+    }
     if kind != "aws_proxy" {
         let warning = ConfigError::new(
             format!("{at}.type"),
@@ -379,7 +384,7 @@ mod tests {
             "swagger": "2.0",
             "paths": {
                 "/pets": {"get": proxy("u1"), "parameters": [], "x-amazon-apigateway-any-method": proxy("u2")},
-                "/{proxy+}": {"options": {"x-amazon-apigateway-integration": {"type": "mock"}}}
+                "/{proxy+}": {"options": {"x-amazon-apigateway-integration": {"type": "http"}}}
             }
         });
         let p = parse(&doc);
@@ -524,7 +529,7 @@ mod tests {
             .iter()
             .map(|o| match &o.integration {
                 Integration::AwsProxy { timeout_ms, .. } => *timeout_ms,
-                Integration::Unsupported { .. } => 0,
+                Integration::Unsupported { .. } | Integration::Mock(_) => 0,
             })
             .collect();
         assert_eq!(t, vec![1500, DEFAULT_TIMEOUT_MS]);

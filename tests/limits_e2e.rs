@@ -377,3 +377,54 @@ fn cors_headers_on_preflights_errors_and_answers() {
     let r = envoy.request("GET", "/s/open", &[("Origin", "http://evil.test")], b"");
     assert!(r.header("access-control-allow-origin").is_none());
 }
+
+#[test]
+fn exported_enable_cors_options_methods_answer_as_exported() {
+    let stub = ok_stub();
+    // The OPTIONS method API Gateway's "Enable CORS" writes into an export (mock integration).
+    let options = json!({
+        "responses": {"200": {"description": "Default response for CORS method", "headers": {
+            "Access-Control-Allow-Origin": {"type": "string"},
+            "Access-Control-Allow-Methods": {"type": "string"},
+            "Access-Control-Allow-Headers": {"type": "string"}}}},
+        "x-amazon-apigateway-integration": {
+            "type": "mock",
+            "requestTemplates": {"application/json": "{\"statusCode\" : 200}"},
+            "passthroughBehavior": "when_no_match",
+            "responses": {"default": {
+                "statusCode": "200",
+                "responseParameters": {
+                    "method.response.header.Access-Control-Allow-Headers": "'Content-Type,X-Amz-Date,Authorization,X-Api-Key'",
+                    "method.response.header.Access-Control-Allow-Methods": "'GET,OPTIONS'",
+                    "method.response.header.Access-Control-Allow-Origin": "'*'"},
+                "responseTemplates": {"application/json": "{}"}}}}
+    });
+    let api = json!({"swagger": "2.0", "paths": {"/pets": {"get": proxy_op("pets"), "options": options}}});
+    let envoy = Envoy::start(
+        "limits-enable-cors",
+        &format!("stage: s\nlambda:\n  endpoint: {}\n", stub.url()),
+        &api,
+        2,
+    );
+    let r = envoy.request(
+        "OPTIONS",
+        "/s/pets",
+        &[("Origin", APP), ("Access-Control-Request-Method", "GET")],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), "{}");
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(
+        r.header("access-control-allow-methods"),
+        Some("GET,OPTIONS")
+    );
+    assert_eq!(
+        r.header("access-control-allow-headers"),
+        Some("Content-Type,X-Amz-Date,Authorization,X-Api-Key")
+    );
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert!(r.header("x-amzn-requestid").is_some());
+    assert!(stub.requests().is_empty(), "a mock never calls Lambda");
+    assert_eq!(envoy.get("/s/pets").status, 200);
+}

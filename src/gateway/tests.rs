@@ -31,7 +31,7 @@ fn gateway() -> Gateway {
             "/{proxy+}": {"x-amazon-apigateway-any-method": proxy_op("proxyfn")},
             "/hardcoded": {"get": proxy_op("hardfn")},
             "/": {"get": proxy_op("rootfn")},
-            "/mock": {"get": {"x-amazon-apigateway-integration": {"type": "mock"}}}
+            "/mock": {"get": {"x-amazon-apigateway-integration": {"type": "http"}}}
         }),
     )
 }
@@ -369,7 +369,41 @@ fn unsupported_integration_answers_500() {
     };
     let out = g.invoke(&h, &r, b"").unwrap_err();
     assert_eq!(out.reply.status, 500);
-    assert!(out.log.unwrap().contains("`mock`"));
+    assert!(out.log.unwrap().contains("`http`"));
+}
+
+#[test]
+fn mock_integrations_answer_on_the_headers() {
+    let cors_mock = json!({"x-amazon-apigateway-integration": {"type": "mock",
+        "requestTemplates": {"application/json": "{\"statusCode\": 200}"},
+        "responses": {"default": {"statusCode": "200",
+            "responseParameters": {"method.response.header.Access-Control-Allow-Origin": "'*'"},
+            "responseTemplates": {"application/json": "{}"}}}}});
+    let broken = json!({"x-amazon-apigateway-integration": {"type": "mock", "responses": {"default": {"statusCode": "200"}}}});
+    let vtl = json!({"x-amazon-apigateway-integration": {"type": "mock",
+        "requestTemplates": {"application/json": "#if(1){\"statusCode\": 200}#end"}}});
+    let cfg = FilterConfig {
+        deployment: parse_deployment(json!({"openapi": "a", "stage": "stage", "lambda": {"endpoint": "http://127.0.0.1:9000"}})).unwrap(),
+        openapi: json!({"swagger": "2.0", "paths": {"/a": {"options": cors_mock, "get": broken, "put": vtl}}}),
+    };
+    let compiled = Gateway::compile(&cfg).unwrap();
+    assert_eq!(compiled.warnings.len(), 1, "{:?}", compiled.warnings);
+    assert!(compiled.warnings[0].message.contains("VTL"));
+    let g = compiled.gateway;
+    let Start::Respond(out) = g.start(&head("OPTIONS", "/stage/a", &[]), &Cells::default()) else {
+        panic!("a mock does not wait for the body")
+    };
+    assert_eq!(
+        (out.reply.status, out.reply.body_text()),
+        (200, "{}".into())
+    );
+    assert_eq!(out.reply.header("access-control-allow-origin"), Some("*"));
+    assert!(out.reply.header("x-amzn-requestid").is_some());
+    let Start::Respond(out) = g.start(&head("GET", "/stage/a", &[]), &Cells::default()) else {
+        panic!()
+    };
+    assert_eq!(out.reply.status, 500);
+    assert!(out.log.unwrap().contains("statusCode"));
 }
 
 fn finish(
