@@ -81,6 +81,30 @@ pub fn update<T>(
     Err(CellError::CasMismatch)
 }
 
+/// [`update`] for cells holding a typed state: `decode` reads it (a cell it cannot read is
+/// an error naming `what` it should hold), `decide` returns the state to write, if any.
+pub fn update_state<S, T>(
+    cells: &dyn SharedCells,
+    key: &str,
+    what: &str,
+    decode: impl Fn(&[u8]) -> Option<S>,
+    mut decide: impl FnMut(Option<S>) -> (Option<Vec<u8>>, T),
+) -> Result<T, CellError> {
+    update(cells, key, |value| {
+        let state = match value {
+            None => None,
+            Some(v) => Some(
+                decode(v)
+                    .ok_or_else(|| CellError::Host(format!("cell {key} does not hold {what}")))?,
+            ),
+        };
+        Ok(match decide(state) {
+            (Some(next), out) => Step::Write(next, out),
+            (None, out) => Step::Keep(out),
+        })
+    })
+}
+
 fn decode(value: Option<&[u8]>) -> Result<u64, CellError> {
     match value {
         None => Ok(0),

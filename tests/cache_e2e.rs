@@ -11,7 +11,6 @@
 
 mod support;
 
-use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -106,12 +105,9 @@ cache:
 }
 
 fn sha256(value: &str) -> String {
-    let out = Command::new(cli())
-        .args(["key", "hash", value])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    cli_ok(&["key".as_ref(), "hash".as_ref(), value.as_ref()])
+        .trim()
+        .to_string()
 }
 
 fn cache_header(r: &Response) -> &str {
@@ -308,18 +304,9 @@ fn stage_flush_through_the_cli_reaches_every_worker() {
     let c = start("cache-workers-flush");
     let mut conns = warm_both_workers(&c, "/s/items/7", "item");
     let old = versions(&mut conns, "/s/items/7");
-    let out = Command::new(cli())
-        .arg("cache")
-        .arg("flush")
-        .arg(c.envoy.dir.join("deployment.yaml"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let deployment = c.envoy.dir.join("deployment.yaml");
+    let out = cli_ok(&["cache".as_ref(), "flush".as_ref(), deployment.as_os_str()]);
+    let answer: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(answer["flushed"], true);
     assert_eq!(answer["generation"], 1);
     let now = versions(&mut conns, "/s/items/7");
@@ -328,11 +315,7 @@ fn stage_flush_through_the_cli_reaches_every_worker() {
     }
     assert!(c.envoy.log().contains("cache flushed (generation 1)"));
     assert_eq!(c.envoy.counter("wasmcustom.apigw_edge.cache.flush"), 1);
-    let status = Command::new(cli())
-        .args(["cache", "status"])
-        .arg(c.envoy.dir.join("deployment.yaml"))
-        .output()
-        .unwrap();
-    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let status = cli_ok(&["cache".as_ref(), "status".as_ref(), deployment.as_os_str()]);
+    let status: Value = serde_json::from_str(&status).unwrap();
     assert_eq!(status["flushGeneration"], 1);
 }

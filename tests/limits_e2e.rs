@@ -10,7 +10,6 @@
 
 mod support;
 
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -29,11 +28,9 @@ const APP: &str = "http://app.test:3000";
 static HEAVY: Mutex<()> = Mutex::new(());
 
 fn sha256(value: &str) -> String {
-    let out = Command::new(cli())
-        .args(["key", "hash", value])
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    cli_ok(&["key".as_ref(), "hash".as_ref(), value.as_ref()])
+        .trim()
+        .to_string()
 }
 
 fn keyed(function: &str) -> Value {
@@ -199,18 +196,9 @@ fn a_quota_of_n_admits_exactly_n_across_workers() {
         110
     );
     // The control listener reports the standing.
-    let out = Command::new(cli())
-        .arg("usage")
-        .arg(envoy.dir.join("deployment.yaml"))
-        .arg("gold")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let standing: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let deployment = envoy.dir.join("deployment.yaml");
+    let out = cli_ok(&["usage".as_ref(), deployment.as_os_str(), "gold".as_ref()]);
+    let standing: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
         (standing["used"].as_u64(), standing["remaining"].as_u64()),
         (Some(50), Some(0))

@@ -2,7 +2,6 @@
 
 use std::rc::Rc;
 
-use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, MapType};
 
@@ -10,6 +9,7 @@ use super::cells::HostCells;
 use super::host;
 use super::metrics::{CacheEvent, Metrics};
 use crate::control::{self, ControlConfig};
+use crate::http::header;
 
 pub struct ControlRequest {
     cfg: Rc<ControlConfig>,
@@ -27,13 +27,7 @@ impl Context for ControlRequest {}
 impl HttpContext for ControlRequest {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let headers = host::headers(MapType::HttpRequestHeaders);
-        let pseudo = |name: &str| {
-            headers
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-                .unwrap_or_default()
-        };
+        let pseudo = |name: &str| header(&headers, name).unwrap_or_default();
         let (reply, log) = control::handle(
             &self.cfg,
             pseudo(":method"),
@@ -47,16 +41,7 @@ impl HttpContext for ControlRequest {
                 self.metrics.cache(CacheEvent::Flush);
             }
         }
-        let headers: Vec<(&str, &str)> = reply
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        if let Err(status) =
-            hostcalls::send_http_response(u32::from(reply.status), headers, Some(&reply.body))
-        {
-            log::error!("could not send the control response: {status:?}");
-        }
+        host::send_reply(&reply);
         Action::Pause
     }
 }

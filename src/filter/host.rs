@@ -5,6 +5,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType};
 
+use crate::http::Reply;
+
 /// Milliseconds since the Unix epoch by the host clock (0 if the host cannot say).
 pub fn now_ms() -> u64 {
     hostcalls::get_current_time()
@@ -52,4 +54,18 @@ pub fn buffer(kind: BufferType, size: usize) -> Vec<u8> {
 
 pub fn millis(ms: u64) -> Duration {
     Duration::from_millis(ms)
+}
+
+/// Sends a reply to the client; a host refusal is logged (there is nobody else to tell).
+pub fn send_reply(reply: &Reply) {
+    let headers: Vec<(&str, &str)> = reply
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    if let Err(status) =
+        hostcalls::send_http_response(u32::from(reply.status), headers, Some(&reply.body))
+    {
+        log::error!("could not send the response: {status:?}");
+    }
 }

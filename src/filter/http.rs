@@ -154,18 +154,7 @@ impl Request {
             }
         }
         self.metrics.response(outcome.reply.status);
-        let headers: Vec<(&str, &str)> = outcome
-            .reply
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let body = Some(outcome.reply.body.as_slice());
-        if let Err(status) =
-            hostcalls::send_http_response(u32::from(outcome.reply.status), headers, body)
-        {
-            log::error!("could not send the response: {status:?}");
-        }
+        host::send_reply(&outcome.reply);
         self.phase = Phase::Done;
         Action::Pause
     }

@@ -21,7 +21,7 @@ use crate::config::{CheckFailure, Deployment, QuotaSettings};
 use crate::error::{ConfigError, GatewayError};
 use crate::http::Header;
 use crate::openapi::{method_key, resolve_method_key, MethodKey, Operation};
-use crate::shared::{self, CellError, SharedCells, Step};
+use crate::shared::{self, CellError, SharedCells};
 use bucket::{Rate, Take};
 
 /// A compiled usage plan.
@@ -292,18 +292,16 @@ impl UsagePlans {
         rate: &Rate,
         now_ms: u64,
     ) -> Result<Take, CellError> {
-        shared::update(cells, cell, |value| {
-            let state = match value {
-                None => None,
-                Some(v) => Some(bucket::State::decode(v).ok_or_else(|| {
-                    CellError::Host(format!("cell {cell} does not hold a token bucket"))
-                })?),
-            };
-            Ok(match bucket::take(state, rate, now_ms) {
-                (Some(next), verdict) => Step::Write(next.encode(), verdict),
-                (None, verdict) => Step::Keep(verdict),
-            })
-        })
+        shared::update_state(
+            cells,
+            cell,
+            "a token bucket",
+            bucket::State::decode,
+            |state| {
+                let (next, verdict) = bucket::take(state, rate, now_ms);
+                (next.map(|n| n.encode()), verdict)
+            },
+        )
     }
 
     fn consume(
@@ -313,18 +311,16 @@ impl UsagePlans {
         q: &QuotaSettings,
         now_ms: u64,
     ) -> Result<(bool, quota::Standing), CellError> {
-        shared::update(cells, cell, |value| {
-            let state = match value {
-                None => None,
-                Some(v) => Some(quota::State::decode(v).ok_or_else(|| {
-                    CellError::Host(format!("cell {cell} does not hold a quota counter"))
-                })?),
-            };
-            Ok(match quota::consume(state, q, now_ms) {
-                (Some(next), standing) => Step::Write(next.encode(), (true, standing)),
-                (None, standing) => Step::Keep((false, standing)),
-            })
-        })
+        shared::update_state(
+            cells,
+            cell,
+            "a quota counter",
+            quota::State::decode,
+            |state| {
+                let (next, standing) = quota::consume(state, q, now_ms);
+                (next.map(|n| n.encode()), (next.is_some(), standing))
+            },
+        )
     }
 
     /// Checks one request to operation `op` by `caller` (its key and that key's plan, when

@@ -168,14 +168,14 @@ pub struct InvokeStub {
     pub log: Arc<Mutex<Vec<Recorded>>>,
 }
 
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Recorded> {
-    let mut line = String::new();
-    if reader.read_line(&mut line).ok()? == 0 {
-        return None;
-    }
-    let mut parts = line.split_whitespace();
-    let method = parts.next()?.to_string();
-    let path = parts.next()?.to_string();
+/// Header (name, value) pairs in order.
+pub type Headers = Vec<(String, String)>;
+
+/// Reads a header block and the `content-length` body that follows (none when `head_only`).
+fn read_headers_and_body(
+    reader: &mut BufReader<TcpStream>,
+    head_only: bool,
+) -> Option<(Headers, Vec<u8>)> {
     let mut headers = Vec::new();
     loop {
         let mut h = String::new();
@@ -192,8 +192,20 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Recorded> {
         .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
         .and_then(|(_, v)| v.parse::<usize>().ok())
         .unwrap_or(0);
-    let mut body = vec![0; len];
+    let mut body = vec![0; if head_only { 0 } else { len }];
     reader.read_exact(&mut body).ok()?;
+    Some((headers, body))
+}
+
+fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Recorded> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_string();
+    let path = parts.next()?.to_string();
+    let (headers, body) = read_headers_and_body(reader, false)?;
     Some(Recorded {
         method,
         path,
@@ -621,25 +633,8 @@ impl Conn {
             .nth(1)
             .and_then(|s| s.parse().ok())
             .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
-        let mut headers = Vec::new();
-        loop {
-            let mut h = String::new();
-            self.reader.read_line(&mut h).unwrap();
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                headers.push((k.trim().to_string(), v.trim().to_string()));
-            }
-        }
-        let len = headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-            .and_then(|(_, v)| v.parse::<usize>().ok())
-            .unwrap_or(0);
-        let mut body = vec![0; if method == "HEAD" { 0 } else { len }];
-        self.reader.read_exact(&mut body).unwrap();
+        let (headers, body) = read_headers_and_body(&mut self.reader, method == "HEAD")
+            .unwrap_or_else(|| panic!("{method} {path}: malformed response"));
         Response {
             status,
             headers,
@@ -650,4 +645,19 @@ impl Conn {
     pub fn get(&mut self, path: &str) -> Response {
         self.send("GET", path, &[])
     }
+}
+
+/// Runs the CLI with `args`, asserting success; returns standard output.
+pub fn cli_ok(args: &[&std::ffi::OsStr]) -> String {
+    let out = Command::new(cli())
+        .current_dir(repo())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "apigw-edge {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
