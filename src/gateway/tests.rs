@@ -53,7 +53,12 @@ fn head(method: &str, path: &str, headers: &[(&str, &str)]) -> RequestHead {
 
 /// Runs start + invoke and returns the event as JSON.
 fn event(g: &Gateway, h: &RequestHead, body: &[u8]) -> Value {
-    let Start::NeedBody(routed) = g.start(h, &Cells::default()) else {
+    event_counted(g, h, body, &Cells::default())
+}
+
+/// [`event`] with the shared data the usage checks count in.
+fn event_counted(g: &Gateway, h: &RequestHead, body: &[u8], cells: &Cells) -> Value {
+    let Start::NeedBody(routed) = g.start(h, cells) else {
         panic!("{} {} did not route", h.method, h.path)
     };
     let call = g.invoke(h, &routed, body).unwrap();
@@ -767,8 +772,7 @@ fn the_key_reaches_the_event_and_the_quota_counts() {
         "/stage/keyed",
         &[("x-api-key", "aaaaaaaaaaaaaaaaaaaaaaaa")],
     );
-    let routed = outcome_of(&g, &h, &cells).unwrap();
-    let event: Value = serde_json::from_slice(&g.invoke(&h, &routed, b"").unwrap().body).unwrap();
+    let event = event_counted(&g, &h, b"", &cells);
     assert_eq!(
         event["requestContext"]["identity"]["apiKey"],
         "aaaaaaaaaaaaaaaaaaaaaaaa"
@@ -785,9 +789,7 @@ fn the_key_reaches_the_event_and_the_quota_counts() {
         crate::usage::EventKind::QuotaExceeded
     );
     // Methods that need no key have no key fields in the event.
-    let h = head("GET", "/stage/open", &[]);
-    let routed = outcome_of(&g, &h, &cells).unwrap();
-    let event: Value = serde_json::from_slice(&g.invoke(&h, &routed, b"").unwrap().body).unwrap();
+    let event = event_counted(&g, &head("GET", "/stage/open", &[]), b"", &cells);
     assert!(event["requestContext"]["identity"]
         .get("apiKeyId")
         .is_none());
