@@ -23,6 +23,7 @@ pub mod router;
 pub mod shared;
 pub mod time;
 pub mod usage;
+pub mod vtl;
 
 #[cfg(feature = "proxy")]
 mod filter;
