@@ -44,6 +44,13 @@ pub enum GatewayError {
     UsageCheckFailed,
     /// A mock integration could not answer (no statusCode, no matching response).
     MockFailed,
+    /// `passthroughBehavior` refuses the request's `Content-Type`.
+    UnsupportedMediaType,
+    /// A mapping template reads the body as JSON and it is not JSON.
+    InvalidRequestBody,
+    /// A non-proxy mapping failed: a template error, no matching integration response, or
+    /// no method response for the status.
+    MappingFailed,
 }
 
 /// API Gateway's gateway response types, used to pick customisations and for logs.
@@ -58,6 +65,8 @@ pub enum ResponseType {
     InvalidApiKey,
     Throttled,
     QuotaExceeded,
+    UnsupportedMediaType,
+    BadRequestBody,
 }
 
 impl ResponseType {
@@ -73,6 +82,8 @@ impl ResponseType {
             ResponseType::InvalidApiKey => "INVALID_API_KEY",
             ResponseType::Throttled => "THROTTLED",
             ResponseType::QuotaExceeded => "QUOTA_EXCEEDED",
+            ResponseType::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            ResponseType::BadRequestBody => "BAD_REQUEST_BODY",
         }
     }
 }
@@ -86,6 +97,8 @@ impl GatewayError {
             | GatewayError::InvalidApiKey => 403,
             GatewayError::Throttled | GatewayError::QuotaExceeded => 429,
             GatewayError::RequestTooLarge => 413,
+            GatewayError::UnsupportedMediaType => 415,
+            GatewayError::InvalidRequestBody => 400,
             GatewayError::IntegrationTimeout => 504,
             GatewayError::IntegrationUnreachable
             | GatewayError::FunctionError
@@ -94,7 +107,8 @@ impl GatewayError {
             | GatewayError::BinaryDecodeFailed
             | GatewayError::IntegrationNotSupported
             | GatewayError::UsageCheckFailed
-            | GatewayError::MockFailed => 500,
+            | GatewayError::MockFailed
+            | GatewayError::MappingFailed => 500,
         }
     }
 
@@ -108,6 +122,8 @@ impl GatewayError {
             GatewayError::InvalidApiKey => "Forbidden",
             GatewayError::Throttled => "Too Many Requests",
             GatewayError::QuotaExceeded => "Limit Exceeded",
+            GatewayError::UnsupportedMediaType => "Unsupported Media Type",
+            GatewayError::InvalidRequestBody => "Could not parse request body into json",
             _ => "Internal server error",
         }
     }
@@ -121,6 +137,9 @@ impl GatewayError {
             GatewayError::InvalidApiKey => "ForbiddenException",
             GatewayError::Throttled => "TooManyRequestsException",
             GatewayError::QuotaExceeded => "LimitExceededException",
+            GatewayError::UnsupportedMediaType | GatewayError::InvalidRequestBody => {
+                "BadRequestException"
+            }
             _ => "InternalServerErrorException",
         }
     }
@@ -138,7 +157,10 @@ impl GatewayError {
             GatewayError::BinaryDecodeFailed
             | GatewayError::IntegrationNotSupported
             | GatewayError::UsageCheckFailed
-            | GatewayError::MockFailed => ResponseType::ApiConfigurationError,
+            | GatewayError::MockFailed
+            | GatewayError::MappingFailed => ResponseType::ApiConfigurationError,
+            GatewayError::UnsupportedMediaType => ResponseType::UnsupportedMediaType,
+            GatewayError::InvalidRequestBody => ResponseType::BadRequestBody,
             GatewayError::InvalidApiKey => ResponseType::InvalidApiKey,
             GatewayError::Throttled => ResponseType::Throttled,
             GatewayError::QuotaExceeded => ResponseType::QuotaExceeded,
@@ -234,6 +256,18 @@ mod tests {
                 429,
                 r#"{"message":"Limit Exceeded"}"#,
                 "LimitExceededException",
+            ),
+            (
+                GatewayError::UnsupportedMediaType,
+                415,
+                r#"{"message":"Unsupported Media Type"}"#,
+                "BadRequestException",
+            ),
+            (
+                GatewayError::MappingFailed,
+                500,
+                r#"{"message":"Internal server error"}"#,
+                "InternalServerErrorException",
             ),
             (
                 GatewayError::CacheInvalidationForbidden,

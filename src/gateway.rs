@@ -21,6 +21,7 @@ use crate::cache::{self, CachePlan, Decision, KeySource, Mode, RouteCache, Stage
 use crate::config::{Api, FilterConfig, FunctionTarget};
 use crate::cors::CorsPolicy;
 use crate::error::{ConfigError, GatewayError};
+use crate::gateway_responses::GatewayResponses;
 use crate::http::{header, title_case, Header, Reply};
 use crate::lambda::arn::{function_from_uri, parse_function};
 use crate::lambda::event::{
@@ -30,13 +31,16 @@ use crate::lambda::invoke::{
     classify, Endpoint, InvokeOutcome, InvokeResponse, InvokeTarget, LambdaCall,
 };
 use crate::lambda::response::{self, first_media_type, is_binary};
-use crate::mock::Mock;
+use crate::mapping::aws::{AwsMapping, RequestFailure};
+use crate::mapping::{self, MapFailure, Sources};
+use crate::mock::{Mock, MockFailure};
 use crate::openapi::{self, Integration, Method};
 use crate::query;
 use crate::router::Router;
 use crate::shared::SharedCells;
 use crate::time::Utc;
 use crate::usage::{UsageEvent, UsagePlans};
+use crate::vtl;
 
 /// How a request path maps onto the stage.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,19 +51,25 @@ enum BasePath {
     Mapping(String),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 enum RouteAction {
     LambdaProxy {
         target: InvokeTarget,
         timeout_ms: u64,
     },
-    Mock(Mock),
+    /// The non-proxy Lambda integration, mapped by templates.
+    LambdaAws {
+        target: InvokeTarget,
+        timeout_ms: u64,
+        mapping: Box<AwsMapping>,
+    },
+    Mock(Box<Mock>),
     Unsupported {
         kind: String,
     },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Route {
     resource: String,
     resource_id: String,
@@ -84,6 +94,17 @@ pub struct Gateway {
     cache: Option<StageCache>,
     usage: UsagePlans,
     cors: Option<CorsPolicy>,
+    gateway_responses: GatewayResponses,
+}
+
+/// Request values computed once for an event or a template environment.
+struct Facts {
+    /// Headers as the integration sees them.
+    headers: Vec<(String, String)>,
+    query: Vec<(String, String)>,
+    host: String,
+    request_time: String,
+    extended: String,
 }
 
 /// A compiled gateway plus the warnings compilation produced.
@@ -296,6 +317,79 @@ fn base_path(d: &crate::config::Deployment, errors: &mut Vec<ConfigError>) -> Ba
     }
 }
 
+/// Where an integration `uri` invokes: the function it names, remapped by the deployment's
+/// `lambda.functions`, on its endpoint.
+fn invoke_target(
+    d: &crate::config::Deployment,
+    uri: &str,
+    at: String,
+    endpoints: &(Option<Endpoint>, BTreeMap<String, Endpoint>),
+    errors: &mut Vec<ConfigError>,
+) -> Option<InvokeTarget> {
+    let (default_endpoint, mapped_endpoints) = endpoints;
+    let function = match function_from_uri(uri, &d.stage_variables) {
+        Ok(f) => f,
+        Err(m) => {
+            errors.push(ConfigError::new(at, m));
+            return None;
+        }
+    };
+    let by_name_q = function
+        .qualifier
+        .as_ref()
+        .map(|q| format!("{}:{q}", function.name));
+    let found = d
+        .lambda
+        .functions
+        .get_key_value(&function.reference)
+        .or_else(|| {
+            by_name_q
+                .as_ref()
+                .and_then(|k| d.lambda.functions.get_key_value(k))
+        })
+        .map(|(k, t)| (k, t, true))
+        .or_else(|| {
+            d.lambda
+                .functions
+                .get_key_value(&function.name)
+                .map(|(k, t)| (k, t, false))
+        });
+    let (endpoint, name, qualifier) = match found {
+        None => (
+            default_endpoint.clone(),
+            function.name.clone(),
+            function.qualifier.clone(),
+        ),
+        Some((key, target, replaces_qualifier)) => {
+            let name = match target {
+                FunctionTarget::Name(n) | FunctionTarget::Full { name: n, .. } => n,
+            };
+            let mapped = match parse_function(name) {
+                Ok(f) => f,
+                Err(m) => {
+                    errors.push(ConfigError::new(
+                        format!("deployment.lambda.functions.{key}"),
+                        m,
+                    ));
+                    return None;
+                }
+            };
+            let qualifier = mapped.qualifier.or(if replaces_qualifier {
+                None
+            } else {
+                function.qualifier.clone()
+            });
+            let endpoint = mapped_endpoints
+                .get(key)
+                .cloned()
+                .or_else(|| default_endpoint.clone());
+            (endpoint, mapped.name, qualifier)
+        }
+    };
+    let endpoint = endpoint?;
+    Some(InvokeTarget::new(&endpoint, &name, qualifier.as_deref()))
+}
+
 impl Gateway {
     /// Compiles a configuration; every problem is reported, each with its location.
     pub fn compile(cfg: &FilterConfig) -> Result<Compiled, Vec<ConfigError>> {
@@ -331,9 +425,12 @@ impl Gateway {
             }
         }
 
+        let endpoints = (default_endpoint, mapped_endpoints);
         let parsed = openapi::parse(&cfg.openapi);
         errors.extend(parsed.errors);
         let export = parsed.export;
+        let gateway_responses =
+            GatewayResponses::compile(export.gateway_responses.as_ref(), &mut errors);
         let api_keys = ApiKeys::compile(&d.api_keys, &mut errors);
         let usage = UsagePlans::compile(d, &api_keys, &export.operations, &mut errors);
         let cors = d.cors.as_ref().map(|c| CorsPolicy::compile(c, &mut errors));
@@ -362,81 +459,45 @@ impl Gateway {
                 }
                 Integration::Mock(integ) => {
                     let at = format!("{}.x-amazon-apigateway-integration", op.location);
-                    match Mock::compile(integ, &at) {
-                        Ok(mock) => RouteAction::Mock(mock),
-                        Err(w) => {
-                            warnings.push(w);
-                            RouteAction::Unsupported {
-                                kind: "mock".into(),
-                            }
-                        }
-                    }
+                    RouteAction::Mock(Box::new(Mock::compile(
+                        integ,
+                        op.method_responses.clone(),
+                        &at,
+                        &mut errors,
+                    )))
                 }
                 Integration::AwsProxy { uri, timeout_ms } => {
                     let at = format!("{}.x-amazon-apigateway-integration.uri", op.location);
-                    let function = match function_from_uri(uri, &d.stage_variables) {
-                        Ok(f) => f,
-                        Err(m) => {
-                            errors.push(ConfigError::new(at, m));
-                            continue;
-                        }
+                    let Some(target) = invoke_target(d, uri, at, &endpoints, &mut errors) else {
+                        continue;
                     };
-                    let by_name_q = function
-                        .qualifier
-                        .as_ref()
-                        .map(|q| format!("{}:{q}", function.name));
-                    let found = d
-                        .lambda
-                        .functions
-                        .get_key_value(&function.reference)
-                        .or_else(|| {
-                            by_name_q
-                                .as_ref()
-                                .and_then(|k| d.lambda.functions.get_key_value(k))
-                        })
-                        .map(|(k, t)| (k, t, true))
-                        .or_else(|| {
-                            d.lambda
-                                .functions
-                                .get_key_value(&function.name)
-                                .map(|(k, t)| (k, t, false))
-                        });
-                    let (endpoint, name, qualifier) = match found {
-                        None => (
-                            default_endpoint.clone(),
-                            function.name.clone(),
-                            function.qualifier.clone(),
-                        ),
-                        Some((key, target, replaces_qualifier)) => {
-                            let name = match target {
-                                FunctionTarget::Name(n) | FunctionTarget::Full { name: n, .. } => n,
-                            };
-                            let mapped = match parse_function(name) {
-                                Ok(f) => f,
-                                Err(m) => {
-                                    errors.push(ConfigError::new(
-                                        format!("deployment.lambda.functions.{key}"),
-                                        m,
-                                    ));
-                                    continue;
-                                }
-                            };
-                            let qualifier = mapped.qualifier.or(if replaces_qualifier {
-                                None
-                            } else {
-                                function.qualifier.clone()
-                            });
-                            let endpoint = mapped_endpoints
-                                .get(key)
-                                .cloned()
-                                .or_else(|| default_endpoint.clone());
-                            (endpoint, mapped.name, qualifier)
-                        }
-                    };
-                    let Some(endpoint) = endpoint else { continue };
                     RouteAction::LambdaProxy {
-                        target: InvokeTarget::new(&endpoint, &name, qualifier.as_deref()),
+                        target,
                         timeout_ms: *timeout_ms,
+                    }
+                }
+                Integration::Aws {
+                    uri,
+                    timeout_ms,
+                    spec,
+                } => {
+                    let at = format!("{}.x-amazon-apigateway-integration", op.location);
+                    let mapping = AwsMapping::compile(
+                        spec,
+                        op.method_responses.clone(),
+                        &at,
+                        &mut errors,
+                        &mut warnings,
+                    );
+                    let Some(target) =
+                        invoke_target(d, uri, format!("{at}.uri"), &endpoints, &mut errors)
+                    else {
+                        continue;
+                    };
+                    RouteAction::LambdaAws {
+                        target,
+                        timeout_ms: *timeout_ms,
+                        mapping: Box::new(mapping),
                     }
                 }
             };
@@ -471,6 +532,7 @@ impl Gateway {
                 cache: stage_cache,
                 usage,
                 cors,
+                gateway_responses,
             },
             warnings,
         })
@@ -493,14 +555,15 @@ impl Gateway {
 
     /// Every Envoy cluster this gateway invokes through.
     pub fn clusters(&self) -> Vec<&str> {
-        let mut out: Vec<&str> = self
-            .routes
-            .iter()
-            .filter_map(|r| match &r.action {
-                RouteAction::LambdaProxy { target, .. } => Some(target.cluster.as_str()),
-                RouteAction::Mock(_) | RouteAction::Unsupported { .. } => None,
-            })
-            .collect();
+        let mut out: Vec<&str> =
+            self.routes
+                .iter()
+                .filter_map(|r| match &r.action {
+                    RouteAction::LambdaProxy { target, .. }
+                    | RouteAction::LambdaAws { target, .. } => Some(target.cluster.as_str()),
+                    RouteAction::Mock(_) | RouteAction::Unsupported { .. } => None,
+                })
+                .collect();
         out.sort_unstable();
         out.dedup();
         out
@@ -529,7 +592,7 @@ impl Gateway {
     }
 
     fn fail(&self, head: &RequestHead, error: GatewayError, reason: &str) -> Outcome {
-        let reply = self.finalize(error.to_reply(), head, false);
+        let reply = self.finalize(self.error_reply(head, error), head, false);
         Outcome {
             log: Some(format!(
                 "{} {} {} -> {} {}: {reason}",
@@ -544,6 +607,98 @@ impl Gateway {
             store: None,
             usage: None,
         }
+    }
+
+    /// The gateway response for an error: built in, or as the export customises it.
+    fn error_reply(&self, head: &RequestHead, error: GatewayError) -> Reply {
+        if !self.gateway_responses.is_customised(error) {
+            return error.to_reply();
+        }
+        let mut message_string = String::new();
+        vtl::value::json_string(error.message(), &mut message_string);
+        let host = header(&head.headers, ":authority").unwrap_or_default();
+        let context = vtl::Value::map(vec![
+            (
+                "accountId".into(),
+                vtl::Value::str(self.api.account_id.as_str()),
+            ),
+            ("apiId".into(), vtl::Value::str(self.api.id.as_str())),
+            ("domainName".into(), vtl::Value::str(host)),
+            (
+                "extendedRequestId".into(),
+                vtl::Value::str(extended_request_id(&head.request_id)),
+            ),
+            ("httpMethod".into(), vtl::Value::str(head.method.as_str())),
+            (
+                "identity".into(),
+                vtl::Value::map(vec![
+                    ("sourceIp".into(), vtl::Value::str(head.source_ip.as_str())),
+                    (
+                        "userAgent".into(),
+                        vtl::Value::str(header(&head.headers, "user-agent").unwrap_or_default()),
+                    ),
+                ]),
+            ),
+            (
+                "path".into(),
+                vtl::Value::str(head.path.split('?').next().unwrap_or_default()),
+            ),
+            ("protocol".into(), vtl::Value::str(head.protocol.as_str())),
+            (
+                "requestId".into(),
+                vtl::Value::str(head.request_id.as_str()),
+            ),
+            (
+                "requestTime".into(),
+                vtl::Value::str(Utc::from_epoch_ms(head.now_ms).clf()),
+            ),
+            (
+                "requestTimeEpoch".into(),
+                vtl::Value::Int(i64::try_from(head.now_ms).unwrap_or_default()),
+            ),
+            ("stage".into(), vtl::Value::str(self.stage.as_str())),
+            (
+                "error".into(),
+                vtl::Value::map(vec![
+                    ("message".into(), vtl::Value::str(error.message())),
+                    ("messageString".into(), vtl::Value::str(message_string)),
+                    (
+                        "responseType".into(),
+                        vtl::Value::str(error.response_type().name()),
+                    ),
+                    ("validationErrorString".into(), vtl::Value::str("")),
+                ]),
+            ),
+        ]);
+        let raw_query = head
+            .path
+            .split_once('?')
+            .map(|(_, q)| q)
+            .unwrap_or_default();
+        let query = query::parse(raw_query);
+        let stage_variables = self.stage_variables_value();
+        let sources = Sources {
+            path: &[],
+            query: &query,
+            headers: &head.headers,
+            body: "",
+            stage_variables: &stage_variables,
+            context: &context,
+            integration_headers: &[],
+            integration_body: "",
+        };
+        self.gateway_responses
+            .reply(error, header(&head.headers, "accept"), &sources, &context)
+    }
+
+    /// `$stageVariables`, fresh for each render (templates may write to it).
+    fn stage_variables_value(&self) -> vtl::Value {
+        let pairs: Vec<(String, String)> = self
+            .stage_variables
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        vtl::Value::string_map(&pairs, false)
     }
 
     /// Adds the per-request headers and applies the CORS policy: every reply but a
@@ -634,13 +789,15 @@ impl Gateway {
             outcome.usage = check.event;
             return Start::Respond(outcome);
         }
-        if let Some(RouteAction::Mock(mock)) = self.routes.get(op).map(|r| &r.action) {
-            let content_type = header(&head.headers, "content-type").map(first_media_type);
-            let outcome =
-                match mock.respond(content_type.as_deref(), header(&head.headers, "accept")) {
-                    Ok(reply) => Outcome::ok(self.finalize(reply, head, false)),
-                    Err(reason) => self.fail(head, GatewayError::MockFailed, &reason),
-                };
+        if let Some(
+            route @ Route {
+                action: RouteAction::Mock(mock),
+                ..
+            },
+        ) = self.routes.get(op)
+        {
+            let api_key_id = caller.map(|(k, _)| k.id.as_str());
+            let outcome = self.mock_answer(head, route, mock, &found.params, api_key_id);
             return Start::Respond(Outcome {
                 usage: check.event,
                 ..outcome
@@ -785,7 +942,113 @@ impl Gateway {
         out
     }
 
-    /// Step 2, with the whole body: build the event and the Invoke call.
+    /// The values an event or a template environment is built from.
+    fn facts(&self, head: &RequestHead) -> Facts {
+        let raw_query = head
+            .path
+            .split_once('?')
+            .map(|(_, q)| q)
+            .unwrap_or_default();
+        Facts {
+            headers: self.event_headers(head),
+            query: query::parse(raw_query),
+            host: header(&head.headers, ":authority")
+                .or_else(|| header(&head.headers, "host"))
+                .unwrap_or_default()
+                .to_string(),
+            request_time: Utc::from_epoch_ms(head.now_ms).clf(),
+            extended: extended_request_id(&head.request_id),
+        }
+    }
+
+    /// `requestContext` of the event, also the base of `$context`.
+    fn request_context<'a>(
+        &'a self,
+        head: &'a RequestHead,
+        route: &'a Route,
+        api_key_id: Option<&'a str>,
+        f: &'a Facts,
+    ) -> RequestContext<'a> {
+        RequestContext {
+            account_id: &self.api.account_id,
+            api_id: &self.api.id,
+            deployment_id: &self.deployment_id,
+            domain_name: &f.host,
+            domain_prefix: f.host.split(['.', ':']).next().unwrap_or_default(),
+            extended_request_id: &f.extended,
+            http_method: &head.method,
+            identity: Identity {
+                api_key: api_key_id.and(header(&head.headers, "x-api-key")),
+                api_key_id,
+                ..Identity::anonymous(&head.source_ip, header(&head.headers, "user-agent"))
+            },
+            path: head.path.split('?').next().unwrap_or_default(),
+            protocol: &head.protocol,
+            request_id: &head.request_id,
+            request_time: &f.request_time,
+            request_time_epoch: head.now_ms,
+            resource_id: &route.resource_id,
+            resource_path: &route.resource,
+            stage: &self.stage,
+        }
+    }
+
+    /// Answers a mock integration (on the request headers: mocks see no body).
+    fn mock_answer(
+        &self,
+        head: &RequestHead,
+        route: &Route,
+        mock: &Mock,
+        params: &[(String, String)],
+        api_key_id: Option<&str>,
+    ) -> Outcome {
+        let f = self.facts(head);
+        let context = mapping::context_value(&self.request_context(head, route, api_key_id, &f));
+        let stage_variables = self.stage_variables_value();
+        let env = vtl::Env {
+            input: vtl::Input {
+                body: "",
+                path: params,
+                querystring: &f.query,
+                header: &f.headers,
+            },
+            context: context.clone(),
+            stage_variables: stage_variables.clone(),
+        };
+        let sources = Sources {
+            path: params,
+            query: &f.query,
+            headers: &f.headers,
+            body: "",
+            stage_variables: &stage_variables,
+            context: &context,
+            integration_headers: &[],
+            integration_body: "",
+        };
+        let content_type = header(&head.headers, "content-type");
+        match mock.respond(
+            &env,
+            &sources,
+            content_type,
+            header(&head.headers, "accept"),
+        ) {
+            Ok(reply) => Outcome::ok(self.finalize(reply, head, false)),
+            Err(MockFailure::UnsupportedMediaType) => self.fail(
+                head,
+                GatewayError::UnsupportedMediaType,
+                "passthroughBehavior refuses the request's Content-Type",
+            ),
+            Err(MockFailure::Map(MapFailure::InvalidBody(m))) => {
+                self.fail(head, GatewayError::InvalidRequestBody, &m)
+            }
+            Err(MockFailure::Map(MapFailure::Failed(m))) => {
+                self.fail(head, GatewayError::MockFailed, &m)
+            }
+        }
+    }
+
+    /// Step 2, with the whole body: build the event (or render the request template) and
+    /// the Invoke call.
     pub fn invoke(
         &self,
         head: &RequestHead,
@@ -799,8 +1062,13 @@ impl Gateway {
                 "route table out of step",
             ));
         };
-        let (target, timeout_ms) = match &route.action {
-            RouteAction::LambdaProxy { target, timeout_ms } => (target, *timeout_ms),
+        let (target, timeout_ms, aws) = match &route.action {
+            RouteAction::LambdaProxy { target, timeout_ms } => (target, *timeout_ms, None),
+            RouteAction::LambdaAws {
+                target,
+                timeout_ms,
+                mapping,
+            } => (target, *timeout_ms, Some(mapping)),
             RouteAction::Unsupported { kind } => {
                 let reason = format!(
                     "integration type `{kind}` of {} is not served yet",
@@ -819,15 +1087,62 @@ impl Gateway {
         if body.len() as u64 > self.max_body_bytes {
             return Err(self.request_too_large(head));
         }
-        let headers = self.event_headers(head);
-        let raw_query = head
-            .path
-            .split_once('?')
-            .map(|(_, q)| q)
-            .unwrap_or_default();
-        let query = query::parse(raw_query);
-        let content_type = header(&head.headers, "content-type").map(first_media_type);
-        let binary = content_type.is_some_and(|ct| is_binary(&ct, &self.binary_media_types));
+        let f = self.facts(head);
+        let request_context = self.request_context(head, route, routed.api_key_id.as_deref(), &f);
+        let content_type = header(&head.headers, "content-type");
+        if let Some(mapping) = aws {
+            let text = String::from_utf8_lossy(body);
+            let context = mapping::context_value(&request_context);
+            let stage_variables = self.stage_variables_value();
+            let env = vtl::Env {
+                input: vtl::Input {
+                    body: &text,
+                    path: &routed.params,
+                    querystring: &f.query,
+                    header: &f.headers,
+                },
+                context: context.clone(),
+                stage_variables: stage_variables.clone(),
+            };
+            let sources = Sources {
+                path: &routed.params,
+                query: &f.query,
+                headers: &f.headers,
+                body: &text,
+                stage_variables: &stage_variables,
+                context: &context,
+                integration_headers: &[],
+                integration_body: "",
+            };
+            return match mapping.request(&env, &sources, content_type) {
+                Ok((payload, extra)) => {
+                    let mut call =
+                        LambdaCall::sync(target, self.user_agent.clone(), payload, timeout_ms);
+                    for (name, value) in extra {
+                        call.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(&name));
+                        call.headers.push((name.to_ascii_lowercase(), value));
+                    }
+                    Ok(call)
+                }
+                Err(RequestFailure::UnsupportedMediaType) => Err(self.fail(
+                    head,
+                    GatewayError::UnsupportedMediaType,
+                    &format!(
+                        "passthroughBehavior refuses Content-Type {}",
+                        content_type.unwrap_or("(none)")
+                    ),
+                )),
+                Err(RequestFailure::Map(MapFailure::InvalidBody(m))) => {
+                    Err(self.fail(head, GatewayError::InvalidRequestBody, &m))
+                }
+                Err(RequestFailure::Map(MapFailure::Failed(m))) => {
+                    Err(self.fail(head, GatewayError::MappingFailed, &m))
+                }
+            };
+        }
+        let binary = content_type
+            .map(first_media_type)
+            .is_some_and(|ct| is_binary(&ct, &self.binary_media_types));
         let (body_text, is_base64) = match std::str::from_utf8(body) {
             _ if body.is_empty() => (None, false),
             Ok(text) if !binary => (Some(std::borrow::Cow::Borrowed(text)), false),
@@ -838,48 +1153,17 @@ impl Gateway {
                 true,
             ),
         };
-        let host = header(&head.headers, ":authority")
-            .or_else(|| header(&head.headers, "host"))
-            .unwrap_or_default();
-        let domain_prefix = host.split(['.', ':']).next().unwrap_or_default();
-        let request_time = Utc::from_epoch_ms(head.now_ms).clf();
-        let extended = extended_request_id(&head.request_id);
-        let raw_path = head.path.split('?').next().unwrap_or_default();
         let event = ProxyEvent {
             resource: &route.resource,
             path: &routed.event_path,
             http_method: &head.method,
-            headers: SingleValues(&headers),
-            multi_value_headers: MultiValues(&headers),
-            query_string_parameters: SingleValues(&query),
-            multi_value_query_string_parameters: MultiValues(&query),
+            headers: SingleValues(&f.headers),
+            multi_value_headers: MultiValues(&f.headers),
+            query_string_parameters: SingleValues(&f.query),
+            multi_value_query_string_parameters: MultiValues(&f.query),
             path_parameters: SingleValues(&routed.params),
             stage_variables: StageVariables(&self.stage_variables),
-            request_context: RequestContext {
-                account_id: &self.api.account_id,
-                api_id: &self.api.id,
-                deployment_id: &self.deployment_id,
-                domain_name: host,
-                domain_prefix,
-                extended_request_id: &extended,
-                http_method: &head.method,
-                identity: Identity {
-                    api_key: routed
-                        .api_key_id
-                        .as_ref()
-                        .and(header(&head.headers, "x-api-key")),
-                    api_key_id: routed.api_key_id.as_deref(),
-                    ..Identity::anonymous(&head.source_ip, header(&head.headers, "user-agent"))
-                },
-                path: raw_path,
-                protocol: &head.protocol,
-                request_id: &head.request_id,
-                request_time: &request_time,
-                request_time_epoch: head.now_ms,
-                resource_id: &route.resource_id,
-                resource_path: &route.resource,
-                stage: &self.stage,
-            },
+            request_context,
             body: body_text.as_deref(),
             is_base64_encoded: is_base64,
         };
@@ -893,7 +1177,7 @@ impl Gateway {
 
     /// Step 3: map the Invoke answer to the client reply, and say what the cache may keep.
     pub fn finish(&self, head: &RequestHead, routed: &Routed, resp: &InvokeResponse) -> Outcome {
-        let mut outcome = match self.map_invoke(head, resp) {
+        let mut outcome = match self.map_invoke(head, routed, resp) {
             Ok(reply) => {
                 // The answer is kept as mapped: per-request headers and CORS are added
                 // afresh to every reply made from it.
@@ -921,9 +1205,19 @@ impl Gateway {
     }
 
     /// The mapped reply (before [`Gateway::finalize`]), or the failure.
-    fn map_invoke(&self, head: &RequestHead, resp: &InvokeResponse) -> Result<Reply, Outcome> {
-        let payload = match classify(resp) {
-            InvokeOutcome::Payload(p) => p,
+    fn map_invoke(
+        &self,
+        head: &RequestHead,
+        routed: &Routed,
+        resp: &InvokeResponse,
+    ) -> Result<Reply, Outcome> {
+        let aws = match self.routes.get(routed.route).map(|r| (r, &r.action)) {
+            Some((route, RouteAction::LambdaAws { mapping, .. })) => Some((route, mapping)),
+            _ => None,
+        };
+        let (payload, function_error) = match classify(resp) {
+            InvokeOutcome::Payload(p) => (p, None),
+            InvokeOutcome::FunctionError(msg) if aws.is_some() => (resp.body.as_slice(), Some(msg)),
             InvokeOutcome::FunctionError(msg) => {
                 return Err(self.fail(
                     head,
@@ -953,12 +1247,55 @@ impl Gateway {
                 ));
             }
         };
-        response::map(
-            payload,
-            &self.binary_media_types,
-            header(&head.headers, "accept"),
-        )
-        .map_err(|e| self.fail(head, e.error, &e.reason))
+        let Some((route, mapping)) = aws else {
+            return response::map(
+                payload,
+                &self.binary_media_types,
+                header(&head.headers, "accept"),
+            )
+            .map_err(|e| self.fail(head, e.error, &e.reason));
+        };
+        let f = self.facts(head);
+        let context = mapping::context_value(&self.request_context(
+            head,
+            route,
+            routed.api_key_id.as_deref(),
+            &f,
+        ));
+        let stage_variables = self.stage_variables_value();
+        let text = String::from_utf8_lossy(payload);
+        let env = vtl::Env {
+            input: vtl::Input {
+                body: &text,
+                path: &routed.params,
+                querystring: &f.query,
+                header: &f.headers,
+            },
+            context: context.clone(),
+            stage_variables: stage_variables.clone(),
+        };
+        let sources = Sources {
+            path: &routed.params,
+            query: &f.query,
+            headers: &f.headers,
+            body: "",
+            stage_variables: &stage_variables,
+            context: &context,
+            integration_headers: &resp.headers,
+            integration_body: &text,
+        };
+        mapping
+            .response(
+                function_error.as_deref(),
+                &env,
+                &sources,
+                header(&head.headers, "accept"),
+            )
+            .map_err(|e| match e {
+                MapFailure::InvalidBody(m) | MapFailure::Failed(m) => {
+                    self.fail(head, GatewayError::MappingFailed, &m)
+                }
+            })
     }
 }
 

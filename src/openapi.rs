@@ -87,6 +87,14 @@ pub enum Integration {
         uri: String,
         timeout_ms: u64,
     },
+    /// `aws` with a Lambda function URI: the non-proxy ("custom") Lambda integration, mapped
+    /// by templates (compiled by [`crate::mapping`]).
+    Aws {
+        uri: String,
+        timeout_ms: u64,
+        /// The whole `x-amazon-apigateway-integration` object.
+        spec: Value,
+    },
     /// `mock`: answered by the gateway from its templates (compiled by [`crate::mock`]).
     Mock(Value),
     /// A type this gateway does not serve yet; requests to it get a 500 and a log line.
@@ -104,6 +112,8 @@ pub struct Operation {
     pub cache_key_parameters: Vec<String>,
     /// The operation's `security` requires an API key (`x-api-key` header scheme).
     pub api_key_required: bool,
+    /// Status codes of the method responses (`responses`), when the export lists them.
+    pub method_responses: Option<Vec<u16>>,
     /// Location of the operation in the export, for messages.
     pub location: String,
 }
@@ -114,6 +124,8 @@ pub struct Export {
     pub operations: Vec<Operation>,
     /// `x-amazon-apigateway-binary-media-types`.
     pub binary_media_types: Vec<String>,
+    /// `x-amazon-apigateway-gateway-responses`, compiled by [`crate::gateway_responses`].
+    pub gateway_responses: Option<Value>,
 }
 
 /// What a `/resource/path/METHOD` key (API Gateway's `methodSettings` form) names.
@@ -216,6 +228,7 @@ pub fn parse(doc: &Value) -> Parsed {
             format!("`{other}`: expected HEADER or AUTHORIZER"),
         )),
     }
+    out.export.gateway_responses = doc.get("x-amazon-apigateway-gateway-responses").cloned();
     let key_schemes = api_key_schemes(doc);
     let top_security = doc.get("security");
     let Some(paths) = doc.get("paths").and_then(Value::as_object) else {
@@ -250,6 +263,7 @@ pub fn parse(doc: &Value) -> Parsed {
                         integration,
                         cache_key_parameters,
                         api_key_required: requires_api_key(security, &key_schemes),
+                        method_responses: method_responses(op),
                         location,
                     });
                 }
@@ -293,6 +307,12 @@ fn requires_api_key(security: Option<&Value>, key_schemes: &[String]) -> bool {
         .any(|req| req.keys().any(|k| key_schemes.contains(k)))
 }
 
+/// The numeric keys of an operation's `responses`.
+fn method_responses(op: &Value) -> Option<Vec<u16>> {
+    let responses = op.get("responses")?.as_object()?;
+    Some(responses.keys().filter_map(|k| k.parse().ok()).collect())
+}
+
 fn read_cache_key_parameters(op: &Value, location: &str) -> Result<Vec<String>, ConfigError> {
     let Some(v) = op
         .get("x-amazon-apigateway-integration")
@@ -331,7 +351,16 @@ fn read_integration(
     if kind == "mock" {
         return Ok((Integration::Mock(integ.clone()), None));
     }
-    if kind != "aws_proxy" {
+    let lambda_uri = integ
+        .get("uri")
+        .and_then(Value::as_str)
+        .is_some_and(|u| u.contains(":lambda:path/"));
+    if kind != "aws_proxy" && !(kind == "aws" && lambda_uri) {
+        let kind = if kind == "aws" {
+            "aws (an AWS service other than Lambda)".to_string()
+        } else {
+            kind
+        };
         let warning = ConfigError::new(
             format!("{at}.type"),
             format!("integration type `{kind}` is not served yet; requests to this method get 500"),
@@ -366,6 +395,17 @@ fn read_integration(
             }
         },
     };
+    if kind == "aws" {
+        let spec = integ.clone();
+        return Ok((
+            Integration::Aws {
+                uri,
+                timeout_ms,
+                spec,
+            },
+            None,
+        ));
+    }
     Ok((Integration::AwsProxy { uri, timeout_ms }, None))
 }
 
@@ -529,6 +569,7 @@ mod tests {
             .iter()
             .map(|o| match &o.integration {
                 Integration::AwsProxy { timeout_ms, .. } => *timeout_ms,
+                Integration::Aws { timeout_ms, .. } => *timeout_ms,
                 Integration::Unsupported { .. } | Integration::Mock(_) => 0,
             })
             .collect();

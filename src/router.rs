@@ -201,6 +201,7 @@ mod tests {
                 },
                 cache_key_parameters: Vec::new(),
                 api_key_required: false,
+                method_responses: None,
                 location: format!("openapi.paths.{path}.{}", method.as_str().to_lowercase()),
             })
             .collect()
