@@ -627,12 +627,13 @@ pub fn integration_reply(
             sources.integration_body.to_string(),
         ),
     };
-    let status = override_status(&env.context).unwrap_or(response.status);
-    if !responses.has_method_response(status) {
+    if !responses.has_method_response(response.status) {
         return Err(MapFailure::Failed(format!(
-            "no method response is defined for status {status}"
+            "no method response is defined for status {}",
+            response.status
         )));
     }
+    let status = override_status(&env.context).unwrap_or(response.status);
     let mut headers: Vec<Header> = vec![("Content-Type".into(), media)];
     for (name, source) in &response.headers {
         if let Some(v) = source.resolve(sources) {

@@ -108,7 +108,12 @@ impl Recorded {
             .map(|(_, v)| v.as_str())
     }
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap()
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "Invoke payload is not JSON ({e}):\n{}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
     }
 }
 

@@ -12,6 +12,8 @@ use apigw_edge::error::ConfigError;
 use apigw_edge::gateway::Gateway;
 use apigw_edge::render;
 
+mod template;
+
 const USAGE: &str = "\
 apigw-edge: serve an API Gateway REST API export through Envoy and a wasm filter
 
@@ -25,6 +27,7 @@ USAGE:
     apigw-edge usage <deployment.yaml> <key-id>
     apigw-edge key new [--id ID] [--name NAME]
     apigw-edge key hash <value>
+{TEMPLATE_USAGE}
 
 COMMANDS:
     validate       Check the deployment file and the OpenAPI export; print every problem
@@ -41,6 +44,7 @@ COMMANDS:
     key new        Generate an API key: prints the value once, and the `apiKeys` entry
                    (SHA-256 only) to paste into the deployment file.
     key hash       Print the SHA-256 of an existing key value, for `valueSha256`.
+{TEMPLATE_HELP}
 
 OPTIONS:
     --wasm FILE        The filter module [default: target/wasm32-wasip1/release/apigw_edge.wasm]
@@ -417,21 +421,31 @@ fn run(args: Args) -> Result<(), ExitCode> {
         }
         "cache flush" | "cache status" | "usage" => control_command(&args, &cfg),
         other => {
-            eprintln!("error: unknown command `{other}`\n\n{USAGE}");
+            eprintln!("error: unknown command `{other}`\n\n{}", usage());
             Err(ExitCode::from(2))
         }
     }
 }
 
+fn usage() -> String {
+    USAGE
+        .replace("{TEMPLATE_USAGE}", template::USAGE)
+        .replace("{TEMPLATE_HELP}", template::HELP)
+}
+
 fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("template") {
+        return template::main(argv.get(1..).unwrap_or_default());
+    }
     let args = match parse_args() {
         Ok(a) => a,
         Err(msg) if msg.is_empty() => {
-            print!("{USAGE}");
+            print!("{}", usage());
             return ExitCode::SUCCESS;
         }
         Err(msg) => {
-            eprintln!("error: {msg}\n\n{USAGE}");
+            eprintln!("error: {msg}\n\n{}", usage());
             return ExitCode::from(2);
         }
     };
