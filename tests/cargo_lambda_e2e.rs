@@ -155,4 +155,46 @@ fn example_api_under_cargo_lambda_watch() {
 
     assert_eq!(envoy.get("/dev/nope").status, 403);
     assert_eq!(envoy.get("/prod/hello").status, 403);
+    // DEFAULT_4XX in the export adds CORS to the gateway's own errors.
+    assert_eq!(
+        envoy.get("/dev/nope").header("access-control-allow-origin"),
+        Some("*")
+    );
+
+    // The non-proxy `orders` function (lambda_runtime) behind request and response
+    // templates: its errors are selected by message, whether cargo lambda reports them as
+    // HTTP 500 or Lambda as 200 with X-Amz-Function-Error.
+    let json = [("Content-Type", "application/json")];
+    let r = envoy.request("POST", "/dev/orders/o-7", &json, br#"{"quantity": 4}"#);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"order": "o-7", "quantity": 4, "total": 10.0})
+    );
+    assert_eq!(r.header("x-order-version"), Some("v1"));
+    let r = envoy.request(
+        "POST",
+        "/dev/orders/missing-1",
+        &json,
+        br#"{"quantity": 1}"#,
+    );
+    assert_eq!(
+        (r.status, r.json()),
+        (
+            404,
+            serde_json::json!({"message": "Order NotFound: missing-1"})
+        )
+    );
+    let r = envoy.request("POST", "/dev/orders/o-8", &json, b"{}");
+    assert_eq!(
+        (r.status, r.json()),
+        (400, serde_json::json!({"message": "Invalid quantity 0"}))
+    );
+    let r = envoy.request(
+        "POST",
+        "/dev/orders/o-9",
+        &[("Content-Type", "text/plain")],
+        b"4",
+    );
+    assert_eq!(r.status, 415, "passthroughBehavior NEVER");
 }

@@ -231,3 +231,91 @@ fn shipped_envoy_configs_validate_and_match_a_fresh_render() {
     std::fs::write(&local, text).unwrap();
     envoy_validates(&local);
 }
+
+#[test]
+fn template_errors_name_field_line_and_column_in_envoy_and_cli() {
+    let dir = temp_dir("invalid-template");
+    let op = json!({"x-amazon-apigateway-integration": {
+        "type": "aws", "httpMethod": "POST", "uri": lambda_uri("t"),
+        "requestTemplates": {"application/json": "{\n  #set($ok = 1)\"a\": $ok\n}"},
+        "responses": {"default": {"statusCode": "200"}}}});
+    let api = json!({"swagger": "2.0", "paths": {"/t": {"post": op}}});
+    let (config, _, _) = render(
+        &dir,
+        "stage: s\nlambda:\n  endpoint: http://127.0.0.1:9\n",
+        &api,
+    );
+    let text = std::fs::read_to_string(&config).unwrap();
+    let broken = text.replace("#set($ok = 1)", "#set($ok = )");
+    assert_ne!(text, broken, "the template is embedded as written");
+    std::fs::write(&config, broken).unwrap();
+    let out = Command::new(envoy_bin())
+        .args(["--mode", "validate", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "Envoy accepted a broken template");
+    let message = "openapi.paths./t.post.x-amazon-apigateway-integration.requestTemplates.application/json: line 2, column 14: expected a value";
+    assert!(stderr.contains(message), "{stderr}");
+
+    let broken_api = api.to_string().replace("#set($ok = 1)", "#set($ok = )");
+    std::fs::write(dir.join("openapi.json"), broken_api).unwrap();
+    let (code, stderr) = validate(
+        &dir,
+        "openapi: openapi.json\nstage: s\nlambda:\n  endpoint: http://127.0.0.1:9\n",
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains(message), "{stderr}");
+}
+
+#[test]
+fn template_command_renders_a_sample() {
+    let dir = temp_dir("template-cli");
+    let template = dir.join("t.vtl");
+    std::fs::write(
+        &template,
+        "#set($context.responseOverride.status = 201){\"id\": \"$input.params('id')\", \"name\": \"$input.path('$.name')\", \"stage\": \"$context.stage\", \"v\": \"$stageVariables.v\"}",
+    )
+    .unwrap();
+    let input = dir.join("in.json");
+    std::fs::write(&input, r#"{"name": "Ann"}"#).unwrap();
+    let out = Command::new(cli())
+        .arg("template")
+        .arg(&template)
+        .arg("--input")
+        .arg(&input)
+        .args([
+            "--path",
+            "id=7",
+            "--stage-variable",
+            "v=x",
+            "--context",
+            "stage=beta",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        r#"{"id": "7", "name": "Ann", "stage": "beta", "v": "x"}"#
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("responseOverride.status: 201"));
+
+    std::fs::write(&template, "ok\n#foreach($x in $y)").unwrap();
+    let out = Command::new(cli())
+        .arg("template")
+        .arg(&template)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("line 2, column 1: #foreach is missing its #end"),
+        "{stderr}"
+    );
+}
