@@ -32,7 +32,7 @@ use crate::lambda::invoke::{
 };
 use crate::lambda::response::{self, first_media_type, is_binary};
 use crate::mapping::aws::{AwsMapping, RequestFailure};
-use crate::mapping::{self, MapFailure, Sources};
+use crate::mapping::{self, MapFailure, Scope, Sources};
 use crate::mock::{Mock, MockFailure};
 use crate::openapi::{self, Integration, Method};
 use crate::query;
@@ -993,6 +993,26 @@ impl Gateway {
         }
     }
 
+    /// What templates see of a request.
+    fn scope<'a>(
+        &'a self,
+        head: &'a RequestHead,
+        route: &'a Route,
+        params: &'a [(String, String)],
+        api_key_id: Option<&'a str>,
+        f: &'a Facts,
+        body: &'a str,
+    ) -> Scope<'a> {
+        Scope {
+            path: params,
+            query: &f.query,
+            headers: &f.headers,
+            body,
+            context: mapping::context_value(&self.request_context(head, route, api_key_id, f)),
+            stage_variables: self.stage_variables_value(),
+        }
+    }
+
     /// Answers a mock integration (on the request headers: mocks see no body).
     fn mock_answer(
         &self,
@@ -1003,28 +1023,8 @@ impl Gateway {
         api_key_id: Option<&str>,
     ) -> Outcome {
         let f = self.facts(head);
-        let context = mapping::context_value(&self.request_context(head, route, api_key_id, &f));
-        let stage_variables = self.stage_variables_value();
-        let env = vtl::Env {
-            input: vtl::Input {
-                body: "",
-                path: params,
-                querystring: &f.query,
-                header: &f.headers,
-            },
-            context: context.clone(),
-            stage_variables: stage_variables.clone(),
-        };
-        let sources = Sources {
-            path: params,
-            query: &f.query,
-            headers: &f.headers,
-            body: "",
-            stage_variables: &stage_variables,
-            context: &context,
-            integration_headers: &[],
-            integration_body: "",
-        };
+        let scope = self.scope(head, route, params, api_key_id, &f, "");
+        let (env, sources) = (scope.env(""), scope.sources(&[], ""));
         let content_type = header(&head.headers, "content-type");
         match mock.respond(
             &env,
@@ -1092,28 +1092,9 @@ impl Gateway {
         let content_type = header(&head.headers, "content-type");
         if let Some(mapping) = aws {
             let text = String::from_utf8_lossy(body);
-            let context = mapping::context_value(&request_context);
-            let stage_variables = self.stage_variables_value();
-            let env = vtl::Env {
-                input: vtl::Input {
-                    body: &text,
-                    path: &routed.params,
-                    querystring: &f.query,
-                    header: &f.headers,
-                },
-                context: context.clone(),
-                stage_variables: stage_variables.clone(),
-            };
-            let sources = Sources {
-                path: &routed.params,
-                query: &f.query,
-                headers: &f.headers,
-                body: &text,
-                stage_variables: &stage_variables,
-                context: &context,
-                integration_headers: &[],
-                integration_body: "",
-            };
+            let api_key_id = routed.api_key_id.as_deref();
+            let scope = self.scope(head, route, &routed.params, api_key_id, &f, &text);
+            let (env, sources) = (scope.env(&text), scope.sources(&[], ""));
             return match mapping.request(&env, &sources, content_type) {
                 Ok((payload, extra)) => {
                     let mut call =
@@ -1256,34 +1237,10 @@ impl Gateway {
             .map_err(|e| self.fail(head, e.error, &e.reason));
         };
         let f = self.facts(head);
-        let context = mapping::context_value(&self.request_context(
-            head,
-            route,
-            routed.api_key_id.as_deref(),
-            &f,
-        ));
-        let stage_variables = self.stage_variables_value();
+        let api_key_id = routed.api_key_id.as_deref();
+        let scope = self.scope(head, route, &routed.params, api_key_id, &f, "");
         let text = String::from_utf8_lossy(payload);
-        let env = vtl::Env {
-            input: vtl::Input {
-                body: &text,
-                path: &routed.params,
-                querystring: &f.query,
-                header: &f.headers,
-            },
-            context: context.clone(),
-            stage_variables: stage_variables.clone(),
-        };
-        let sources = Sources {
-            path: &routed.params,
-            query: &f.query,
-            headers: &f.headers,
-            body: "",
-            stage_variables: &stage_variables,
-            context: &context,
-            integration_headers: &resp.headers,
-            integration_body: &text,
-        };
+        let (env, sources) = (scope.env(&text), scope.sources(&resp.headers, &text));
         mapping
             .response(
                 function_error.as_deref(),

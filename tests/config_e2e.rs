@@ -30,18 +30,8 @@ fn envoy_refuses_invalid_configuration_naming_the_field() {
     let broken = text.replace("http://127.0.0.1:9", "ftp://127.0.0.1:9");
     assert_ne!(text, broken);
     std::fs::write(&config, broken).unwrap();
-    let out = Command::new(envoy_bin())
-        .arg("--mode")
-        .arg("validate")
-        .arg("-c")
-        .arg(&config)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success(),
-        "Envoy accepted an invalid configuration:\n{stderr}"
-    );
+    let (ok, stderr) = envoy_validate(&config);
+    assert!(!ok, "Envoy accepted an invalid configuration:\n{stderr}");
     let message =
         "deployment.lambda.endpoint: `ftp://127.0.0.1:9` must start with http:// or https://";
     assert!(
@@ -122,20 +112,22 @@ fn validate_lists_every_error_with_its_location() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
 }
 
-fn envoy_validates(config: &std::path::Path) {
+/// `envoy --mode validate`: whether Envoy accepts `config`, and what it said.
+fn envoy_validate(config: &std::path::Path) -> (bool, String) {
     let out = Command::new(envoy_bin())
-        .arg("--mode")
-        .arg("validate")
-        .arg("-c")
+        .args(["--mode", "validate", "-c"])
         .arg(config)
         .output()
         .unwrap();
-    assert!(
+    (
         out.status.success(),
-        "{} does not validate:\n{}",
-        config.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn envoy_validates(config: &std::path::Path) {
+    let (ok, stderr) = envoy_validate(config);
+    assert!(ok, "{} does not validate:\n{stderr}", config.display());
 }
 
 /// Renders `deployment` with the CLI the way the shipped file says it was rendered.
@@ -249,13 +241,8 @@ fn template_errors_name_field_line_and_column_in_envoy_and_cli() {
     let broken = text.replace("#set($ok = 1)", "#set($ok = )");
     assert_ne!(text, broken, "the template is embedded as written");
     std::fs::write(&config, broken).unwrap();
-    let out = Command::new(envoy_bin())
-        .args(["--mode", "validate", "-c"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "Envoy accepted a broken template");
+    let (ok, stderr) = envoy_validate(&config);
+    assert!(!ok, "Envoy accepted a broken template");
     let message = "openapi.paths./t.post.x-amazon-apigateway-integration.requestTemplates.application/json: line 2, column 14: expected a value";
     assert!(stderr.contains(message), "{stderr}");
 

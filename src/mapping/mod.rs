@@ -247,6 +247,53 @@ impl Source {
     }
 }
 
+/// One request as templates and mappings see it.
+#[derive(Debug)]
+pub struct Scope<'a> {
+    pub path: &'a [(String, String)],
+    pub query: &'a [(String, String)],
+    pub headers: &'a [(String, String)],
+    /// The request body (empty where it is not held).
+    pub body: &'a str,
+    pub context: Value,
+    pub stage_variables: Value,
+}
+
+impl Scope<'_> {
+    /// The template environment; `$input` reads `input` (the request body for a request
+    /// template, the integration's answer for a response template).
+    pub fn env<'s>(&'s self, input: &'s str) -> vtl::Env<'s> {
+        vtl::Env {
+            input: vtl::Input {
+                body: input,
+                path: self.path,
+                querystring: self.query,
+                header: self.headers,
+            },
+            context: self.context.clone(),
+            stage_variables: self.stage_variables.clone(),
+        }
+    }
+
+    /// What parameter mappings read, with the integration's answer when there is one.
+    pub fn sources<'s>(
+        &'s self,
+        integration_headers: &'s [Header],
+        integration_body: &'s str,
+    ) -> Sources<'s> {
+        Sources {
+            path: self.path,
+            query: self.query,
+            headers: self.headers,
+            body: self.body,
+            stage_variables: &self.stage_variables,
+            context: &self.context,
+            integration_headers,
+            integration_body,
+        }
+    }
+}
+
 /// The data mapping sources read.
 #[derive(Debug, Clone, Copy)]
 pub struct Sources<'a> {
