@@ -114,24 +114,37 @@ fn foreach_stops_at_the_limit() {
 }
 
 #[test]
-fn budgets_end_runaway_templates() {
+fn budgets_end_runaway_strings() {
     let doubling =
         "#set($s = 'xxxxxxxxxxxxxxxx')#foreach($i in [1..100])#set($s = \"$s$s\")#end$s.length()";
     assert!(matches!(
         Template::compile(doubling).unwrap().render(&empty_env()),
         Err(RenderError::Budget(_))
     ));
+}
+
+#[test]
+fn budgets_end_runaway_loops() {
     let nested =
         "#foreach($a in [1..1000])#foreach($b in [1..1000])#foreach($c in [1..1000])x#end#end#end";
     assert!(matches!(
         Template::compile(nested).unwrap().render(&empty_env()),
         Err(RenderError::Budget(_))
     ));
-    let cycle = "#set($l = [])#set($d = $l.add($l))#set($d = $l.add($l))$l";
-    assert!(Template::compile(cycle)
-        .unwrap()
-        .render(&empty_env())
-        .is_err());
+}
+
+#[test]
+fn collections_that_contain_themselves_print_within_the_budget() {
+    // Java prints a collection inside itself as "(this Collection)".
+    let cycle =
+        "#set($l = [1])#set($d = $l.add($l))#set($m = {})#set($d = $m.put('self', $m))$l $m";
+    assert_eq!(
+        Template::compile(cycle)
+            .unwrap()
+            .render(&empty_env())
+            .unwrap(),
+        "[1, (this Collection)] {self=(this Collection)}"
+    );
 }
 
 fn empty_env() -> Env<'static> {
@@ -192,4 +205,14 @@ fn render_errors() {
     );
     assert!(render_with("$util.parseJson('{')", "").is_err());
     assert!(render_with("#set($s = 'abc')$s.substring(2, 9)", "").is_err());
+}
+
+#[test]
+fn deep_documents_print() {
+    let depth = crate::vtl::json::MAX_DEPTH;
+    let body = format!("{}1{}", "{\"a\":".repeat(depth), "}".repeat(depth));
+    let out = render_with("$input.path('$')|$input.json('$')", &body).unwrap();
+    let (text, json) = out.split_once('|').unwrap();
+    assert_eq!(text, format!("{}1{}", "{a=".repeat(depth), "}".repeat(depth)));
+    assert_eq!(json, body);
 }

@@ -173,10 +173,12 @@ impl Value {
     }
 
     pub fn write_text(&self, out: &mut String) {
-        self.write_text_at(out, 0);
+        self.write_text_at(out, &mut Vec::new());
     }
 
-    fn write_text_at(&self, out: &mut String, depth: usize) {
+    /// `path` holds the collections being printed, to print a cycle as Java does.
+    fn write_text_at(&self, out: &mut String, path: &mut Vec<*const ()>) {
+        let depth = path.len();
         if out.len() > MAX_PRINT_BYTES {
             return;
         }
@@ -192,27 +194,34 @@ impl Value {
             }
             Value::Float(f) => out.push_str(&java_double(*f)),
             Value::Str(s) => out.push_str(s),
-            Value::List(l) if l.json => write_json_at(self, out, depth),
+            Value::List(l) if l.json => write_json_at(self, out, path),
+            v @ (Value::List(_) | Value::Map(_)) if on_path(v, path) => {
+                out.push_str("(this Collection)");
+            }
             Value::List(l) => {
                 out.push('[');
+                path.push(identity(self));
                 for (i, item) in l.items.borrow().iter().enumerate() {
                     if i > 0 {
                         out.push_str(", ");
                     }
-                    item.write_text_at(out, depth + 1);
+                    item.write_text_at(out, path);
                 }
+                path.pop();
                 out.push(']');
             }
             Value::Map(m) => {
                 out.push('{');
+                path.push(identity(self));
                 for (i, (k, v)) in m.entries.borrow().iter().enumerate() {
                     if i > 0 {
                         out.push_str(", ");
                     }
                     out.push_str(k);
                     out.push('=');
-                    v.write_text_at(out, depth + 1);
+                    v.write_text_at(out, path);
                 }
+                path.pop();
                 out.push('}');
             }
             Value::Builtin(Builtin::Input) => out.push_str("$input"),
@@ -300,10 +309,24 @@ pub fn java_double(f: f64) -> String {
 /// Writes a value as compact JSON (the form of `$input.json`). Maps and lists nest as JSON
 /// whatever their origin; builtins print as `null`.
 pub fn write_json(v: &Value, out: &mut String) {
-    write_json_at(v, out, 0);
+    write_json_at(v, out, &mut Vec::new());
 }
 
-fn write_json_at(v: &Value, out: &mut String, depth: usize) {
+/// The address of a list or map, to recognise it on a print path.
+fn identity(v: &Value) -> *const () {
+    match v {
+        Value::List(l) => Rc::as_ptr(l).cast(),
+        Value::Map(m) => Rc::as_ptr(m).cast(),
+        _ => std::ptr::null(),
+    }
+}
+
+fn on_path(v: &Value, path: &[*const ()]) -> bool {
+    path.contains(&identity(v))
+}
+
+fn write_json_at(v: &Value, out: &mut String, path: &mut Vec<*const ()>) {
+    let depth = path.len();
     if out.len() > MAX_PRINT_BYTES {
         return;
     }
@@ -319,26 +342,31 @@ fn write_json_at(v: &Value, out: &mut String, depth: usize) {
         }
         Value::Float(_) => out.push_str("null"),
         Value::Str(s) => json_string(s, out),
+        Value::List(_) | Value::Map(_) if on_path(v, path) => out.push_str("null"),
         Value::List(l) => {
             out.push('[');
+            path.push(identity(v));
             for (i, item) in l.items.borrow().iter().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
-                write_json_at(item, out, depth + 1);
+                write_json_at(item, out, path);
             }
+            path.pop();
             out.push(']');
         }
         Value::Map(m) => {
             out.push('{');
+            path.push(identity(v));
             for (i, (k, item)) in m.entries.borrow().iter().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
                 json_string(k, out);
                 out.push(':');
-                write_json_at(item, out, depth + 1);
+                write_json_at(item, out, path);
             }
+            path.pop();
             out.push('}');
         }
     }
