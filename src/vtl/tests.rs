@@ -213,6 +213,9 @@ fn deep_documents_print() {
     let body = format!("{}1{}", "{\"a\":".repeat(depth), "}".repeat(depth));
     let out = render_with("$input.path('$')|$input.json('$')", &body).unwrap();
     let (text, json) = out.split_once('|').unwrap();
-    assert_eq!(text, format!("{}1{}", "{a=".repeat(depth), "}".repeat(depth)));
+    assert_eq!(
+        text,
+        format!("{}1{}", "{a=".repeat(depth), "}".repeat(depth))
+    );
     assert_eq!(json, body);
 }
