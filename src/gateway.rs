@@ -18,19 +18,20 @@ use base64::Engine;
 
 use crate::apikeys::ApiKeys;
 use crate::cache::{self, CachePlan, Decision, KeySource, Mode, RouteCache, StageCache};
-use crate::config::{Api, FilterConfig, FunctionTarget};
+use crate::config::{Api, FilterConfig};
 use crate::cors::CorsPolicy;
 use crate::error::{ConfigError, GatewayError};
 use crate::gateway_responses::GatewayResponses;
 use crate::http::{header, title_case, Header, Reply};
-use crate::lambda::arn::{function_from_uri, parse_function};
 use crate::lambda::event::{
     Identity, MultiValues, ProxyEvent, RequestContext, SingleValues, StageVariables,
 };
+use crate::lambda::function_url::{self, UrlOutcome};
 use crate::lambda::invoke::{
-    classify, Endpoint, InvokeOutcome, InvokeResponse, InvokeTarget, LambdaCall,
+    classify, InvokeOutcome, InvokeResponse, InvokeTarget, LambdaCall, TargetKind,
 };
 use crate::lambda::response::{self, first_media_type, is_binary};
+use crate::lambda::upstream::Upstreams;
 use crate::mapping::aws::{AwsMapping, RequestFailure};
 use crate::mapping::{self, MapFailure, Scope, Sources};
 use crate::mock::{Mock, MockFailure};
@@ -38,6 +39,7 @@ use crate::openapi::{self, Integration, Method};
 use crate::query;
 use crate::router::Router;
 use crate::shared::SharedCells;
+use crate::sigv4::Signer;
 use crate::time::Utc;
 use crate::usage::{UsageEvent, UsagePlans};
 use crate::vtl;
@@ -95,6 +97,9 @@ pub struct Gateway {
     usage: UsagePlans,
     cors: Option<CorsPolicy>,
     gateway_responses: GatewayResponses,
+    upstreams: Upstreams,
+    /// Signers of the clusters this filter signs, by cluster (see [`Gateway::load_credentials`]).
+    signers: BTreeMap<String, Signer>,
 }
 
 /// Request values computed once for an event or a template environment.
@@ -317,79 +322,6 @@ fn base_path(d: &crate::config::Deployment, errors: &mut Vec<ConfigError>) -> Ba
     }
 }
 
-/// Where an integration `uri` invokes: the function it names, remapped by the deployment's
-/// `lambda.functions`, on its endpoint.
-fn invoke_target(
-    d: &crate::config::Deployment,
-    uri: &str,
-    at: String,
-    endpoints: &(Option<Endpoint>, BTreeMap<String, Endpoint>),
-    errors: &mut Vec<ConfigError>,
-) -> Option<InvokeTarget> {
-    let (default_endpoint, mapped_endpoints) = endpoints;
-    let function = match function_from_uri(uri, &d.stage_variables) {
-        Ok(f) => f,
-        Err(m) => {
-            errors.push(ConfigError::new(at, m));
-            return None;
-        }
-    };
-    let by_name_q = function
-        .qualifier
-        .as_ref()
-        .map(|q| format!("{}:{q}", function.name));
-    let found = d
-        .lambda
-        .functions
-        .get_key_value(&function.reference)
-        .or_else(|| {
-            by_name_q
-                .as_ref()
-                .and_then(|k| d.lambda.functions.get_key_value(k))
-        })
-        .map(|(k, t)| (k, t, true))
-        .or_else(|| {
-            d.lambda
-                .functions
-                .get_key_value(&function.name)
-                .map(|(k, t)| (k, t, false))
-        });
-    let (endpoint, name, qualifier) = match found {
-        None => (
-            default_endpoint.clone(),
-            function.name.clone(),
-            function.qualifier.clone(),
-        ),
-        Some((key, target, replaces_qualifier)) => {
-            let name = match target {
-                FunctionTarget::Name(n) | FunctionTarget::Full { name: n, .. } => n,
-            };
-            let mapped = match parse_function(name) {
-                Ok(f) => f,
-                Err(m) => {
-                    errors.push(ConfigError::new(
-                        format!("deployment.lambda.functions.{key}"),
-                        m,
-                    ));
-                    return None;
-                }
-            };
-            let qualifier = mapped.qualifier.or(if replaces_qualifier {
-                None
-            } else {
-                function.qualifier.clone()
-            });
-            let endpoint = mapped_endpoints
-                .get(key)
-                .cloned()
-                .or_else(|| default_endpoint.clone());
-            (endpoint, mapped.name, qualifier)
-        }
-    };
-    let endpoint = endpoint?;
-    Some(InvokeTarget::new(&endpoint, &name, qualifier.as_deref()))
-}
-
 impl Gateway {
     /// Compiles a configuration; every problem is reported, each with its location.
     pub fn compile(cfg: &FilterConfig) -> Result<Compiled, Vec<ConfigError>> {
@@ -403,29 +335,7 @@ impl Gateway {
                 "must be greater than 0",
             ));
         }
-        let default_endpoint = Endpoint::parse(&d.lambda.endpoint)
-            .map_err(|m| errors.push(ConfigError::new("deployment.lambda.endpoint", m)))
-            .ok();
-        let mut mapped_endpoints = BTreeMap::new();
-        for (key, target) in &d.lambda.functions {
-            if let FunctionTarget::Full {
-                endpoint: Some(url),
-                ..
-            } = target
-            {
-                match Endpoint::parse(url) {
-                    Ok(e) => {
-                        mapped_endpoints.insert(key.clone(), e);
-                    }
-                    Err(m) => errors.push(ConfigError::new(
-                        format!("deployment.lambda.functions.{key}.endpoint"),
-                        m,
-                    )),
-                }
-            }
-        }
-
-        let endpoints = (default_endpoint, mapped_endpoints);
+        let upstreams = Upstreams::compile(d, &mut errors);
         let parsed = openapi::parse(&cfg.openapi);
         errors.extend(parsed.errors);
         let export = parsed.export;
@@ -468,7 +378,7 @@ impl Gateway {
                 }
                 Integration::AwsProxy { uri, timeout_ms } => {
                     let at = format!("{}.x-amazon-apigateway-integration.uri", op.location);
-                    let Some(target) = invoke_target(d, uri, at, &endpoints, &mut errors) else {
+                    let Some(target) = upstreams.target(d, uri, at, &mut errors) else {
                         continue;
                     };
                     RouteAction::LambdaProxy {
@@ -489,11 +399,17 @@ impl Gateway {
                         &mut errors,
                         &mut warnings,
                     );
-                    let Some(target) =
-                        invoke_target(d, uri, format!("{at}.uri"), &endpoints, &mut errors)
+                    let Some(target) = upstreams.target(d, uri, format!("{at}.uri"), &mut errors)
                     else {
                         continue;
                     };
+                    if target.kind != TargetKind::Invoke {
+                        errors.push(ConfigError::new(
+                            format!("{at}.uri"),
+                            "a non-proxy integration invokes through the Invoke API with its template's payload; its function cannot be a function URL or a payload 2.0 target",
+                        ));
+                        continue;
+                    }
                     RouteAction::LambdaAws {
                         target,
                         timeout_ms: *timeout_ms,
@@ -533,9 +449,34 @@ impl Gateway {
                 usage,
                 cors,
                 gateway_responses,
+                upstreams,
+                signers: BTreeMap::new(),
             },
             warnings,
         })
+    }
+
+    /// The Lambda clusters and who signs calls to them.
+    pub fn upstreams(&self) -> &Upstreams {
+        &self.upstreams
+    }
+
+    /// Loads the credentials of the clusters this filter signs (`lambda.signing: FILTER`)
+    /// through `lookup`, the wasm VM's environment. Without them the configuration is
+    /// refused; nothing is loaded for other signing modes.
+    pub fn load_credentials(
+        &mut self,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        self.signers = self.upstreams.signers(lookup)?;
+        Ok(())
+    }
+
+    /// Signs a call in place when this filter signs its cluster.
+    fn sign(&self, call: &mut LambdaCall, now_ms: u64) {
+        if let Some(signer) = self.signers.get(&call.cluster) {
+            signer.sign(&mut call.headers, &call.body, now_ms);
+        }
     }
 
     /// Largest request body accepted.
@@ -1047,9 +988,20 @@ impl Gateway {
         }
     }
 
-    /// Step 2, with the whole body: build the event (or render the request template) and
-    /// the Invoke call.
+    /// Step 2, with the whole body: build the event (or render the request template, or
+    /// forward the request to a function URL) and the call, signed when this filter signs.
     pub fn invoke(
+        &self,
+        head: &RequestHead,
+        routed: &Routed,
+        body: &[u8],
+    ) -> Result<LambdaCall, Outcome> {
+        let mut call = self.build_call(head, routed, body)?;
+        self.sign(&mut call, head.now_ms);
+        Ok(call)
+    }
+
+    fn build_call(
         &self,
         head: &RequestHead,
         routed: &Routed,
@@ -1088,6 +1040,17 @@ impl Gateway {
             return Err(self.request_too_large(head));
         }
         let f = self.facts(head);
+        if let TargetKind::FunctionUrl { prefix } = &target.kind {
+            let raw_query = head.path.split_once('?').map_or("", |(_, q)| q);
+            return Ok(function_url::forward(
+                target,
+                prefix,
+                (&head.method, &routed.event_path, raw_query),
+                &f.headers,
+                body,
+                timeout_ms,
+            ));
+        }
         let request_context = self.request_context(head, route, routed.api_key_id.as_deref(), &f);
         let content_type = header(&head.headers, "content-type");
         if let Some(mapping) = aws {
@@ -1134,6 +1097,38 @@ impl Gateway {
                 true,
             ),
         };
+        if target.kind == TargetKind::InvokeV2 {
+            let raw_query = head.path.split_once('?').map_or("", |(_, q)| q);
+            let client_headers: Vec<Header> = head
+                .headers
+                .iter()
+                .filter(|(k, _)| !k.starts_with(':'))
+                .cloned()
+                .collect();
+            let payload = function_url::event(&function_url::EventInput {
+                method: &head.method,
+                path: &routed.event_path,
+                raw_query,
+                query: &f.query,
+                headers: &client_headers,
+                host: &f.host,
+                protocol: &head.protocol,
+                source_ip: &head.source_ip,
+                account_id: &self.api.account_id,
+                api_id: &self.api.id,
+                request_id: &head.request_id,
+                request_time: &f.request_time,
+                now_ms: head.now_ms,
+                body: body_text.as_deref(),
+                is_base64,
+            });
+            return Ok(LambdaCall::sync(
+                target,
+                self.user_agent.clone(),
+                payload,
+                timeout_ms,
+            ));
+        }
         let event = ProxyEvent {
             resource: &route.resource,
             path: &routed.event_path,
@@ -1192,10 +1187,35 @@ impl Gateway {
         routed: &Routed,
         resp: &InvokeResponse,
     ) -> Result<Reply, Outcome> {
-        let aws = match self.routes.get(routed.route).map(|r| (r, &r.action)) {
-            Some((route, RouteAction::LambdaAws { mapping, .. })) => Some((route, mapping)),
-            _ => None,
+        let (aws, kind) = match self.routes.get(routed.route).map(|r| (r, &r.action)) {
+            Some((route, RouteAction::LambdaAws { mapping, .. })) => {
+                (Some((route, mapping)), TargetKind::Invoke)
+            }
+            Some((_, RouteAction::LambdaProxy { target, .. })) => (None, target.kind.clone()),
+            _ => (None, TargetKind::Invoke),
         };
+        if let TargetKind::FunctionUrl { .. } = kind {
+            return match function_url::classify(resp) {
+                UrlOutcome::Answer => Ok(function_url::passthrough(resp)),
+                UrlOutcome::Rejected { status, error_type } => Err(self.fail(
+                    head,
+                    GatewayError::InvokeRejected,
+                    &format!(
+                        "the function URL refused the call with status {status}: {error_type}"
+                    ),
+                )),
+                UrlOutcome::Timeout => Err(self.fail(
+                    head,
+                    GatewayError::IntegrationTimeout,
+                    "the function URL did not answer within the integration timeout",
+                )),
+                UrlOutcome::Unreachable(why) => Err(self.fail(
+                    head,
+                    GatewayError::IntegrationUnreachable,
+                    &format!("function URL unreachable: {why}"),
+                )),
+            };
+        }
         let (payload, function_error) = match classify(resp) {
             InvokeOutcome::Payload(p) => (p, None),
             InvokeOutcome::FunctionError(msg) if aws.is_some() => (resp.body.as_slice(), Some(msg)),
@@ -1229,6 +1249,10 @@ impl Gateway {
             }
         };
         let Some((route, mapping)) = aws else {
+            if kind == TargetKind::InvokeV2 {
+                return function_url::infer_response(payload)
+                    .map_err(|e| self.fail(head, e.error, &e.reason));
+            }
             return response::map(
                 payload,
                 &self.binary_media_types,

@@ -23,6 +23,7 @@ pub mod query;
 pub mod render;
 pub mod router;
 pub mod shared;
+pub mod sigv4;
 pub mod time;
 pub mod usage;
 pub mod vtl;

@@ -3,17 +3,19 @@
 //! Owns: the shape of the Envoy configuration apigw-edge runs in: one listener with the wasm
 //! filter (configuration embedded as a `StringValue`) in front of the router, optionally a
 //! loopback control listener running the same module in its control role, one cluster per
-//! Lambda endpoint (plain HTTP for local emulators, TLS with SNI and the system CA bundle for
-//! AWS), and the admin interface. The configuration is compiled first, so nothing invalid is
+//! Lambda endpoint or function URL (plain HTTP for local emulators; TLS with SNI and the
+//! system or a private CA bundle for AWS; Envoy's SigV4 signer as an upstream filter where
+//! Envoy signs), and the admin interface. The configuration is compiled first, so nothing invalid is
 //! ever rendered. Must not: write files or start processes (the CLI does).
 
 use serde_json::{json, Value};
 
-use crate::config::{FilterConfig, FunctionTarget};
+use crate::config::{CredentialProvider, FilterConfig, Lambda, SigningMode};
 use crate::control::ControlConfig;
 use crate::error::ConfigError;
 use crate::gateway::Gateway;
-use crate::lambda::invoke::Endpoint;
+use crate::lambda::upstream::{Upstream, Upstreams};
+use crate::sigv4::LAMBDA_SERVICE;
 
 /// Name of the wasm filter, its root id and VM id.
 pub const FILTER_NAME: &str = "apigw_edge";
@@ -47,34 +49,79 @@ fn is_ip(host: &str) -> bool {
     host.parse::<std::net::IpAddr>().is_ok()
 }
 
-fn cluster(endpoint: &Endpoint) -> Value {
+fn duration(ms: u32) -> String {
+    if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{}.{:03}s", ms / 1000, ms % 1000)
+    }
+}
+
+/// Envoy's SigV4 signer as an upstream HTTP filter of a Lambda cluster: it signs every call
+/// the wasm filter dispatches to the cluster (`dispatch_http_call` goes through the
+/// cluster's upstream filters), with Envoy's credential providers.
+fn signing_filters(upstream: &Upstream, lambda: &Lambda) -> Value {
+    let mut signing = json!({
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.aws_request_signing.v3.AwsRequestSigning",
+        "service_name": LAMBDA_SERVICE,
+        "region": upstream.region,
+        "use_unsigned_payload": false
+    });
+    if let (CredentialProvider::Environment, Some(obj)) =
+        (lambda.credentials.provider, signing.as_object_mut())
+    {
+        obj.insert(
+            "credential_provider".into(),
+            json!({"custom_credential_provider_chain": true, "environment_credential_provider": {}}),
+        );
+    }
+    json!([
+        {"name": "envoy.filters.http.aws_request_signing", "typed_config": signing},
+        {"name": "envoy.filters.http.upstream_codec", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec"}}
+    ])
+}
+
+fn cluster(upstream: &Upstream, lambda: &Lambda) -> Value {
+    let endpoint = &upstream.endpoint;
     let name = endpoint.cluster_name();
+    let protocol = if lambda.http2 {
+        json!({"http2_protocol_options": {}})
+    } else {
+        json!({"http_protocol_options": {}})
+    };
+    let mut options = json!({
+        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+        "common_http_protocol_options": {"idle_timeout": "60s"},
+        "explicit_http_config": protocol
+    });
+    if let (SigningMode::Envoy, Some(obj)) = (upstream.signing, options.as_object_mut()) {
+        obj.insert("http_filters".into(), signing_filters(upstream, lambda));
+    }
     let mut c = json!({
         "name": name,
         "type": if is_ip(&endpoint.host) { "STATIC" } else { "STRICT_DNS" },
-        "connect_timeout": "2s",
+        "connect_timeout": duration(lambda.connect_timeout_ms),
         "dns_lookup_family": "V4_PREFERRED",
         "load_assignment": {
             "cluster_name": name,
             "endpoints": [{"lb_endpoints": [{"endpoint": {"address": socket(&endpoint.host, endpoint.port)}}]}]
         },
-        "circuit_breakers": {"thresholds": [{"max_connections": 1024, "max_pending_requests": 1024, "max_requests": 4096}]},
+        "circuit_breakers": {"thresholds": [{"max_connections": 1024, "max_pending_requests": 1024, "max_requests": lambda.max_requests}]},
         "typed_extension_protocol_options": {
-            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                "common_http_protocol_options": {"idle_timeout": "60s"},
-                "explicit_http_config": {"http_protocol_options": {}}
-            }
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": options
         }
     });
     if let (true, Some(obj)) = (endpoint.tls, c.as_object_mut()) {
+        let ca = lambda.tls.ca_file.as_deref().unwrap_or(SYSTEM_CA_BUNDLE);
         obj.insert("transport_socket".into(), json!({
             "name": "envoy.transport_sockets.tls",
             "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
                 "sni": endpoint.host,
                 "common_tls_context": {
-                    "validation_context": {"trusted_ca": {"filename": SYSTEM_CA_BUNDLE}}
+                    "alpn_protocols": [if lambda.http2 { "h2" } else { "http/1.1" }],
+                    "validation_context": {"trusted_ca": {"filename": ca}}
                 }
             }
         }));
@@ -82,36 +129,11 @@ fn cluster(endpoint: &Endpoint) -> Value {
     c
 }
 
-/// Every endpoint the deployment names, default first, without duplicates.
-fn endpoints(cfg: &FilterConfig) -> Vec<Endpoint> {
-    let mut out: Vec<Endpoint> = Vec::new();
-    let urls = std::iter::once(cfg.deployment.lambda.endpoint.as_str()).chain(
-        cfg.deployment
-            .lambda
-            .functions
-            .values()
-            .filter_map(|t| match t {
-                FunctionTarget::Full {
-                    endpoint: Some(e), ..
-                } => Some(e.as_str()),
-                _ => None,
-            }),
-    );
-    for url in urls {
-        if let Ok(e) = Endpoint::parse(url) {
-            if !out.iter().any(|o| o.cluster_name() == e.cluster_name()) {
-                out.push(e);
-            }
-        }
-    }
-    out
-}
-
 /// Renders the bootstrap. `wasm_path` is where Envoy will find the filter module.
 pub fn bootstrap(cfg: &FilterConfig, wasm_path: &str) -> Result<Value, Vec<ConfigError>> {
-    let mut errors = match Gateway::compile(cfg) {
-        Ok(_) => Vec::new(),
-        Err(e) => e,
+    let (mut errors, upstreams) = match Gateway::compile(cfg) {
+        Ok(c) => (Vec::new(), c.gateway.upstreams().clone()),
+        Err(e) => (e, Upstreams::default()),
     };
     let d = &cfg.deployment;
     let listen = parse_socket(&d.listen)
@@ -143,12 +165,13 @@ pub fn bootstrap(cfg: &FilterConfig, wasm_path: &str) -> Result<Value, Vec<Confi
         .max_body_bytes
         .saturating_add(1 << 20)
         .min(u64::from(u32::MAX));
+    let env_keys = upstreams.env_keys();
     let mut listeners = vec![listener(
         FILTER_NAME,
         (&listen_host, listen_port),
         buffer_limit,
         &filter_config,
-        wasm_path,
+        (wasm_path, &env_keys),
     )];
     if let Some((host, port)) = control {
         let control_config = json!({ "control": ControlConfig::of(d) }).to_string();
@@ -157,27 +180,40 @@ pub fn bootstrap(cfg: &FilterConfig, wasm_path: &str) -> Result<Value, Vec<Confi
             (&host, port),
             1 << 16,
             &control_config,
-            wasm_path,
+            (wasm_path, &env_keys),
         ));
     }
     Ok(json!({
         "admin": {"address": socket(&admin_host, admin_port)},
         "static_resources": {
             "listeners": listeners,
-            "clusters": endpoints(cfg).iter().map(cluster).collect::<Vec<_>>()
+            "clusters": upstreams.clusters.values().map(|u| cluster(u, &d.lambda)).collect::<Vec<_>>()
         }
     }))
 }
 
 /// One listener whose wasm filter (V8, VM id [`FILTER_NAME`] for every role, so all roles
-/// share one shared-data space) answers every request itself.
+/// share one shared-data space) answers every request itself. `env_keys` are the
+/// environment variables Envoy passes into the VM (credentials for in-filter signing), by
+/// name only: their values never appear in the configuration.
 fn listener(
     name: &str,
     (host, port): (&str, u16),
     buffer_limit: u64,
     filter_config: &str,
-    wasm_path: &str,
+    (wasm_path, env_keys): (&str, &[String]),
 ) -> Value {
+    let mut vm_config = json!({
+        "vm_id": FILTER_NAME,
+        "runtime": "envoy.wasm.runtime.v8",
+        "code": {"local": {"filename": wasm_path}}
+    });
+    if let (false, Some(obj)) = (env_keys.is_empty(), vm_config.as_object_mut()) {
+        obj.insert(
+            "environment_variables".into(),
+            json!({ "host_env_keys": env_keys }),
+        );
+    }
     json!({
         "name": name,
         "address": socket(host, port),
@@ -220,11 +256,7 @@ fn listener(
                                     "@type": "type.googleapis.com/google.protobuf.StringValue",
                                     "value": filter_config
                                 },
-                                "vm_config": {
-                                    "vm_id": FILTER_NAME,
-                                    "runtime": "envoy.wasm.runtime.v8",
-                                    "code": {"local": {"filename": wasm_path}}
-                                }
+                                "vm_config": vm_config
                             }
                         }
                     },
@@ -255,33 +287,145 @@ mod tests {
         }
     }
 
+    fn clusters(b: &Value) -> Vec<Value> {
+        b["static_resources"]["clusters"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    fn wasm_config(b: &Value) -> Value {
+        b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+            ["http_filters"][0]["typed_config"]["config"]
+            .clone()
+    }
+
     #[test]
     fn one_cluster_per_endpoint_and_tls_for_https() {
         let c = cfg(json!({"endpoint": "https://lambda.us-east-1.amazonaws.com",
                            "functions": {"hello": {"name": "hello", "endpoint": "http://127.0.0.1:9000"},
                                          "other": {"name": "x", "endpoint": "http://127.0.0.1:9000"}}}));
         let b = bootstrap(&c, "/f.wasm").unwrap();
-        let clusters = b["static_resources"]["clusters"].as_array().unwrap();
+        let clusters = clusters(&b);
         assert_eq!(clusters.len(), 2);
-        assert_eq!(clusters[0]["type"], "STRICT_DNS");
+        assert_eq!(clusters[0]["name"], "apigw_lambda_http_127_0_0_1_9000");
+        assert_eq!(clusters[0]["type"], "STATIC");
+        assert!(clusters[0].get("transport_socket").is_none());
+        assert_eq!(clusters[1]["type"], "STRICT_DNS");
+        let tls = &clusters[1]["transport_socket"]["typed_config"];
+        assert_eq!(tls["sni"], "lambda.us-east-1.amazonaws.com");
         assert_eq!(
-            clusters[0]["transport_socket"]["typed_config"]["sni"],
-            "lambda.us-east-1.amazonaws.com"
+            tls["common_tls_context"]["validation_context"]["trusted_ca"]["filename"],
+            SYSTEM_CA_BUNDLE
         );
-        assert_eq!(clusters[1]["name"], "apigw_lambda_http_127_0_0_1_9000");
-        assert_eq!(clusters[1]["type"], "STATIC");
-        assert!(clusters[1].get("transport_socket").is_none());
-        let filter = &b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
-            ["typed_config"]["http_filters"][0];
-        let embedded = filter["typed_config"]["config"]["configuration"]["value"]
-            .as_str()
-            .unwrap();
+        assert_eq!(
+            tls["common_tls_context"]["alpn_protocols"],
+            json!(["http/1.1"])
+        );
+        let config = wasm_config(&b);
+        let embedded = config["configuration"]["value"].as_str().unwrap();
         let parsed = crate::config::parse_filter_config(embedded.as_bytes()).unwrap();
         assert_eq!(parsed.deployment.stage, "prod");
+        assert_eq!(config["vm_config"]["code"]["local"]["filename"], "/f.wasm");
+    }
+
+    #[test]
+    fn envoy_signing_is_an_upstream_filter_of_the_signed_clusters_only() {
+        let c = cfg(json!({"endpoint": "https://lambda.eu-west-1.amazonaws.com",
+                           "functions": {"local": {"name": "x", "endpoint": "http://127.0.0.1:9000"}}}));
+        let b = bootstrap(&c, "/f.wasm").unwrap();
+        let options = |c: &Value| {
+            c["typed_extension_protocol_options"]
+                ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+                .clone()
+        };
+        let [local, aws] = <[Value; 2]>::try_from(clusters(&b)).unwrap();
+        assert!(options(&local).get("http_filters").is_none());
+        let filters = options(&aws)["http_filters"].clone();
+        assert_eq!(filters[0]["name"], "envoy.filters.http.aws_request_signing");
+        let signing = &filters[0]["typed_config"];
         assert_eq!(
-            filter["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"],
-            "/f.wasm"
+            (signing["service_name"].as_str(), signing["region"].as_str()),
+            (Some("lambda"), Some("eu-west-1"))
         );
+        // The default chain: no provider configured, Envoy picks its own.
+        assert!(signing.get("credential_provider").is_none());
+        assert_eq!(filters[1]["name"], "envoy.filters.http.upstream_codec");
+        assert!(wasm_config(&b)["vm_config"]
+            .get("environment_variables")
+            .is_none());
+
+        let c = cfg(
+            json!({"endpoint": "https://localhost:8443", "region": "eu-north-1",
+                           "credentials": {"provider": "ENVIRONMENT"}, "http2": true,
+                           "connectTimeoutMs": 1500, "maxRequests": 64,
+                           "tls": {"caFile": "/etc/private-ca.pem"}}),
+        );
+        let b = bootstrap(&c, "/f.wasm").unwrap();
+        let cl = &clusters(&b)[0];
+        let o = options(cl);
+        assert_eq!(
+            o["explicit_http_config"],
+            json!({"http2_protocol_options": {}})
+        );
+        let signing = &o["http_filters"][0]["typed_config"];
+        assert_eq!(signing["region"], "eu-north-1");
+        assert_eq!(
+            signing["credential_provider"],
+            json!({"custom_credential_provider_chain": true, "environment_credential_provider": {}})
+        );
+        assert_eq!(cl["connect_timeout"], "1.500s");
+        assert_eq!(cl["circuit_breakers"]["thresholds"][0]["max_requests"], 64);
+        let tls = &cl["transport_socket"]["typed_config"]["common_tls_context"];
+        assert_eq!(
+            tls["validation_context"]["trusted_ca"]["filename"],
+            "/etc/private-ca.pem"
+        );
+        assert_eq!(tls["alpn_protocols"], json!(["h2"]));
+    }
+
+    #[test]
+    fn filter_signing_passes_variable_names_never_values() {
+        let c = cfg(
+            json!({"endpoint": "https://lambda.eu-west-1.amazonaws.com", "signing": "FILTER",
+                           "credentials": {"accessKeyIdEnv": "GW_KEY", "secretAccessKeyEnv": "GW_SECRET"}}),
+        );
+        let b = bootstrap(&c, "/f.wasm").unwrap();
+        assert_eq!(
+            wasm_config(&b)["vm_config"]["environment_variables"],
+            json!({"host_env_keys": ["GW_KEY", "GW_SECRET", "AWS_SESSION_TOKEN"]})
+        );
+        let options = &clusters(&b)[0]["typed_extension_protocol_options"]
+            ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
+        assert!(options.get("http_filters").is_none());
+    }
+
+    #[test]
+    fn unsigned_function_url_and_signed_invoke_api_get_their_own_clusters() {
+        let c = cfg(json!({"endpoint": "https://lambda.us-east-1.amazonaws.com",
+                           "functions": {"hello": {"url": "https://abcd.lambda-url.us-east-1.on.aws", "authType": "NONE"}}}));
+        let b = bootstrap(&c, "/f.wasm").unwrap();
+        let names: Vec<String> = clusters(&b)
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                "apigw_lambda_https_abcd_lambda_url_us_east_1_on_aws_443",
+                "apigw_lambda_https_lambda_us_east_1_amazonaws_com_443"
+            ]
+        );
+        let signed: Vec<bool> = clusters(&b)
+            .iter()
+            .map(|c| {
+                c["typed_extension_protocol_options"]
+                    ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+                    .get("http_filters")
+                    .is_some()
+            })
+            .collect();
+        assert_eq!(signed, vec![false, true]);
     }
 
     #[test]

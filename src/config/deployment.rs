@@ -88,7 +88,8 @@ impl Default for Api {
     }
 }
 
-/// The Lambda Invoke API endpoint and how function ARNs map onto it.
+/// The Lambda Invoke API endpoint, how function ARNs map onto it, and how calls are
+/// signed and carried.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Lambda {
@@ -97,19 +98,128 @@ pub struct Lambda {
     /// Optional mapping keyed by function ARN, `name:qualifier` or name.
     #[serde(default)]
     pub functions: BTreeMap<String, FunctionTarget>,
+    /// Signing region; absent: taken from the endpoint's host name, else `api.region`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Who signs calls: Envoy's `aws_request_signing` filter, this filter, or nobody.
+    /// Absent: `ENVOY` for `https://` endpoints, `NONE` for `http://` ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing: Option<SigningMode>,
+    /// Where the signer finds credentials.
+    #[serde(default)]
+    pub credentials: CredentialSettings,
+    /// TLS to `https://` endpoints.
+    #[serde(default)]
+    pub tls: LambdaTls,
+    /// HTTP/2 to the Lambda endpoints (one connection multiplexes calls); HTTP/1.1 with
+    /// keep-alive otherwise.
+    #[serde(default)]
+    pub http2: bool,
+    /// Connect timeout of the Lambda clusters.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_ms: u32,
+    /// Circuit breaker of each Lambda cluster: calls in flight at most.
+    #[serde(default = "default_max_requests")]
+    pub max_requests: u32,
 }
 
-/// Where one function is invoked: a new name, or a name plus its own endpoint.
+/// Who signs the calls to Lambda with AWS Signature Version 4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum SigningMode {
+    /// Envoy's `envoy.filters.http.aws_request_signing`, as an upstream filter of each
+    /// Lambda cluster (Envoy's credential chain and refresh).
+    Envoy,
+    /// The wasm filter itself, with credentials from environment variables.
+    Filter,
+    /// Unsigned (local emulators, or a signing proxy in between).
+    None,
+}
+
+/// Where credentials come from.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CredentialSettings {
+    /// `ENVOY` signing only: `DEFAULT_CHAIN` (environment, credentials file, web identity,
+    /// ECS and EC2 metadata, refreshed by Envoy) or `ENVIRONMENT` (variables only).
+    #[serde(default)]
+    pub provider: CredentialProvider,
+    /// `FILTER` signing: names of the environment variables Envoy passes into the wasm VM.
+    #[serde(default = "default_access_key_env")]
+    pub access_key_id_env: String,
+    #[serde(default = "default_secret_key_env")]
+    pub secret_access_key_env: String,
+    #[serde(default = "default_session_token_env")]
+    pub session_token_env: String,
+}
+
+impl Default for CredentialSettings {
+    fn default() -> Self {
+        CredentialSettings {
+            provider: CredentialProvider::default(),
+            access_key_id_env: default_access_key_env(),
+            secret_access_key_env: default_secret_key_env(),
+            session_token_env: default_session_token_env(),
+        }
+    }
+}
+
+/// Envoy's credential sources.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CredentialProvider {
+    #[default]
+    DefaultChain,
+    Environment,
+}
+
+/// TLS settings of the Lambda clusters.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LambdaTls {
+    /// PEM bundle of the CAs to trust (a private CA); absent: the system bundle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+}
+
+/// Where one function is invoked: a new name, or the full form.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum FunctionTarget {
     Name(String),
-    #[serde(rename_all = "camelCase")]
-    Full {
-        name: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        endpoint: Option<String>,
-    },
+    Full(FunctionSpec),
+}
+
+/// A function reached by name through an Invoke API, or through its function URL.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FunctionSpec {
+    /// Function name, with an optional `:qualifier` (Invoke API targets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Another Invoke API for this function.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// The function's URL (`https://<id>.lambda-url.<region>.on.aws`): requests are
+    /// forwarded to it as HTTP instead of through the Invoke API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The function URL's `AuthType`: `AWS_IAM` (signed) or `NONE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_type: Option<UrlAuthType>,
+    /// `1.0` (the REST API proxy event, default) or `2.0` (the function URL event, built
+    /// by the gateway for functions reached through an Invoke API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_format_version: Option<String>,
+}
+
+/// A function URL's `AuthType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+pub enum UrlAuthType {
+    #[serde(rename = "AWS_IAM")]
+    AwsIam,
+    #[serde(rename = "NONE")]
+    None,
 }
 
 /// Request limits.
@@ -320,6 +430,21 @@ impl Default for EnvoySettings {
     }
 }
 
+fn default_connect_timeout() -> u32 {
+    2000
+}
+fn default_max_requests() -> u32 {
+    4096
+}
+fn default_access_key_env() -> String {
+    "AWS_ACCESS_KEY_ID".into()
+}
+fn default_secret_key_env() -> String {
+    "AWS_SECRET_ACCESS_KEY".into()
+}
+fn default_session_token_env() -> String {
+    "AWS_SESSION_TOKEN".into()
+}
 fn default_listen() -> String {
     "127.0.0.1:8080".into()
 }

@@ -87,7 +87,13 @@ impl Root {
                 for w in &compiled.warnings {
                     log::warn!("{w}");
                 }
-                let gateway = compiled.gateway;
+                let mut gateway = compiled.gateway;
+                // In-filter signing reads its credentials from the VM's environment
+                // (`vm_config.environment_variables`), once per VM.
+                if let Err(e) = gateway.load_credentials(&|name| std::env::var(name).ok()) {
+                    log::error!("invalid configuration: {e}");
+                    return false;
+                }
                 let cache = gateway
                     .stage_cache()
                     .map(|c| Rc::new(RefCell::new(ResponseCache::new(c.capacity_bytes))));

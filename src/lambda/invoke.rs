@@ -52,6 +52,22 @@ impl Endpoint {
         })
     }
 
+    /// Parses a function URL: `http(s)://host[:port]` with an optional path prefix (no
+    /// query), returned without its trailing slash.
+    pub fn parse_url(url: &str) -> Result<(Endpoint, String), String> {
+        let after_scheme = url.find("://").map_or(0, |i| i + 3);
+        let path_at = url
+            .get(after_scheme..)
+            .and_then(|rest| rest.find('/'))
+            .map_or(url.len(), |i| i + after_scheme);
+        let (origin, path) = url.split_at(path_at);
+        if path.contains('?') || path.contains('#') {
+            return Err(format!("`{url}` must not have a query or fragment"));
+        }
+        let endpoint = Endpoint::parse(origin)?;
+        Ok((endpoint, path.trim_end_matches('/').to_string()))
+    }
+
     /// Envoy cluster name for this endpoint, the same in the filter and the renderer.
     pub fn cluster_name(&self) -> String {
         let host: String = self
@@ -78,13 +94,25 @@ impl Endpoint {
     }
 }
 
+/// How a target is called.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetKind {
+    /// The Invoke API with the REST API proxy event (payload format 1.0).
+    Invoke,
+    /// The Invoke API with the function URL event (payload format 2.0).
+    InvokeV2,
+    /// The function's URL: the request is forwarded as HTTP under this path prefix.
+    FunctionUrl { prefix: String },
+}
+
 /// Where one integration invokes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvokeTarget {
     pub cluster: String,
     pub authority: String,
-    /// `:path` of the Invoke call, qualifier included.
+    /// `:path` of the Invoke call, qualifier included (the prefix, for function URLs).
     pub path: String,
+    pub kind: TargetKind,
 }
 
 impl InvokeTarget {
@@ -98,6 +126,19 @@ impl InvokeTarget {
             cluster: endpoint.cluster_name(),
             authority: endpoint.authority(),
             path,
+            kind: TargetKind::Invoke,
+        }
+    }
+
+    /// A function URL, with the path prefix requests are forwarded under.
+    pub fn function_url(endpoint: &Endpoint, prefix: &str) -> Self {
+        InvokeTarget {
+            cluster: endpoint.cluster_name(),
+            authority: endpoint.authority(),
+            path: prefix.to_string(),
+            kind: TargetKind::FunctionUrl {
+                prefix: prefix.to_string(),
+            },
         }
     }
 }
@@ -261,6 +302,37 @@ mod tests {
             "http://x/path",
         ] {
             assert!(Endpoint::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn function_url_table() {
+        for (url, authority, prefix) in [
+            (
+                "https://abc.lambda-url.eu-west-1.on.aws",
+                "abc.lambda-url.eu-west-1.on.aws",
+                "",
+            ),
+            (
+                "https://abc.lambda-url.eu-west-1.on.aws/",
+                "abc.lambda-url.eu-west-1.on.aws",
+                "",
+            ),
+            (
+                "http://127.0.0.1:9000/lambda-url/hello/",
+                "127.0.0.1:9000",
+                "/lambda-url/hello",
+            ),
+        ] {
+            let (e, p) = Endpoint::parse_url(url).unwrap();
+            assert_eq!(
+                (e.authority().as_str(), p.as_str()),
+                (authority, prefix),
+                "{url}"
+            );
+        }
+        for bad in ["https://x/a?b=1", "ftp://x", "https:///path"] {
+            assert!(Endpoint::parse_url(bad).is_err(), "{bad}");
         }
     }
 

@@ -320,8 +320,27 @@ fn run(args: Args) -> Result<(), ExitCode> {
     match args.command.as_str() {
         "validate" => match Gateway::compile(&cfg) {
             Ok(compiled) => {
+                let mut warnings = compiled.warnings.len();
                 for w in &compiled.warnings {
                     eprintln!("warning: {}: {w}", args.deployment.display());
+                }
+                let mut gateway = compiled.gateway;
+                for (name, u) in &gateway.upstreams().clusters {
+                    eprintln!(
+                        "upstream {name}: {}://{}, signing {:?}, region {}",
+                        if u.endpoint.tls { "https" } else { "http" },
+                        u.endpoint.authority(),
+                        u.signing,
+                        u.region
+                    );
+                }
+                // Envoy passes its own environment into the VM; this one may differ.
+                if let Err(e) = gateway.load_credentials(&|n| std::env::var(n).ok()) {
+                    warnings += 1;
+                    eprintln!(
+                        "warning: {}: {e} (in this shell; Envoy's environment is what counts)",
+                        args.deployment.display()
+                    );
                 }
                 let routes = apigw_edge::openapi::parse(&cfg.openapi)
                     .export
@@ -331,7 +350,7 @@ fn run(args: Args) -> Result<(), ExitCode> {
                     "{}: ok (stage `{}`, {routes} methods, {} warning(s))",
                     args.deployment.display(),
                     cfg.deployment.stage,
-                    compiled.warnings.len()
+                    warnings
                 );
                 Ok(())
             }
