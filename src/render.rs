@@ -121,7 +121,15 @@ fn cluster(upstream: &Upstream, lambda: &Lambda) -> Value {
                 "sni": endpoint.host,
                 "common_tls_context": {
                     "alpn_protocols": [if lambda.http2 { "h2" } else { "http/1.1" }],
-                    "validation_context": {"trusted_ca": {"filename": ca}}
+                    // The certificate must name the host (wildcards included), not just
+                    // chain to a trusted CA.
+                    "validation_context": {
+                        "trusted_ca": {"filename": ca},
+                        "match_typed_subject_alt_names": [{
+                            "san_type": if is_ip(&endpoint.host) { "IP_ADDRESS" } else { "DNS" },
+                            "matcher": {"exact": endpoint.host}
+                        }]
+                    }
                 }
             }
         }));

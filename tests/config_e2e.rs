@@ -112,19 +112,6 @@ fn validate_lists_every_error_with_its_location() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
 }
 
-/// `envoy --mode validate`: whether Envoy accepts `config`, and what it said.
-fn envoy_validate(config: &std::path::Path) -> (bool, String) {
-    let out = Command::new(envoy_bin())
-        .args(["--mode", "validate", "-c"])
-        .arg(config)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn envoy_validates(config: &std::path::Path) {
     let (ok, stderr) = envoy_validate(config);
     assert!(ok, "{} does not validate:\n{stderr}", config.display());

@@ -177,10 +177,7 @@ pub struct InvokeStub {
 pub type Headers = Vec<(String, String)>;
 
 /// Reads a header block and the `content-length` body that follows (none when `head_only`).
-fn read_headers_and_body(
-    reader: &mut BufReader<TcpStream>,
-    head_only: bool,
-) -> Option<(Headers, Vec<u8>)> {
+fn read_headers_and_body(reader: &mut impl BufRead, head_only: bool) -> Option<(Headers, Vec<u8>)> {
     let mut headers = Vec::new();
     loop {
         let mut h = String::new();
@@ -202,7 +199,7 @@ fn read_headers_and_body(
     Some((headers, body))
 }
 
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Recorded> {
+fn read_request(reader: &mut impl BufRead) -> Option<Recorded> {
     let mut line = String::new();
     if reader.read_line(&mut line).ok()? == 0 {
         return None;
@@ -219,8 +216,31 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Recorded> {
     })
 }
 
+/// A byte stream a stub serves: plain TCP or TLS over it.
+pub trait Stream: Read + Write + Send {}
+impl<T: Read + Write + Send> Stream for T {}
+
+/// Turns an accepted connection into the stream the stub speaks HTTP over (TLS).
+pub type Wrap = Arc<dyn Fn(TcpStream) -> Option<Box<dyn Stream>> + Send + Sync>;
+
 impl InvokeStub {
     pub fn start(script: impl Fn(&Recorded) -> StubReply + Send + Sync + 'static) -> Self {
+        Self::start_on(None, script)
+    }
+
+    /// The stub behind TLS with `tls`'s certificate (see [`TestCa`]).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn start_tls(
+        tls: &TestCa,
+        script: impl Fn(&Recorded) -> StubReply + Send + Sync + 'static,
+    ) -> Self {
+        Self::start_on(Some(tls.wrap()), script)
+    }
+
+    fn start_on(
+        wrap: Option<Wrap>,
+        script: impl Fn(&Recorded) -> StubReply + Send + Sync + 'static,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -231,9 +251,16 @@ impl InvokeStub {
                 let Ok(conn) = conn else { continue };
                 let log = log2.clone();
                 let script = script.clone();
+                let wrap = wrap.clone();
                 thread::spawn(move || {
-                    let mut writer = conn.try_clone().unwrap();
-                    let mut reader = BufReader::new(conn);
+                    let stream: Box<dyn Stream> = match wrap {
+                        None => Box::new(conn),
+                        Some(wrap) => match wrap(conn) {
+                            Some(s) => s,
+                            None => return,
+                        },
+                    };
+                    let mut reader = BufReader::new(stream);
                     while let Some(req) = read_request(&mut reader) {
                         log.lock().unwrap().push(req.clone());
                         let reply = script(&req);
@@ -249,7 +276,12 @@ impl InvokeStub {
                         out.push_str("\r\n");
                         let mut bytes = out.into_bytes();
                         bytes.extend_from_slice(&reply.body);
-                        if writer.write_all(&bytes).is_err() {
+                        let writer = reader.get_mut();
+                        if writer
+                            .write_all(&bytes)
+                            .and_then(|_| writer.flush())
+                            .is_err()
+                        {
                             return;
                         }
                     }
@@ -257,6 +289,10 @@ impl InvokeStub {
             }
         });
         InvokeStub { port, log }
+    }
+
+    pub fn https_url(&self) -> String {
+        format!("https://localhost:{}", self.port)
     }
 
     pub fn url(&self) -> String {
@@ -440,6 +476,75 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A test certificate authority and a server certificate it issued for `localhost` and
+/// `127.0.0.1`; `ca_file` is the CA's PEM, for `lambda.tls.caFile`.
+#[cfg(not(target_arch = "wasm32"))]
+pub struct TestCa {
+    pub ca_file: PathBuf,
+    server: Arc<rustls::ServerConfig>,
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl TestCa {
+    fn wrap(&self) -> Wrap {
+        let config = self.server.clone();
+        Arc::new(move |conn| {
+            let session = rustls::ServerConnection::new(config.clone()).ok()?;
+            Some(Box::new(rustls::StreamOwned::new(session, conn)) as Box<dyn Stream>)
+        })
+    }
+
+    pub fn new(dir: &Path) -> TestCa {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "apigw-edge test CA");
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf =
+            rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+                .unwrap()
+                .signed_by(&leaf_key, &ca, &ca_key)
+                .unwrap();
+        let ca_file = dir.join("test-ca.pem");
+        std::fs::write(&ca_file, ca.pem()).unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
+        let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone(), ca.der().clone()], key)
+        .unwrap();
+        TestCa {
+            ca_file,
+            server: Arc::new(server),
+        }
+    }
+}
+
+/// `envoy --mode validate`: whether Envoy accepts `config`, and what it said.
+pub fn envoy_validate(config: &Path) -> (bool, String) {
+    envoy_validate_with_env(config, &[])
+}
+
+/// [`envoy_validate`] with extra environment variables for Envoy.
+pub fn envoy_validate_with_env(config: &Path, env: &[(&str, &str)]) -> (bool, String) {
+    let out = Command::new(envoy_bin())
+        .args(["--mode", "validate", "-c"])
+        .arg(config)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A running Envoy serving a deployment; killed on drop.
 pub struct Envoy {
     child: Child,
@@ -506,8 +611,20 @@ impl Envoy {
         admin: u16,
         concurrency: u32,
     ) -> Envoy {
+        Envoy::start_config_env(dir, config, (port, admin), concurrency, &[])
+    }
+
+    /// [`Envoy::start_config`] with extra environment variables (credentials) for Envoy.
+    pub fn start_config_env(
+        dir: PathBuf,
+        config: PathBuf,
+        (port, admin): (u16, u16),
+        concurrency: u32,
+        env: &[(&str, &str)],
+    ) -> Envoy {
         let log = std::fs::File::create(dir.join("envoy.log")).unwrap();
         let child = Command::new(envoy_bin())
+            .envs(env.iter().copied())
             .arg("-c")
             .arg(&config)
             .args([
