@@ -21,6 +21,9 @@ step "setup"
 
 step "cargo fmt --check"
 cargo fmt --check
+for crate in bench/core bench/noop-filter; do
+  cargo fmt --check --manifest-path "$crate/Cargo.toml"
+done
 
 step "clippy (native, default features)"
 cargo clippy --all-targets -- -D warnings
@@ -28,6 +31,11 @@ step "clippy (native, core only: no proxy-wasm outside src/filter)"
 cargo clippy --lib --no-default-features -- -D warnings
 step "clippy (wasm32-wasip1)"
 cargo clippy --all-targets --target wasm32-wasip1 -- -D warnings
+
+step "clippy (benchmark crates: core micro-benchmarks, no-op filter)"
+cargo clippy --manifest-path bench/core/Cargo.toml --target-dir target/bench-core -- -D warnings
+cargo clippy --manifest-path bench/noop-filter/Cargo.toml --target wasm32-wasip1 \
+  --target-dir target/bench-noop -- -D warnings
 
 step "release filter (wasm32-wasip1)"
 cargo build --release --target wasm32-wasip1 --lib

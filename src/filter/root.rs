@@ -82,6 +82,7 @@ impl Context for Root {}
 
 impl Root {
     fn configure_gateway(&mut self, cfg: &FilterConfig) -> bool {
+        let started = super::host::now_ms();
         match Gateway::compile(cfg) {
             Ok(compiled) => {
                 for w in &compiled.warnings {
@@ -98,9 +99,10 @@ impl Root {
                     .stage_cache()
                     .map(|c| Rc::new(RefCell::new(ResponseCache::new(c.capacity_bytes))));
                 log::info!(
-                    "apigw-edge {}: serving stage `{}` through {}{}",
+                    "apigw-edge {}: serving stage `{}` (compiled in {} ms) through {}{}",
                     env!("CARGO_PKG_VERSION"),
                     cfg.deployment.stage,
+                    super::host::now_ms().saturating_sub(started),
                     gateway.clusters().join(", "),
                     gateway.stage_cache().map_or(String::new(), |c| format!(
                         "; stage cache {} MiB per worker",

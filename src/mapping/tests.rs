@@ -211,6 +211,31 @@ fn aws_request_renders_the_payload_and_invoke_headers() {
 }
 
 #[test]
+fn aws_request_passes_client_context_and_log_type_to_the_invoke_api() {
+    let mut spec = lambda_spec();
+    spec["requestParameters"] = json!({
+        "integration.request.header.X-Amz-Client-Context": "method.request.header.X-Client-Context",
+        "integration.request.header.X-Amz-Log-Type": "'Tail'"
+    });
+    let m = compile_aws(spec, None);
+    let f = Fixture::new(r#"{"name": "a"}"#)
+        .path(&[("id", "1")])
+        .headers(&[("X-Client-Context", "eyJjdXN0b20iOnsiYSI6MX19")]);
+    let (_, mut headers) = m.request(&f.env(), &f.sources(), None).unwrap();
+    headers.sort();
+    assert_eq!(
+        headers,
+        vec![
+            (
+                "X-Amz-Client-Context".to_string(),
+                "eyJjdXN0b20iOnsiYSI6MX19".to_string()
+            ),
+            ("X-Amz-Log-Type".to_string(), "Tail".to_string()),
+        ]
+    );
+}
+
+#[test]
 fn aws_responses_select_by_error_message() {
     let m = compile_aws(lambda_spec(), None);
     let ok = Fixture::new("").result(r#"{"item": {"a": 1}, "version": "v9"}"#, &[]);

@@ -1,0 +1,185 @@
+//! Micro-benchmarks of the host-independent core, the same code natively and on wasm32
+//! (`cargo run --release --manifest-path bench/core/Cargo.toml`, and with `--target
+//! wasm32-wasip1` under Node's WASI), so `scripts/bench.sh` can print a wasm/native ratio
+//! per step.
+//! Each step runs the benchmark API (`bench/`) as the filter would: route and admit, build
+//! the proxy event, render the request template, map a Lambda answer, sign a call.
+//! Prints one `core <step> <ns per op>` line per step.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use apigw_edge::config::{parse_deployment, FilterConfig};
+use apigw_edge::gateway::{Gateway, RequestHead, Start};
+use apigw_edge::lambda::invoke::InvokeResponse;
+use apigw_edge::shared::{CellError, SharedCells};
+use apigw_edge::sigv4::{Credentials, Signer, LAMBDA_SERVICE};
+
+const API: &str = include_str!("../../api.json");
+const DEPLOYMENT: &str = include_str!("../../deployment.yaml");
+const ORDER: &str = include_str!("../../order.json");
+const KEY: &str = "bench-key-0123456789abcdefghij";
+const STAND_IN: &str = r#"{"statusCode":200,"headers":{"content-type":"application/json"},"body":"{\"message\":\"hello from the stand-in\"}"}"#;
+
+/// Shared data as one worker sees it.
+#[derive(Default)]
+struct Cells(RefCell<HashMap<String, (Vec<u8>, u32)>>);
+
+impl SharedCells for Cells {
+    fn get(&self, key: &str) -> Result<(Option<Vec<u8>>, u32), CellError> {
+        Ok(match self.0.borrow().get(key) {
+            Some((v, cas)) => (Some(v.clone()), *cas),
+            None => (None, 0),
+        })
+    }
+    fn set(&self, key: &str, value: &[u8], _cas: u32) -> Result<(), CellError> {
+        let mut map = self.0.borrow_mut();
+        let cas = map.get(key).map_or(1, |(_, c)| c.wrapping_add(1));
+        map.insert(key.to_string(), (value.to_vec(), cas));
+        Ok(())
+    }
+}
+
+fn gateway() -> Gateway {
+    let mut d: serde_json::Value = serde_yaml::from_str(DEPLOYMENT).unwrap();
+    d["lambda"]["endpoint"] = "http://127.0.0.1:9000".into();
+    let cfg = FilterConfig {
+        deployment: parse_deployment(d).unwrap(),
+        openapi: serde_json::from_str(API).unwrap(),
+    };
+    Gateway::compile(&cfg).unwrap().gateway
+}
+
+fn head(method: &str, path: &str, now_ms: u64) -> RequestHead {
+    RequestHead {
+        method: method.into(),
+        path: path.into(),
+        headers: [
+            (":authority", "api.example.com"),
+            (":scheme", "http"),
+            ("user-agent", "wrk"),
+            ("accept", "*/*"),
+            ("content-type", "application/json"),
+            ("x-api-key", KEY),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+        source_ip: "127.0.0.1".into(),
+        local_port: Some(8080),
+        protocol: "HTTP/1.1".into(),
+        request_id: "c412d592-1e2e-4b96-8775-5a995112f4e7".into(),
+        now_ms,
+    }
+}
+
+/// Runs `f` until about `budget` has passed and returns nanoseconds per call.
+fn measure(budget: Duration, mut f: impl FnMut(u64)) -> f64 {
+    let mut i = 0u64;
+    for _ in 0..50 {
+        f(i);
+        i += 1;
+    }
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < budget {
+        for _ in 0..100 {
+            f(i);
+            i += 1;
+        }
+        n += 100;
+    }
+    start.elapsed().as_nanos() as f64 / n as f64
+}
+
+fn main() {
+    let budget = Duration::from_millis(
+        std::env::var("CORE_BENCH_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(400),
+    );
+    let gw = gateway();
+    let cells = Cells::default();
+    let now = 1_796_126_400_000u64;
+    let routed = |method: &str, path: &str| match gw.start(&head(method, path, now), &cells) {
+        Start::NeedBody(r) => r,
+        Start::Respond(o) => panic!("{path}: {}", o.reply.body_text()),
+    };
+    let hello = routed("GET", "/prod/hello");
+    let order = routed("POST", "/prod/orders/7?currency=EUR");
+    let answer = InvokeResponse {
+        status: Some(200),
+        headers: vec![("x-amzn-requestid".into(), "stand-in".into())],
+        body: STAND_IN.as_bytes().to_vec(),
+    };
+    let signer = Signer::new(
+        "us-east-1",
+        LAMBDA_SERVICE,
+        Credentials {
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into(),
+            session_token: Some("token".into()),
+        },
+    );
+    let call = gw
+        .invoke(&head("GET", "/prod/hello", now), &hello, b"")
+        .unwrap();
+
+    let steps: Vec<(&str, f64)> = vec![
+        (
+            "route_and_admit",
+            measure(budget, |i| {
+                let h = head("GET", "/prod/hello", now + i);
+                black_box(gw.start(&h, &cells));
+            }),
+        ),
+        (
+            "proxy_event",
+            measure(budget, |_| {
+                let h = head("GET", "/prod/hello?name=Ada", now);
+                black_box(gw.invoke(&h, &hello, b"").unwrap());
+            }),
+        ),
+        (
+            "request_template",
+            measure(budget, |_| {
+                let h = head("POST", "/prod/orders/7?currency=EUR", now);
+                black_box(gw.invoke(&h, &order, ORDER.as_bytes()).unwrap());
+            }),
+        ),
+        (
+            "proxy_response",
+            measure(budget, |_| {
+                let h = head("GET", "/prod/hello", now);
+                black_box(gw.finish(&h, &hello, &answer));
+            }),
+        ),
+        (
+            "response_template",
+            measure(budget, |_| {
+                let h = head("POST", "/prod/orders/7", now);
+                black_box(gw.finish(&h, &order, &answer));
+            }),
+        ),
+        (
+            "sigv4_sign",
+            measure(budget, |_| {
+                let mut headers = call.headers.clone();
+                signer.sign(&mut headers, &call.body, now);
+                black_box(headers);
+            }),
+        ),
+    ];
+    for (name, ns) in steps {
+        println!("core {name} {ns:.0}");
+    }
+}

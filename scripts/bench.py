@@ -1,0 +1,511 @@
+#!/usr/bin/env python3
+"""apigw-edge benchmark: every configuration side by side, in one run, with one Envoy binary.
+
+Rows (all against the same stand-in Lambda, a second Envoy answering a fixed proxy response):
+  B0  Envoy direct_response with the body and headers of a cache hit (the floor)
+  B1  Envoy routing plainly to the stand-in (no wasm)
+  B3  B1 plus a no-op proxy-wasm filter (the fixed cost of a wasm VM)
+  NL  Envoy's native aws_lambda filter invoking the stand-in (inline dummy credentials)
+  T   apigw-edge, proxy integration: route + API key + usage plan + event + invoke + mapping
+  TV  apigw-edge, non-proxy integration with request and response templates
+  TH  apigw-edge, stage cache hit
+  TSE T with calls signed by Envoy's aws_request_signing filter
+  TSF T with calls signed by the filter itself
+
+Throughput is closed-loop (wrk, 16 connections); latency is open-loop at half of B1's
+throughput (oha --latency-correction). The Envoy under test runs with --concurrency 1 pinned
+to CPU 0; the load generator and the stand-in share CPU 1. Rows are interleaved over
+several rounds; the table shows medians with min-max. Also: RSS with and without the filter
+at concurrency 1 and 2, the release .wasm size, start-to-first-response, and the core
+micro-benchmarks natively and on wasm32. Writes a JSON file next to the table.
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / ".work" / "bench"
+ENVOY = Path(os.environ.get("APIGW_EDGE_ENVOY", ROOT / ".venv" / "bin" / "envoy"))
+WASM = Path(os.environ.get("APIGW_EDGE_WASM", ROOT / "target" / "wasm32-wasip1" / "release" / "apigw_edge.wasm"))
+NOOP = ROOT / "target" / "bench-noop" / "wasm32-wasip1" / "release" / "apigw_edge_bench_noop.wasm"
+CLI = ROOT / "target" / "release" / "apigw-edge"
+KEY = "bench-key-0123456789abcdefghij"
+ORDER = (ROOT / "bench" / "order.json").read_text()
+
+STAND_IN_PORT, STAND_IN_ADMIN = 21001, 21002
+PORT, ADMIN = 21010, 21011
+# The stand-in's answer: a Lambda proxy response, as the Invoke API returns it.
+PROXY_RESPONSE = json.dumps(
+    {"statusCode": 200, "headers": {"content-type": "application/json"},
+     "body": json.dumps({"message": "hello from the stand-in"}, separators=(",", ":"))},
+    separators=(",", ":"))
+HIT_BODY = json.dumps({"message": "hello from the stand-in"}, separators=(",", ":"))
+HIT_HEADERS = {
+    "content-type": "application/json",
+    "x-amzn-requestid": "c412d592-1e2e-4b96-8775-5a995112f4e7",
+    "x-amz-apigw-id": "xBLVkh4uS5aHdVo=",
+    "x-amzn-trace-id": "Root=1-6b0ed070-1e2e4b9687755a995112f4e7",
+}
+DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "AKIDBENCHMARK", "AWS_SECRET_ACCESS_KEY": "bench-secret",
+                     "AWS_SESSION_TOKEN": "bench-token"}
+
+TARGETS = [
+    # (label, metric key, comparison, bound)
+    ("T / B1 throughput", "T/B1", ">=", 0.85),
+    ("B3 / B1 throughput", "B3/B1", ">=", 0.97),
+    ("T / NL throughput", "T/NL", ">=", 0.95),
+    ("TH / B0 throughput", "TH/B0", ">=", 0.80),
+    ("TH / B1 throughput", "TH/B1", ">=", 1.3),
+    ("added p99 of T over B1 at half load (us)", "T-B1 p99 us", "<=", 75),
+    ("added RSS per extra worker VM (MiB)", "rss per VM MiB", "<=", 8),
+    ("release .wasm (KiB)", "wasm KiB", "<=", 800),
+]
+
+
+def log(msg):
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def hcm(name, routes, filters):
+    return {
+        "name": "envoy.filters.network.http_connection_manager",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+            "stat_prefix": name,
+            "route_config": {"virtual_hosts": [{"name": name, "domains": ["*"], "routes": routes}]},
+            "http_filters": filters + [{
+                "name": "envoy.filters.http.router",
+                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
+        },
+    }
+
+
+def bootstrap(name, port, admin, routes, filters, clusters=()):
+    return {
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
+        "static_resources": {
+            "listeners": [{"name": name,
+                           "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+                           "filter_chains": [{"filters": [hcm(name, routes, filters)]}]}],
+            "clusters": list(clusters),
+        },
+    }
+
+
+def direct(body, headers):
+    return [{"match": {"prefix": "/"},
+             "direct_response": {"status": 200, "body": {"inline_string": body}},
+             "response_headers_to_add": [{"header": {"key": k, "value": v}} for k, v in headers.items()]}]
+
+
+def stand_in_cluster():
+    return {"name": "lambda", "type": "STATIC", "connect_timeout": "1s",
+            "load_assignment": {"cluster_name": "lambda", "endpoints": [{"lb_endpoints": [
+                {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1",
+                                                             "port_value": STAND_IN_PORT}}}}]}]}}
+
+
+def to_stand_in():
+    return [{"match": {"prefix": "/"}, "route": {"cluster": "lambda"}}]
+
+
+def write(name, config):
+    path = WORK / f"{name}.json"
+    path.write_text(json.dumps(config, indent=1))
+    return path
+
+
+def configs():
+    """Writes every configuration; returns {row: (config path, env)}."""
+    # The stand-in reads the whole request before answering (buffer filter), as Lambda
+    # does: a reply sent while the body is still arriving makes the caller drop the
+    # connection, and every call would pay a new one.
+    stand_in = bootstrap("stand_in", STAND_IN_PORT, STAND_IN_ADMIN,
+                         direct(PROXY_RESPONSE, {"content-type": "application/json",
+                                                 "x-amzn-requestid": "stand-in"}),
+                         [{"name": "envoy.filters.http.buffer", "typed_config": {
+                             "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer",
+                             "max_request_bytes": 1048576}}])
+    rows = {"stand_in": (write("stand_in", stand_in), {})}
+    rows["B0"] = (write("B0", bootstrap("b0", PORT, ADMIN, direct(HIT_BODY, HIT_HEADERS), [])), {})
+    rows["B1"] = (write("B1", bootstrap("b1", PORT, ADMIN, to_stand_in(), [], [stand_in_cluster()])), {})
+    noop = {"name": "noop", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+        "config": {"name": "noop", "root_id": "noop",
+                   "vm_config": {"vm_id": "noop", "runtime": "envoy.wasm.runtime.v8",
+                                 "code": {"local": {"filename": str(NOOP)}}}}}}
+    rows["B3"] = (write("B3", bootstrap("b3", PORT, ADMIN, to_stand_in(), [noop], [stand_in_cluster()])), {})
+    lambda_filter = {"name": "envoy.filters.http.aws_lambda", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.aws_lambda.v3.Config",
+        "arn": "arn:aws:lambda:us-east-1:123456789012:function:hello",
+        "payload_passthrough": False,
+        "credentials": {"access_key_id": DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                        "secret_access_key": DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]}}}
+    rows["NL"] = (write("NL", bootstrap("nl", PORT, ADMIN, to_stand_in(), [lambda_filter],
+                                        [stand_in_cluster()])), {})
+    base = (ROOT / "bench" / "deployment.yaml").read_text()
+    shutil.copy(ROOT / "bench" / "api.json", WORK / "api.json")
+    variants = {
+        "T": ("", {}),
+        "TSE": ("  signing: ENVOY\n  region: us-east-1\n  credentials: {provider: ENVIRONMENT}\n", DUMMY_CREDENTIALS),
+        "TSF": ("  signing: FILTER\n  region: us-east-1\n", DUMMY_CREDENTIALS),
+    }
+    for name, (extra, env) in variants.items():
+        text = base.replace("  endpoint: http://127.0.0.1:9000\n",
+                            f"  endpoint: http://127.0.0.1:{STAND_IN_PORT}\n{extra}")
+        text += f"listen: 127.0.0.1:{PORT}\nadmin: 127.0.0.1:{ADMIN}\n"
+        dep = WORK / f"deployment-{name}.yaml"
+        dep.write_text(text)
+        out = WORK / f"{name}.yaml"
+        subprocess.run([str(CLI), "render", str(dep), "--wasm", str(WASM), "--out", str(out)],
+                       check=True, stdout=subprocess.DEVNULL)
+        rows[name] = (out, env)
+    rows["TV"] = rows["T"]
+    rows["TH"] = rows["T"]
+    return rows
+
+
+# What the load generator sends for each row: method, path, headers, body.
+REQUESTS = {
+    "B0": ("GET", "/prod/hello", {}, None),
+    "B1": ("GET", "/prod/hello", {}, None),
+    "B3": ("GET", "/prod/hello", {}, None),
+    "NL": ("GET", "/prod/hello", {}, None),
+    "T": ("GET", "/prod/hello", {"x-api-key": KEY}, None),
+    "TSE": ("GET", "/prod/hello", {"x-api-key": KEY}, None),
+    "TSF": ("GET", "/prod/hello", {"x-api-key": KEY}, None),
+    "TV": ("POST", "/prod/orders/7?currency=EUR", {"x-api-key": KEY, "content-type": "application/json"}, ORDER),
+    "TH": ("GET", "/prod/cached", {"x-api-key": KEY}, None),
+}
+ROWS = ["B0", "B1", "B3", "NL", "T", "TV", "TH", "TSE", "TSF"]
+
+
+class Envoy:
+    def __init__(self, config, env, cpus, concurrency=1, port=PORT, admin=ADMIN, base_id=0, name="dut"):
+        self.port, self.admin = port, admin
+        self.log = open(WORK / f"{name}.log", "w")
+        cmd = [str(ENVOY), "-c", str(config), "--concurrency", str(concurrency),
+               "--disable-hot-restart", "--base-id", str(base_id), "-l", "warning"]
+        if cpus:
+            cmd = ["taskset", "-c", cpus] + cmd
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.log,
+                                     env={**os.environ, **env})
+
+    def wait_ready(self, path="/ready", port=None, want=200, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"Envoy exited; see {self.log.name}")
+            status = http_status(port or self.admin, path)
+            if status == want:
+                return time.monotonic() - self.started
+            time.sleep(0.01)
+        raise SystemExit(f"Envoy not ready; see {self.log.name}")
+
+    def cpu_seconds(self):
+        """User plus system CPU time of the process so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rss_kib(self):
+        text = Path(f"/proc/{self.proc.pid}/status").read_text()
+        return int(re.search(r"VmRSS:\s+(\d+) kB", text).group(1))
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+def http_status(port, path, headers=None, method="GET", body=None):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+            lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Connection: close"]
+            for k, v in (headers or {}).items():
+                lines.append(f"{k}: {v}")
+            data = (body or "").encode()
+            if body is not None:
+                lines.append(f"Content-Length: {len(data)}")
+            s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + data)
+            head = s.recv(64).decode("latin-1")
+            return int(head.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def warm(row):
+    method, path, headers, body = REQUESTS[row]
+    for _ in range(20):
+        status = http_status(PORT, path, headers, method, body)
+        if status != 200:
+            raise SystemExit(f"{row}: {method} {path} answered {status}")
+
+
+def wrk_script(row):
+    method, _, headers, body = REQUESTS[row]
+    lua = WORK / f"{row}.lua"
+    lines = [f'wrk.method = "{method}"']
+    for k, v in headers.items():
+        lines.append(f'wrk.headers["{k}"] = "{v}"')
+    if body is not None:
+        lines.append(f"wrk.body = {json.dumps(body)}")
+    lua.write_text("\n".join(lines) + "\n")
+    return lua
+
+
+def throughput(row, seconds):
+    _, path, _, _ = REQUESTS[row]
+    out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c16", f"-d{seconds}s", "-s",
+                          str(wrk_script(row)), f"http://127.0.0.1:{PORT}{path}"],
+                         capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise SystemExit(f"{row}: {errors.group(1)} non-2xx answers under load")
+    return rps, total
+
+
+def latency(row, seconds, rate):
+    method, path, headers, body = REQUESTS[row]
+    cmd = ["taskset", "-c", "1", oha(), "-z", f"{seconds}s", "-q", str(rate), "-c", "16",
+           "--latency-correction", "--no-tui", "--output-format", "json", "-m", method]
+    for k, v in headers.items():
+        cmd += ["-H", f"{k}: {v}"]
+    if body is not None:
+        cmd += ["-d", body]
+    out = json.loads(subprocess.run(cmd + [f"http://127.0.0.1:{PORT}{path}"], capture_output=True,
+                                    text=True, check=True).stdout)
+    p = out["latencyPercentiles"]
+    return {"p50_us": p["p50"] * 1e6, "p99_us": p["p99"] * 1e6}
+
+
+def oha():
+    return shutil.which("oha") or str(Path.home() / ".cargo" / "bin" / "oha")
+
+
+def summary(values):
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "all": values}
+
+
+def core_bench():
+    """The core micro-benchmarks natively and on wasm32: {step: (native ns, wasm ns)}."""
+    env = {**os.environ, "CORE_BENCH_MS": "500"}
+    def run(extra):
+        p = subprocess.run(["cargo", "run", "--quiet", "--release", "--manifest-path", "bench/core/Cargo.toml",
+                            "--target-dir", "target/bench-core"] + extra,
+                           cwd=ROOT, env=env, capture_output=True, text=True)
+        if p.returncode != 0:
+            raise SystemExit(f"core benchmark failed:\n{p.stderr}")
+        return p.stdout
+    native = run([])
+    wasm = run(["--target", "wasm32-wasip1"])
+    parse = lambda text: {m.group(1): float(m.group(2)) for m in re.finditer(r"^core (\S+) ([\d.]+)$", text, re.M)}
+    n, w = parse(native), parse(wasm)
+    return {k: {"native_ns": n[k], "wasm_ns": w.get(k), "wasm_over_native": (w[k] / n[k]) if k in w else None}
+            for k in n}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--rows", default=",".join(ROWS))
+    ap.add_argument("--out", default=str(WORK / "results.json"))
+    ap.add_argument("--no-core", action="store_true", help="skip the core micro-benchmarks")
+    args = ap.parse_args()
+    rows = [r for r in args.rows.split(",") if r]
+    WORK.mkdir(parents=True, exist_ok=True)
+    cfg = configs()
+
+    stand_in = Envoy(cfg["stand_in"][0], {}, "1", port=STAND_IN_PORT, admin=STAND_IN_ADMIN,
+                     base_id=1, name="stand_in")
+    stand_in.wait_ready()
+    results = {"throughput_rps": {r: [] for r in rows}, "cpu_us_per_request": {r: [] for r in rows},
+               "latency": {r: [] for r in rows}}
+    try:
+        for rnd in range(args.rounds):
+            for row in rows:
+                config, env = cfg[row]
+                dut = Envoy(config, env, "0", name=row)
+                dut.wait_ready()
+                warm(row)
+                cpu = dut.cpu_seconds()
+                rps, total = throughput(row, args.seconds)
+                cpu_us = (dut.cpu_seconds() - cpu) * 1e6 / total
+                results["throughput_rps"][row].append(rps)
+                results["cpu_us_per_request"][row].append(cpu_us)
+                log(f"round {rnd + 1}/{args.rounds} {row}: {rps:.0f} req/s, {cpu_us:.1f} CPU us per request")
+                dut.stop()
+        b1 = statistics.median(results["throughput_rps"]["B1"]) if "B1" in rows else 5000
+        rate = int(b1 / 2)
+        results["latency_rate_rps"] = rate
+        for rnd in range(args.rounds):
+            for row in rows:
+                config, env = cfg[row]
+                dut = Envoy(config, env, "0", name=row)
+                dut.wait_ready()
+                warm(row)
+                lat = latency(row, args.seconds, rate)
+                results["latency"][row].append(lat)
+                log(f"round {rnd + 1}/{args.rounds} {row} at {rate} req/s: p50 {lat['p50_us']:.0f} us, p99 {lat['p99_us']:.0f} us")
+                dut.stop()
+
+        # The gateway saturates below half of B1's throughput, so its latency there is
+        # queueing. Compare T with B1 again at half of T's own throughput.
+        if "T" in rows and "B1" in rows:
+            rate_t = int(statistics.median(results["throughput_rps"]["T"]) / 2)
+            results["latency_at_half_t_rate_rps"] = rate_t
+            results["latency_at_half_t"] = {"B1": [], "T": []}
+            for rnd in range(args.rounds):
+                for row in ("B1", "T"):
+                    config, env = cfg[row]
+                    dut = Envoy(config, env, "0", name=row)
+                    dut.wait_ready()
+                    warm(row)
+                    lat = latency(row, args.seconds, rate_t)
+                    results["latency_at_half_t"][row].append(lat)
+                    log(f"round {rnd + 1}/{args.rounds} {row} at {rate_t} req/s: p50 {lat['p50_us']:.0f} us, p99 {lat['p99_us']:.0f} us")
+                    dut.stop()
+
+        # Memory: RSS after traffic, with and without the filter, one and two workers.
+        memory = {}
+        for row in ("B1", "T"):
+            for conc in (1, 2):
+                config, env = cfg[row]
+                dut = Envoy(config, env, "0", concurrency=conc, name=f"{row}-rss")
+                dut.wait_ready()
+                for _ in range(4):
+                    warm(row)
+                time.sleep(0.5)
+                memory[f"{row} c{conc}"] = dut.rss_kib()
+                dut.stop()
+        results["rss_kib"] = memory
+
+        # Start to first response of the gateway, and of plain Envoy for comparison.
+        starts = {}
+        for row in ("B1", "T"):
+            config, env = cfg[row]
+            times = []
+            for _ in range(3):
+                dut = Envoy(config, env, "0", name=f"{row}-start")
+                method, path, headers, body = REQUESTS[row]
+                deadline = time.monotonic() + 60
+                while http_status(PORT, path, headers, method, body) != 200:
+                    if time.monotonic() > deadline:
+                        raise SystemExit(f"{row} never answered")
+                    time.sleep(0.005)
+                times.append((time.monotonic() - dut.started) * 1000)
+                dut.stop()
+            starts[row] = summary(times)
+        results["start_to_first_response_ms"] = starts
+    finally:
+        stand_in.stop()
+
+    log("core micro-benchmarks (native and wasm32)")
+    results["core"] = {} if args.no_core else core_bench()
+    results["wasm_bytes"] = WASM.stat().st_size
+    results["machine"] = machine()
+    report(results, rows)
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    log(f"results written to {args.out}")
+
+
+def machine():
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    envoy = subprocess.run([str(ENVOY), "--version"], capture_output=True, text=True).stdout.strip()
+    version = re.search(r"/(\d+\.\d+\.\d+)/", envoy)
+    return {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
+            "envoy": version.group(1) if version else envoy, "runtime": "envoy.wasm.runtime.v8"}
+
+
+def ratio(results, a, b):
+    t = results["throughput_rps"]
+    if a in t and b in t and t[a] and t[b]:
+        return statistics.median(t[a]) / statistics.median(t[b])
+    return None
+
+
+def report(results, rows):
+    m = results["machine"]
+    print(f"\napigw-edge benchmark: Envoy {m['envoy']} ({m['runtime']}), {m['cpu']}, {m['cores']} cores, "
+          f"kernel {m['kernel']}")
+    print(f"Envoy under test: --concurrency 1 on CPU 0; wrk/oha and the stand-in on CPU 1; "
+          f"{len(next(iter(results['throughput_rps'].values())))} interleaved rounds.\n")
+    rate = results["latency_rate_rps"]
+    print(f"| row | throughput req/s (median, min-max) | CPU us per request | p50 us at {rate} req/s | p99 us |")
+    print("| --- | --- | --- | --- | --- |")
+    for row in rows:
+        t = summary(results["throughput_rps"][row])
+        cpu = statistics.median(results["cpu_us_per_request"][row])
+        lat = results["latency"][row]
+        p50 = statistics.median(x["p50_us"] for x in lat)
+        p99s = [x["p99_us"] for x in lat]
+        note = " (saturated)" if t["median"] < rate else ""
+        print(f"| {row} | {t['median']:.0f} ({t['min']:.0f}-{t['max']:.0f}) | {cpu:.0f} | {p50:.0f}{note} | "
+              f"{statistics.median(p99s):.0f} ({min(p99s):.0f}-{max(p99s):.0f}){note} |")
+    rss = results["rss_kib"]
+    per_vm = ((rss["T c2"] - rss["T c1"]) - (rss["B1 c2"] - rss["B1 c1"])) / 1024
+    p99 = lambda r: statistics.median(x["p99_us"] for x in results["latency"][r])
+    metrics = {
+        "T/B1": ratio(results, "T", "B1"), "B3/B1": ratio(results, "B3", "B1"),
+        "T/NL": ratio(results, "T", "NL"), "TH/B0": ratio(results, "TH", "B0"),
+        "TH/B1": ratio(results, "TH", "B1"),
+        "T-B1 p99 us": p99("T") - p99("B1") if "T" in rows and "B1" in rows else None,
+        "rss per VM MiB": per_vm, "wasm KiB": results["wasm_bytes"] / 1024,
+    }
+    results["metrics"] = metrics
+    print("\n| target | measured | bound | holds |")
+    print("| --- | --- | --- | --- |")
+    holds = {}
+    for label, key, op, bound in TARGETS:
+        v = metrics.get(key)
+        ok = v is not None and (v >= bound if op == ">=" else v <= bound)
+        holds[key] = ok
+        print(f"| {label} | {'n/a' if v is None else f'{v:.2f}'} | {op} {bound} | {'yes' if ok else 'NO'} |")
+    results["targets_hold"] = holds
+    extra = {"TSE/T": ratio(results, "TSE", "T"), "TSF/T": ratio(results, "TSF", "T"),
+             "TV/T": ratio(results, "TV", "T"), "NL/B1": ratio(results, "NL", "B1")}
+    if "latency_at_half_t" in results:
+        lt = results["latency_at_half_t"]
+        med = lambda r, k: statistics.median(x[k] for x in lt[r])
+        extra["T-B1 p99 us at half T rate"] = med("T", "p99_us") - med("B1", "p99_us")
+        print(f"\nat {results['latency_at_half_t_rate_rps']} req/s (half of T's throughput): "
+              f"B1 p50 {med('B1', 'p50_us'):.0f} us, p99 {med('B1', 'p99_us'):.0f} us; "
+              f"T p50 {med('T', 'p50_us'):.0f} us, p99 {med('T', 'p99_us'):.0f} us")
+    results["other_ratios"] = extra
+    print("\nother ratios: " + ", ".join(f"{k} {v:.2f}" for k, v in extra.items() if v is not None))
+    print(f"RSS KiB: " + ", ".join(f"{k} {v}" for k, v in rss.items()) + f"; per extra worker VM {per_vm:.1f} MiB")
+    s = results["start_to_first_response_ms"]
+    print("start to first response ms: " + ", ".join(f"{k} {v['median']:.0f} ({v['min']:.0f}-{v['max']:.0f})"
+                                                     for k, v in s.items()))
+    print(f"release .wasm: {results['wasm_bytes']} bytes ({results['wasm_bytes'] / 1024:.0f} KiB)")
+    print("\n| core step | native ns | wasm32 ns (Node) | wasm/native |")
+    print("| --- | --- | --- | --- |")
+    for k, v in results["core"].items():
+        w = v["wasm_ns"]
+        print(f"| {k} | {v['native_ns']:.0f} | {w:.0f} | {v['wasm_over_native']:.2f} |" if w else
+              f"| {k} | {v['native_ns']:.0f} | n/a | n/a |")
+
+
+if __name__ == "__main__":
+    main()
