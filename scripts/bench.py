@@ -295,6 +295,21 @@ def latency(row, seconds, rate):
     return {"p50_us": p["p50"] * 1e6, "p99_us": p["p99"] * 1e6}
 
 
+def latency_rounds(cfg, rows, args, rate, store):
+    """Open-loop latency of each row at `rate`, rows interleaved over the rounds."""
+    for rnd in range(args.rounds):
+        for row in rows:
+            config, env = cfg[row]
+            dut = Envoy(config, env, "0", name=row)
+            dut.wait_ready()
+            warm(row)
+            lat = latency(row, args.seconds, rate)
+            store[row].append(lat)
+            log(f"round {rnd + 1}/{args.rounds} {row} at {rate} req/s: "
+                f"p50 {lat['p50_us']:.0f} us, p99 {lat['p99_us']:.0f} us")
+            dut.stop()
+
+
 def oha():
     return shutil.which("oha") or str(Path.home() / ".cargo" / "bin" / "oha")
 
@@ -355,16 +370,7 @@ def main():
         b1 = statistics.median(results["throughput_rps"]["B1"]) if "B1" in rows else 5000
         rate = int(b1 / 2)
         results["latency_rate_rps"] = rate
-        for rnd in range(args.rounds):
-            for row in rows:
-                config, env = cfg[row]
-                dut = Envoy(config, env, "0", name=row)
-                dut.wait_ready()
-                warm(row)
-                lat = latency(row, args.seconds, rate)
-                results["latency"][row].append(lat)
-                log(f"round {rnd + 1}/{args.rounds} {row} at {rate} req/s: p50 {lat['p50_us']:.0f} us, p99 {lat['p99_us']:.0f} us")
-                dut.stop()
+        latency_rounds(cfg, rows, args, rate, results["latency"])
 
         # The gateway saturates below half of B1's throughput, so its latency there is
         # queueing. Compare T with B1 again at half of T's own throughput.
@@ -372,16 +378,7 @@ def main():
             rate_t = int(statistics.median(results["throughput_rps"]["T"]) / 2)
             results["latency_at_half_t_rate_rps"] = rate_t
             results["latency_at_half_t"] = {"B1": [], "T": []}
-            for rnd in range(args.rounds):
-                for row in ("B1", "T"):
-                    config, env = cfg[row]
-                    dut = Envoy(config, env, "0", name=row)
-                    dut.wait_ready()
-                    warm(row)
-                    lat = latency(row, args.seconds, rate_t)
-                    results["latency_at_half_t"][row].append(lat)
-                    log(f"round {rnd + 1}/{args.rounds} {row} at {rate_t} req/s: p50 {lat['p50_us']:.0f} us, p99 {lat['p99_us']:.0f} us")
-                    dut.stop()
+            latency_rounds(cfg, ["B1", "T"], args, rate_t, results["latency_at_half_t"])
 
         # Memory: RSS after traffic, with and without the filter, one and two workers.
         memory = {}

@@ -211,12 +211,7 @@ mod tests {
         p
     }
 
-    fn h(pairs: &[(&str, &str)]) -> Vec<Header> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::http::headers_of as h;
 
     const APP: &str = "http://app.test:3000";
 

@@ -33,6 +33,15 @@ pub fn title_case(name: &str) -> String {
     out
 }
 
+/// Owned headers from `(name, value)` pairs, for tests.
+#[cfg(test)]
+pub fn headers_of(pairs: &[(&str, &str)]) -> Vec<Header> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// A complete response the host sends to the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {

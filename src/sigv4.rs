@@ -381,12 +381,7 @@ mod tests {
         )
     }
 
-    fn h(pairs: &[(&str, &str)]) -> Vec<Header> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::http::headers_of as h;
 
     /// AWS's published Signature Version 4 test suite (service `service`, us-east-1,
     /// 2015-08-30T12:36:00Z, the example key pair).

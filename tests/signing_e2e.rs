@@ -303,40 +303,33 @@ fn wrong_or_expired_credentials_answer_500_and_log_no_secret() {
     let verifier = Verifier::new();
     let lambda = signed_lambda(&ca, &verifier);
     let wrong_secret = "WRONG-secret-value-never-logged";
+    let env = |key: &'static str, secret: &'static str, token: Option<&'static str>| {
+        let mut env = vec![
+            ("AWS_ACCESS_KEY_ID", key),
+            ("AWS_SECRET_ACCESS_KEY", secret),
+        ];
+        env.extend(token.map(|t| ("AWS_SESSION_TOKEN", t)));
+        env
+    };
     for (signing, env, error_type) in [
         (
             "ENVOY",
-            vec![
-                ("AWS_ACCESS_KEY_ID", KEY_ID),
-                ("AWS_SECRET_ACCESS_KEY", wrong_secret),
-                ("AWS_SESSION_TOKEN", TOKEN),
-            ],
+            env(KEY_ID, wrong_secret, Some(TOKEN)),
             "InvalidSignatureException",
         ),
         (
             "FILTER",
-            vec![
-                ("AWS_ACCESS_KEY_ID", KEY_ID),
-                ("AWS_SECRET_ACCESS_KEY", wrong_secret),
-                ("AWS_SESSION_TOKEN", TOKEN),
-            ],
+            env(KEY_ID, wrong_secret, Some(TOKEN)),
             "InvalidSignatureException",
         ),
         (
             "FILTER",
-            vec![
-                ("AWS_ACCESS_KEY_ID", KEY_ID),
-                ("AWS_SECRET_ACCESS_KEY", SECRET),
-                ("AWS_SESSION_TOKEN", "expired-token"),
-            ],
+            env(KEY_ID, SECRET, Some("expired-token")),
             "ExpiredTokenException",
         ),
         (
             "FILTER",
-            vec![
-                ("AWS_ACCESS_KEY_ID", "AKIDSOMEONEELSE"),
-                ("AWS_SECRET_ACCESS_KEY", SECRET),
-            ],
+            env("AKIDSOMEONEELSE", SECRET, None),
             "UnrecognizedClientException",
         ),
     ] {

@@ -154,12 +154,7 @@ pub fn derive(params: &[KeyParam], src: &KeySource<'_>) -> String {
 mod tests {
     use super::*;
 
-    fn h(pairs: &[(&str, &str)]) -> Vec<Header> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::http::headers_of as h;
 
     fn key(
         params: &[KeyParam],

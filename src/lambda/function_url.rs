@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 use crate::error::GatewayError;
 use crate::http::{header, Header, Reply};
 use crate::lambda::invoke::{InvokeResponse, InvokeTarget, LambdaCall};
-use crate::lambda::response::MappingError;
+use crate::lambda::response::{decode_base64_body, MappingError};
 
 /// Request headers never forwarded to a function URL: hop-by-hop headers, the client's
 /// `host` (the URL's own is sent), and its own signature.
@@ -323,13 +323,7 @@ pub fn infer_response(payload: &[u8]) -> Result<Reply, MappingError> {
         Some(other) => other.to_string(),
     };
     let body = if obj.get("isBase64Encoded") == Some(&Value::Bool(true)) {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD
-            .decode(body_text.trim())
-            .map_err(|e| MappingError {
-                error: GatewayError::BinaryDecodeFailed,
-                reason: format!("Unable to base64-decode the response body: {e}"),
-            })?
+        decode_base64_body(&body_text)?
     } else {
         body_text.into_bytes()
     };
@@ -347,12 +341,7 @@ mod tests {
     use super::*;
     use crate::lambda::invoke::{Endpoint, TargetKind};
 
-    fn h(pairs: &[(&str, &str)]) -> Vec<Header> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::http::headers_of as h;
 
     #[test]
     fn forwarded_request_keeps_the_client_request_below_the_stage() {

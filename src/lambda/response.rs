@@ -71,6 +71,17 @@ fn malformed(reason: impl Into<String>) -> MappingError {
     }
 }
 
+/// A function's base64 response body, decoded; a body that is not base64 fails the
+/// request as API Gateway fails it.
+pub fn decode_base64_body(text: &str) -> Result<Vec<u8>, MappingError> {
+    base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|e| MappingError {
+            error: GatewayError::BinaryDecodeFailed,
+            reason: format!("Unable to base64-decode the response body: {e}"),
+        })
+}
+
 /// Response headers a Lambda may not set directly; they reach the client renamed.
 const REMAPPED: [&str; 4] = ["connection", "content-length", "date", "server"];
 /// Response headers that are dropped.
@@ -191,12 +202,7 @@ pub fn map(
             binary_media_types,
         );
     let body = if wants_binary {
-        base64::engine::general_purpose::STANDARD
-            .decode(body_text.trim())
-            .map_err(|e| MappingError {
-                error: GatewayError::BinaryDecodeFailed,
-                reason: format!("Unable to base64-decode the response body: {e}"),
-            })?
+        decode_base64_body(body_text)?
     } else {
         body_text.as_bytes().to_vec()
     };
