@@ -295,14 +295,20 @@ def latency(row, seconds, rate):
     return {"p50_us": p["p50"] * 1e6, "p99_us": p["p99"] * 1e6}
 
 
+def start_row(cfg, row):
+    """The Envoy under test for `row`, pinned to CPU 0, ready and warmed up."""
+    config, env = cfg[row]
+    dut = Envoy(config, env, "0", name=row)
+    dut.wait_ready()
+    warm(row)
+    return dut
+
+
 def latency_rounds(cfg, rows, args, rate, store):
     """Open-loop latency of each row at `rate`, rows interleaved over the rounds."""
     for rnd in range(args.rounds):
         for row in rows:
-            config, env = cfg[row]
-            dut = Envoy(config, env, "0", name=row)
-            dut.wait_ready()
-            warm(row)
+            dut = start_row(cfg, row)
             lat = latency(row, args.seconds, rate)
             store[row].append(lat)
             log(f"round {rnd + 1}/{args.rounds} {row} at {rate} req/s: "
@@ -356,10 +362,7 @@ def main():
     try:
         for rnd in range(args.rounds):
             for row in rows:
-                config, env = cfg[row]
-                dut = Envoy(config, env, "0", name=row)
-                dut.wait_ready()
-                warm(row)
+                dut = start_row(cfg, row)
                 cpu = dut.cpu_seconds()
                 rps, total = throughput(row, args.seconds)
                 cpu_us = (dut.cpu_seconds() - cpu) * 1e6 / total
