@@ -293,3 +293,33 @@ fn template_command_renders_a_sample() {
         "{stderr}"
     );
 }
+
+/// A deployment for AWS (regional endpoint plus a function URL, Envoy's default credential
+/// chain, a private CA, HTTP/2) renders into a configuration Envoy 1.40 accepts; Envoy does not
+/// reach for credentials when it only validates.
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn aws_deployment_renders_a_configuration_envoy_accepts() {
+    let dir = temp_dir("aws-render");
+    let api = json!({"swagger": "2.0", "paths": {
+        "/a": {"get": proxy_op("a")},
+        "/u": {"get": proxy_op("u")}
+    }});
+    let ca = TestCa::new(&dir);
+    let (config, _, _) = render(
+        &dir,
+        &format!(
+            "stage: prod\nlambda:\n  endpoint: https://lambda.eu-west-1.amazonaws.com\n  http2: true\n  tls: {{caFile: {}}}\n  functions:\n    u: {{url: \"https://abcdefghij.lambda-url.eu-west-1.on.aws\", authType: AWS_IAM}}\n",
+            ca.ca_file.display()
+        ),
+        &api,
+    );
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert_eq!(
+        text.matches("envoy.filters.http.aws_request_signing")
+            .count(),
+        2
+    );
+    assert!(text.contains("lambda-url.eu-west-1.on.aws"));
+    envoy_validates(&config);
+}
