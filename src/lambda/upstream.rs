@@ -82,12 +82,6 @@ impl Upstreams {
         let custom_env = l.credentials.access_key_id_env != "AWS_ACCESS_KEY_ID"
             || l.credentials.secret_access_key_env != "AWS_SECRET_ACCESS_KEY"
             || l.credentials.session_token_env != "AWS_SESSION_TOKEN";
-        if l.signing == Some(SigningMode::Envoy) && custom_env {
-            errors.push(ConfigError::new(
-                "deployment.lambda.credentials",
-                "Envoy's signer reads AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN; other variable names need signing: FILTER",
-            ));
-        }
         let mut out = Upstreams {
             credentials: l.credentials.clone(),
             ..Upstreams::default()
@@ -107,6 +101,16 @@ impl Upstreams {
             if let Some(m) = out.compile_spec(d, spec, &at, errors) {
                 out.mapped.insert(key.clone(), m);
             }
+        }
+        let envoy_signs = out
+            .clusters
+            .values()
+            .any(|u| u.signing == SigningMode::Envoy);
+        if envoy_signs && custom_env {
+            errors.push(ConfigError::new(
+                "deployment.lambda.credentials",
+                "Envoy's signer reads AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN; other variable names need signing: FILTER",
+            ));
         }
         out
     }
@@ -522,6 +526,11 @@ mod tests {
             ),
             (
                 json!({"endpoint": "https://x", "signing": "ENVOY", "credentials": {"accessKeyIdEnv": "MY_KEY"}}),
+                "deployment.lambda.credentials",
+                "need signing: FILTER",
+            ),
+            (
+                json!({"endpoint": "https://x", "credentials": {"secretAccessKeyEnv": "MY_SECRET"}}),
                 "deployment.lambda.credentials",
                 "need signing: FILTER",
             ),
