@@ -5,6 +5,8 @@ Rows (all against the same stand-in Lambda, a second Envoy answering a fixed pro
   B0  Envoy direct_response with the body and headers of a cache hit (the floor)
   B1  Envoy routing plainly to the stand-in (no wasm)
   B3  B1 plus a no-op proxy-wasm filter (the fixed cost of a wasm VM)
+  BD  a minimal proxy-wasm filter that answers each request with one dispatch_http_call to the
+      stand-in (the floor of any proxy-wasm design that calls Lambda per request)
   NL  Envoy's native aws_lambda filter invoking the stand-in (inline dummy credentials)
   T   apigw-edge, proxy integration: route + API key + usage plan + event + invoke + mapping
   TV  apigw-edge, non-proxy integration with request and response templates
@@ -145,6 +147,11 @@ def configs():
                    "vm_config": {"vm_id": "noop", "runtime": "envoy.wasm.runtime.v8",
                                  "code": {"local": {"filename": str(NOOP)}}}}}}
     rows["B3"] = (write("B3", bootstrap("b3", PORT, ADMIN, to_stand_in(), [noop], [stand_in_cluster()])), {})
+    dispatch = json.loads(json.dumps(noop))
+    dispatch["typed_config"]["config"]["configuration"] = {
+        "@type": "type.googleapis.com/google.protobuf.StringValue", "value": "dispatch"}
+    dispatch["typed_config"]["config"]["allow_on_headers_stop_iteration"] = True
+    rows["BD"] = (write("BD", bootstrap("bd", PORT, ADMIN, to_stand_in(), [dispatch], [stand_in_cluster()])), {})
     lambda_filter = {"name": "envoy.filters.http.aws_lambda", "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.aws_lambda.v3.Config",
         "arn": "arn:aws:lambda:us-east-1:123456789012:function:hello",
@@ -180,6 +187,7 @@ REQUESTS = {
     "B0": ("GET", "/prod/hello", {}, None),
     "B1": ("GET", "/prod/hello", {}, None),
     "B3": ("GET", "/prod/hello", {}, None),
+    "BD": ("GET", "/prod/hello", {}, None),
     "NL": ("GET", "/prod/hello", {}, None),
     "T": ("GET", "/prod/hello", {"x-api-key": KEY}, None),
     "TSE": ("GET", "/prod/hello", {"x-api-key": KEY}, None),
@@ -187,7 +195,7 @@ REQUESTS = {
     "TV": ("POST", "/prod/orders/7?currency=EUR", {"x-api-key": KEY, "content-type": "application/json"}, ORDER),
     "TH": ("GET", "/prod/cached", {"x-api-key": KEY}, None),
 }
-ROWS = ["B0", "B1", "B3", "NL", "T", "TV", "TH", "TSE", "TSF"]
+ROWS = ["B0", "B1", "B3", "BD", "NL", "T", "TV", "TH", "TSE", "TSF"]
 
 
 class Envoy:
@@ -484,7 +492,8 @@ def report(results, rows):
         print(f"| {label} | {'n/a' if v is None else f'{v:.2f}'} | {op} {bound} | {'yes' if ok else 'NO'} |")
     results["targets_hold"] = holds
     extra = {"TSE/T": ratio(results, "TSE", "T"), "TSF/T": ratio(results, "TSF", "T"),
-             "TV/T": ratio(results, "TV", "T"), "NL/B1": ratio(results, "NL", "B1")}
+             "TV/T": ratio(results, "TV", "T"), "NL/B1": ratio(results, "NL", "B1"),
+             "T/BD": ratio(results, "T", "BD"), "BD/B1": ratio(results, "BD", "B1")}
     if "latency_at_half_t" in results:
         lt = results["latency_at_half_t"]
         med = lambda r, k: statistics.median(x[k] for x in lt[r])
