@@ -1187,12 +1187,13 @@ impl Gateway {
         routed: &Routed,
         resp: &InvokeResponse,
     ) -> Result<Reply, Outcome> {
+        const INVOKE: TargetKind = TargetKind::Invoke;
         let (aws, kind) = match self.routes.get(routed.route).map(|r| (r, &r.action)) {
             Some((route, RouteAction::LambdaAws { mapping, .. })) => {
-                (Some((route, mapping)), TargetKind::Invoke)
+                (Some((route, mapping)), &INVOKE)
             }
-            Some((_, RouteAction::LambdaProxy { target, .. })) => (None, target.kind.clone()),
-            _ => (None, TargetKind::Invoke),
+            Some((_, RouteAction::LambdaProxy { target, .. })) => (None, &target.kind),
+            _ => (None, &INVOKE),
         };
         if let TargetKind::FunctionUrl { .. } = kind {
             return match function_url::classify(resp) {
@@ -1249,7 +1250,7 @@ impl Gateway {
             }
         };
         let Some((route, mapping)) = aws else {
-            if kind == TargetKind::InvokeV2 {
+            if *kind == TargetKind::InvokeV2 {
                 return function_url::infer_response(payload)
                     .map_err(|e| self.fail(head, e.error, &e.reason));
             }
