@@ -1039,18 +1039,18 @@ impl Gateway {
         if body.len() as u64 > self.max_body_bytes {
             return Err(self.request_too_large(head));
         }
-        let f = self.facts(head);
         if let TargetKind::FunctionUrl { prefix } = &target.kind {
             let raw_query = head.path.split_once('?').map_or("", |(_, q)| q);
             return Ok(function_url::forward(
                 target,
                 prefix,
                 (&head.method, &routed.event_path, raw_query),
-                &f.headers,
+                &self.event_headers(head),
                 body,
                 timeout_ms,
             ));
         }
+        let f = self.facts(head);
         let request_context = self.request_context(head, route, routed.api_key_id.as_deref(), &f);
         let content_type = header(&head.headers, "content-type");
         if let Some(mapping) = aws {
@@ -1099,18 +1099,12 @@ impl Gateway {
         };
         if target.kind == TargetKind::InvokeV2 {
             let raw_query = head.path.split_once('?').map_or("", |(_, q)| q);
-            let client_headers: Vec<Header> = head
-                .headers
-                .iter()
-                .filter(|(k, _)| !k.starts_with(':'))
-                .cloned()
-                .collect();
             let payload = function_url::event(&function_url::EventInput {
                 method: &head.method,
                 path: &routed.event_path,
                 raw_query,
                 query: &f.query,
-                headers: &client_headers,
+                headers: &head.headers,
                 host: &f.host,
                 protocol: &head.protocol,
                 source_ip: &head.source_ip,

@@ -12,7 +12,9 @@ use serde_json::{json, Map, Value};
 
 use crate::error::GatewayError;
 use crate::http::{header, Header, Reply};
-use crate::lambda::invoke::{InvokeResponse, InvokeTarget, LambdaCall};
+use crate::lambda::invoke::{
+    error_type, transport_failure, InvokeResponse, InvokeTarget, LambdaCall, TransportFailure,
+};
 use crate::lambda::response::{decode_base64_body, MappingError};
 
 /// Request headers never forwarded to a function URL: hop-by-hop headers, the client's
@@ -100,32 +102,17 @@ pub enum UrlOutcome {
 /// Invoke calls; an answer with `x-amzn-ErrorType` and an error status comes from the URL
 /// service, not from the function.
 pub fn classify(resp: &InvokeResponse) -> UrlOutcome {
-    let Some(status) = resp.status else {
-        return UrlOutcome::Unreachable("no response from the function URL".into());
-    };
-    let from_aws = header(&resp.headers, "x-amzn-requestid").is_some();
-    let text: String = String::from_utf8_lossy(&resp.body)
-        .chars()
-        .take(200)
-        .collect();
-    if !from_aws && status == 504 && text.starts_with("upstream request timeout") {
-        return UrlOutcome::Timeout;
+    match transport_failure(resp, "the function URL") {
+        Some(TransportFailure::Timeout) => return UrlOutcome::Timeout,
+        Some(TransportFailure::Unreachable(why)) => return UrlOutcome::Unreachable(why),
+        None => {}
     }
-    if !from_aws
-        && status == 503
-        && (text.starts_with("upstream") || text.starts_with("no healthy upstream"))
-    {
-        return UrlOutcome::Unreachable(text);
-    }
-    if status >= 400 {
-        if let Some(t) = header(&resp.headers, "x-amzn-errortype") {
-            return UrlOutcome::Rejected {
-                status,
-                error_type: t.split(':').next().unwrap_or(t).to_string(),
-            };
+    match (resp.status, error_type(&resp.headers)) {
+        (Some(status), Some(error_type)) if status >= 400 => {
+            UrlOutcome::Rejected { status, error_type }
         }
+        _ => UrlOutcome::Answer,
     }
-    UrlOutcome::Answer
 }
 
 /// The client reply for a function URL answer.
@@ -157,7 +144,7 @@ pub struct EventInput<'a> {
     pub raw_query: &'a str,
     /// Decoded query parameters in order.
     pub query: &'a [(String, String)],
-    /// Request headers as the client sent them (no pseudo-headers).
+    /// Request headers as the client sent them (pseudo-headers are skipped).
     pub headers: &'a [Header],
     pub host: &'a str,
     pub protocol: &'a str,

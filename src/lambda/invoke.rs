@@ -212,31 +212,56 @@ fn short_text(body: &[u8]) -> String {
     text.chars().take(200).collect()
 }
 
-/// Classifies an Invoke answer.
-///
-/// Envoy reports transport failures of `dispatch_http_call` as its own local replies: 504
-/// `upstream request timeout` when the call's timeout fires, 503 `upstream connect error …` /
-/// `no healthy upstream` when nothing answers. Lambda reports function errors as 200 with
-/// `X-Amz-Function-Error`; local emulators answer 500 with an `errorMessage` payload instead,
-/// which is recognised by the payload having `errorMessage` and no `x-amzn-ErrorType` header.
-pub fn classify(resp: &InvokeResponse) -> InvokeOutcome<'_> {
+/// A call that never got an answer from its upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportFailure {
+    /// No answer within the call's timeout.
+    Timeout,
+    /// The upstream could not be reached (the reason as Envoy gave it).
+    Unreachable(String),
+}
+
+/// Whether an answer is Envoy's own report of a transport failure rather than the
+/// upstream's: 504 `upstream request timeout` when the call's timeout fires, 503
+/// `upstream connect error …` / `no healthy upstream` when nothing answers, or no response
+/// headers at all. Answers carrying AWS's `x-amzn-RequestId` are never Envoy's. `what` names
+/// the upstream in the message.
+pub fn transport_failure(resp: &InvokeResponse, what: &str) -> Option<TransportFailure> {
     let Some(status) = resp.status else {
-        return InvokeOutcome::Unreachable("no response from the Lambda endpoint".into());
+        return Some(TransportFailure::Unreachable(format!(
+            "no response from {what}"
+        )));
     };
-    let from_lambda = header(&resp.headers, "x-amzn-requestid").is_some();
-    if !from_lambda {
-        let text = short_text(&resp.body);
-        if status == 504 && text.starts_with("upstream request timeout") {
-            return InvokeOutcome::Timeout;
-        }
-        if status == 503
-            && (text.starts_with("upstream connect error")
-                || text.starts_with("no healthy upstream")
-                || text.starts_with("upstream"))
-        {
-            return InvokeOutcome::Unreachable(text);
-        }
+    if header(&resp.headers, "x-amzn-requestid").is_some() {
+        return None;
     }
+    let text = short_text(&resp.body);
+    if status == 504 && text.starts_with("upstream request timeout") {
+        return Some(TransportFailure::Timeout);
+    }
+    if status == 503 && (text.starts_with("upstream") || text.starts_with("no healthy upstream")) {
+        return Some(TransportFailure::Unreachable(text));
+    }
+    None
+}
+
+/// The `x-amzn-ErrorType` of an AWS answer, without its `:` suffix.
+pub fn error_type(headers: &[Header]) -> Option<String> {
+    header(headers, "x-amzn-errortype").map(|t| t.split(':').next().unwrap_or(t).to_string())
+}
+
+/// Classifies an Invoke answer: Envoy's transport failures first (see
+/// [`transport_failure`]), then Lambda's own answers. Lambda reports function errors as 200
+/// with `X-Amz-Function-Error`; local emulators answer 500 with an `errorMessage` payload
+/// instead, which is recognised by the payload having `errorMessage` and no
+/// `x-amzn-ErrorType` header.
+pub fn classify(resp: &InvokeResponse) -> InvokeOutcome<'_> {
+    match transport_failure(resp, "the Lambda endpoint") {
+        Some(TransportFailure::Timeout) => return InvokeOutcome::Timeout,
+        Some(TransportFailure::Unreachable(why)) => return InvokeOutcome::Unreachable(why),
+        None => {}
+    }
+    let status = resp.status.unwrap_or_default();
     if (200..300).contains(&status) {
         if header(&resp.headers, "x-amz-function-error").is_some() {
             let msg = error_message(&resp.body).unwrap_or_else(|| short_text(&resp.body));
@@ -244,8 +269,7 @@ pub fn classify(resp: &InvokeResponse) -> InvokeOutcome<'_> {
         }
         return InvokeOutcome::Payload(&resp.body);
     }
-    let error_type = header(&resp.headers, "x-amzn-errortype")
-        .map(|t| t.split(':').next().unwrap_or(t).to_string());
+    let error_type = error_type(&resp.headers);
     if error_type.is_none() {
         if let Some(msg) = error_message(&resp.body) {
             return InvokeOutcome::FunctionError(msg);
