@@ -1,17 +1,32 @@
 #!/usr/bin/env bash
-# Fuzzes the template engine (lexer, parser, evaluator, JSON and JSONPath) for a bounded
-# time: `scripts/fuzz.sh [seconds]` (default 60, or $FUZZ_SECONDS). Seeds come from the
-# snapshot cases in tests/vtl/. A panic, a render that outlives libFuzzer's timeout, or
-# memory beyond its limit fails the run; the input is left in fuzz/artifacts/vtl/.
+# Fuzzes every parser that takes outside input, for a bounded time in total:
+# `scripts/fuzz.sh [seconds]` (default 60, or $FUZZ_SECONDS), shared between the targets:
+#   vtl      templates and the bodies they read (lexer, parser, evaluator, JSON, JSONPath)
+#   request  whole requests through a compiled gateway: request target, query string, header
+#            bytes, body, and the Lambda answer (proxy and mapped)
+#   config   deployment files (YAML/JSON), OpenAPI exports, rendering, header map decoding
+# A panic, a run that outlives libFuzzer's timeout, or memory beyond its limit fails the run;
+# the input is left in fuzz/artifacts/<target>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-${FUZZ_SECONDS:-60}}
+targets=(vtl request config)
+share=$(( seconds / ${#targets[@]} ))
+[ "$share" -ge 1 ] || share=1
 
-corpus=.work/fuzz-corpus/vtl
-mkdir -p "$corpus"
+seed() { # target name, then the seed's bytes on stdin
+  mkdir -p ".work/fuzz-corpus/$1"
+  cat >".work/fuzz-corpus/$1/seed-$2"
+}
 for case in tests/vtl/*.case; do
-  awk '/^--- template/{on=1; next} /^--- /{on=0} on' "$case" >"$corpus/seed-$(basename "$case" .case)"
+  awk '/^--- template/{on=1; next} /^--- /{on=0} on' "$case" | seed vtl "$(basename "$case" .case)"
 done
+printf '\x01orders/7?q=a&q=b\xff%s\xff{"a":[1,{"b":"x"}]}\xff\x00{"statusCode":200,"body":"ok"}' \
+  'content-type:application/json' | seed request mapped
+printf '\x00hello/x?a=%%41&b\xffaccept:image/png\nx-bin:\xc0\xaf\xff\xff\x00{"statusCode":200,"isBase64Encoded":true,"body":"aGk="}' \
+  | seed request proxy
+printf '\x03cached?q=1\xffcache-control:max-age=0\xff\xff\x05{"errorMessage":"bad"}' | seed request cached
+{ cat examples/hello/deployment.yaml; printf '\0'; cat examples/hello/openapi.json; } | seed config hello
 
 # cargo fuzz instruments with unstable compiler flags: the nightly toolchain when the machine
 # has one, else the stable compiler in bootstrap mode without a sanitizer.
@@ -21,15 +36,20 @@ else
   export RUSTC_BOOTSTRAP=1
   run=(cargo fuzz run --sanitizer none)
 fi
-log=../.work/fuzz-vtl.log
 cd fuzz
 status=0
-"${run[@]}" vtl "../$corpus" -- \
-  -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=8192 -print_final_stats=1 \
-  >"$log" 2>&1 || status=$?
-grep -E '^(Done|stat::number_of_executed_units)' "$log" >&2 || true
-if [ "$status" -ne 0 ]; then
-  tail -n 60 "$log" >&2
-  echo "fuzzing found a failure; the input is in fuzz/artifacts/vtl/" >&2
-fi
+for target in "${targets[@]}"; do
+  log="../.work/fuzz-$target.log"
+  echo "fuzzing $target for ${share}s" >&2
+  t_status=0
+  "${run[@]}" "$target" "../.work/fuzz-corpus/$target" -- \
+    -max_total_time="$share" -timeout=10 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
+    >"$log" 2>&1 || t_status=$?
+  grep -E '^(Done|stat::number_of_executed_units)' "$log" >&2 || true
+  if [ "$t_status" -ne 0 ]; then
+    tail -n 60 "$log" >&2
+    echo "fuzzing $target found a failure; the input is in fuzz/artifacts/$target/" >&2
+    status=$t_status
+  fi
+done
 exit "$status"

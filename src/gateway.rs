@@ -494,6 +494,19 @@ impl Gateway {
         self.cache.as_ref()
     }
 
+    /// The longest integration timeout of any method (0 when none calls out).
+    pub fn max_integration_timeout_ms(&self) -> u64 {
+        self.routes
+            .iter()
+            .map(|r| match &r.action {
+                RouteAction::LambdaProxy { timeout_ms, .. }
+                | RouteAction::LambdaAws { timeout_ms, .. } => *timeout_ms,
+                RouteAction::Mock(_) | RouteAction::Unsupported { .. } => 0,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Every Envoy cluster this gateway invokes through.
     pub fn clusters(&self) -> Vec<&str> {
         let mut out: Vec<&str> =

@@ -15,6 +15,47 @@ pub fn header<'a>(headers: &'a [Header], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// Header bytes as text: UTF-8 when they are UTF-8, otherwise ISO-8859-1 (each byte one
+/// character), the charset HTTP/1.1 gives `obs-text`. Nothing is dropped and nothing fails:
+/// a client or an upstream that sends arbitrary bytes gets a deterministic string.
+pub fn header_text(bytes: Vec<u8>) -> String {
+    match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => e.into_bytes().iter().map(|&b| char::from(b)).collect(),
+    }
+}
+
+/// Decodes a proxy-wasm header map (`u32` count, then a `u32` name and value length per
+/// pair, then each name and value followed by a NUL byte, lengths little-endian), reading
+/// names and values as [`header_text`]. `None` when the buffer is shorter than it says.
+pub fn decode_header_map(bytes: &[u8]) -> Option<Vec<Header>> {
+    let u32_at = |at: usize| -> Option<usize> {
+        let raw: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
+        usize::try_from(u32::from_le_bytes(raw)).ok()
+    };
+    if bytes.is_empty() {
+        return Some(Vec::new());
+    }
+    let count = u32_at(0)?;
+    // Each pair needs 8 bytes of lengths and two NULs: a count the buffer cannot hold is
+    // refused before anything is allocated for it.
+    if count.checked_mul(10)? > bytes.len() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(count);
+    let mut data = 4 + count * 8;
+    for n in 0..count {
+        let sizes = 4 + n * 8;
+        let (name_len, value_len) = (u32_at(sizes)?, u32_at(sizes + 4)?);
+        let name = bytes.get(data..data.checked_add(name_len)?)?.to_vec();
+        data = data.checked_add(name_len)?.checked_add(1)?;
+        let value = bytes.get(data..data.checked_add(value_len)?)?.to_vec();
+        data = data.checked_add(value_len)?.checked_add(1)?;
+        out.push((header_text(name), header_text(value)));
+    }
+    Some(out)
+}
+
 /// Canonical `Title-Case` form of a header name (`content-type` -> `Content-Type`).
 ///
 /// Envoy's HTTP/1 codec lower-cases names before a filter sees them, so the client's own
@@ -93,6 +134,53 @@ mod tests {
         ] {
             assert_eq!(title_case(input), want, "{input}");
         }
+    }
+
+    fn encode(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
+        let mut out = (pairs.len() as u32).to_le_bytes().to_vec();
+        for (k, v) in pairs {
+            out.extend((k.len() as u32).to_le_bytes());
+            out.extend((v.len() as u32).to_le_bytes());
+        }
+        for (k, v) in pairs {
+            out.extend(*k);
+            out.push(0);
+            out.extend(*v);
+            out.push(0);
+        }
+        out
+    }
+
+    #[test]
+    fn header_maps_decode_any_bytes() {
+        let map = encode(&[
+            (b":path", b"/dev/a"),
+            (b"x-bin", b"\xc0\xaf"),
+            (b"x-utf8", "caf\u{e9}".as_bytes()),
+            (b"x-empty", b""),
+        ]);
+        assert_eq!(
+            decode_header_map(&map).unwrap(),
+            headers_of(&[
+                (":path", "/dev/a"),
+                ("x-bin", "\u{c0}\u{af}"),
+                ("x-utf8", "caf\u{e9}"),
+                ("x-empty", ""),
+            ])
+        );
+        assert_eq!(decode_header_map(&[]).unwrap(), Vec::new());
+    }
+
+    #[test]
+    fn truncated_or_lying_header_maps_are_refused() {
+        let map = encode(&[(b"a", b"b"), (b"cc", b"dd")]);
+        // The last NUL carries nothing, so every shorter cut must fail.
+        for cut in 1..map.len() - 1 {
+            assert_eq!(decode_header_map(&map[..cut]), None, "cut at {cut}");
+        }
+        let mut huge = u32::MAX.to_le_bytes().to_vec();
+        huge.extend([0u8; 16]);
+        assert_eq!(decode_header_map(&huge), None);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 
 use serde_json::{json, Value};
 
-use crate::config::{CredentialProvider, FilterConfig, Lambda, SigningMode};
+use crate::config::{CredentialProvider, EnvoySettings, FilterConfig, Lambda, SigningMode};
 use crate::control::ControlConfig;
 use crate::error::ConfigError;
 use crate::gateway::Gateway;
@@ -23,6 +23,18 @@ pub const FILTER_NAME: &str = "apigw_edge";
 pub const CONTROL_NAME: &str = "apigw_edge_control";
 /// CA bundle used to verify AWS endpoints.
 pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// Splits `host:port` / `[v6]:port` for an address Envoy listens on: the host must be an IP
+/// address (Envoy does not resolve names for listeners).
+pub fn parse_listen(addr: &str) -> Result<(String, u16), String> {
+    let (host, port) = parse_socket(addr)?;
+    if !is_ip(&host) {
+        return Err(format!(
+            "`{addr}`: `{host}` is not an IP address (listeners bind to an address, such as 127.0.0.1 or [::1])"
+        ));
+    }
+    Ok((host, port))
+}
 
 /// Splits `host:port` / `[v6]:port`.
 pub fn parse_socket(addr: &str) -> Result<(String, u16), String> {
@@ -139,28 +151,27 @@ fn cluster(upstream: &Upstream, lambda: &Lambda) -> Value {
 
 /// Renders the bootstrap. `wasm_path` is where Envoy will find the filter module.
 pub fn bootstrap(cfg: &FilterConfig, wasm_path: &str) -> Result<Value, Vec<ConfigError>> {
-    let (mut errors, upstreams) = match Gateway::compile(cfg) {
-        Ok(c) => (Vec::new(), c.gateway.upstreams().clone()),
-        Err(e) => (e, Upstreams::default()),
+    let (mut errors, upstreams, longest_timeout_ms) = match Gateway::compile(cfg) {
+        Ok(c) => (
+            Vec::new(),
+            c.gateway.upstreams().clone(),
+            c.gateway.max_integration_timeout_ms(),
+        ),
+        Err(e) => (e, Upstreams::default(), 0),
     };
     let d = &cfg.deployment;
-    let listen = parse_socket(&d.listen)
+    let listen = parse_listen(&d.listen)
         .map_err(|m| errors.push(ConfigError::new("deployment.listen", m)))
         .ok();
-    let admin = parse_socket(&d.admin)
+    let admin = parse_listen(&d.admin)
         .map_err(|m| errors.push(ConfigError::new("deployment.admin", m)))
         .ok();
     let control = d.control.as_deref().and_then(|addr| {
-        parse_socket(addr)
+        parse_listen(addr)
             .map_err(|m| errors.push(ConfigError::new("deployment.control", m)))
             .ok()
     });
-    if d.envoy.concurrency == 0 {
-        errors.push(ConfigError::new(
-            "deployment.envoy.concurrency",
-            "must be at least 1",
-        ));
-    }
+    check_envoy_settings(&d.envoy, longest_timeout_ms, &mut errors);
     let (Some((listen_host, listen_port)), Some((admin_host, admin_port)), true) =
         (listen, admin, errors.is_empty())
     else {
@@ -180,6 +191,7 @@ pub fn bootstrap(cfg: &FilterConfig, wasm_path: &str) -> Result<Value, Vec<Confi
         buffer_limit,
         &filter_config,
         (wasm_path, &env_keys),
+        &d.envoy,
     )];
     if let Some((host, port)) = control {
         let control_config = json!({ "control": ControlConfig::of(d) }).to_string();
@@ -189,15 +201,133 @@ pub fn bootstrap(cfg: &FilterConfig, wasm_path: &str) -> Result<Value, Vec<Confi
             1 << 16,
             &control_config,
             (wasm_path, &env_keys),
+            &d.envoy,
         ));
     }
     Ok(json!({
         "admin": {"address": socket(&admin_host, admin_port)},
+        "overload_manager": overload_manager(&d.envoy),
         "static_resources": {
             "listeners": listeners,
             "clusters": upstreams.clusters.values().map(|u| cluster(u, &d.lambda)).collect::<Vec<_>>()
         }
     }))
+}
+
+/// Refuses Envoy settings that cannot work: a zero limit, or a stream idle timeout that
+/// would end requests still waiting for their integration.
+fn check_envoy_settings(e: &EnvoySettings, longest_timeout_ms: u64, errors: &mut Vec<ConfigError>) {
+    let positive = [
+        ("concurrency", u64::from(e.concurrency)),
+        (
+            "requestHeadersTimeoutMs",
+            u64::from(e.request_headers_timeout_ms),
+        ),
+        ("requestTimeoutMs", u64::from(e.request_timeout_ms)),
+        ("streamIdleTimeoutMs", u64::from(e.stream_idle_timeout_ms)),
+        ("idleTimeoutMs", u64::from(e.idle_timeout_ms)),
+        ("maxConnections", e.max_connections),
+        ("maxHeapMiB", u64::from(e.max_heap_mib)),
+    ];
+    for (field, value) in positive {
+        if value == 0 {
+            errors.push(ConfigError::new(
+                format!("deployment.envoy.{field}"),
+                "must be at least 1",
+            ));
+        }
+    }
+    if u64::from(e.stream_idle_timeout_ms) <= longest_timeout_ms {
+        errors.push(ConfigError::new(
+            "deployment.envoy.streamIdleTimeoutMs",
+            format!(
+                "must be longer than the longest integration timeout ({longest_timeout_ms} ms), or requests waiting for it are cut off"
+            ),
+        ));
+    }
+}
+
+/// Envoy's own rejections and what clients see of them, API Gateway style: status, the
+/// `message` body, and `x-amzn-ErrorType`. A status not listed gets the last row's body.
+const LOCAL_REPLIES: [(u16, &str, &str); 8] = [
+    (400, "Bad Request", "BadRequestException"),
+    (404, "Not Found", "NotFoundException"),
+    (408, "Request Timeout", "RequestTimeoutException"),
+    (413, "Request Too Long", "RequestTooLargeException"),
+    (
+        431,
+        "Request Header Fields Too Large",
+        "RequestHeaderFieldsTooLargeException",
+    ),
+    (503, "Service Unavailable", "ServiceUnavailableException"),
+    (
+        504,
+        "Endpoint request timed out",
+        "InternalServerErrorException",
+    ),
+    (0, "Internal server error", "InternalServerErrorException"),
+];
+
+/// Replies Envoy makes itself (malformed requests, oversized headers or bodies, timeouts,
+/// overload) rewritten to API Gateway's JSON shape. The filter's own replies always carry
+/// `x-amzn-RequestId` and are left as they are.
+fn local_reply_config() -> Value {
+    let not_ours = json!({"extension_filter": {
+        "name": "envoy.access_loggers.extension_filters.cel",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter",
+            "expression": "!('x-amzn-requestid' in response.headers)"
+        }
+    }});
+    let mappers: Vec<Value> = LOCAL_REPLIES
+        .iter()
+        .map(|(status, message, error_type)| {
+            let filter = if *status == 0 {
+                not_ours.clone()
+            } else {
+                json!({"and_filter": {"filters": [
+                    {"status_code_filter": {"comparison": {"op": "EQ", "value": {"default_value": status, "runtime_key": "apigw_edge.unused"}}}},
+                    not_ours
+                ]}})
+            };
+            json!({
+                "filter": filter,
+                "headers_to_add": [{
+                    "header": {"key": "x-amzn-ErrorType", "value": error_type},
+                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"
+                }],
+                "body_format_override": {
+                    "json_format": {"message": message},
+                    "content_type": "application/json"
+                }
+            })
+        })
+        .collect();
+    json!({ "mappers": mappers })
+}
+
+/// Memory and connection limits for the whole process.
+fn overload_manager(e: &EnvoySettings) -> Value {
+    let heap = "envoy.resource_monitors.fixed_heap";
+    json!({
+        "refresh_interval": "0.25s",
+        "resource_monitors": [
+            {"name": heap, "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.resource_monitors.fixed_heap.v3.FixedHeapConfig",
+                "max_heap_size_bytes": u64::from(e.max_heap_mib) << 20
+            }},
+            {"name": "envoy.resource_monitors.global_downstream_max_connections", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig",
+                "max_active_downstream_connections": e.max_connections
+            }}
+        ],
+        "actions": [
+            {"name": "envoy.overload_actions.shrink_heap",
+             "triggers": [{"name": heap, "threshold": {"value": 0.90}}]},
+            {"name": "envoy.overload_actions.stop_accepting_requests",
+             "triggers": [{"name": heap, "threshold": {"value": 0.95}}]}
+        ]
+    })
 }
 
 /// One listener whose wasm filter (V8, VM id [`FILTER_NAME`] for every role, so all roles
@@ -210,7 +340,18 @@ fn listener(
     buffer_limit: u64,
     filter_config: &str,
     (wasm_path, env_keys): (&str, &[String]),
+    limits: &EnvoySettings,
 ) -> Value {
+    let mut common = json!({"idle_timeout": duration(limits.idle_timeout_ms)});
+    if let (true, Some(obj)) = (
+        limits.max_requests_per_connection > 0,
+        common.as_object_mut(),
+    ) {
+        obj.insert(
+            "max_requests_per_connection".into(),
+            json!(limits.max_requests_per_connection),
+        );
+    }
     let mut vm_config = json!({
         "vm_id": FILTER_NAME,
         "runtime": "envoy.wasm.runtime.v8",
@@ -237,6 +378,12 @@ fn listener(
                 "use_remote_address": true,
                 "skip_xff_append": true,
                 "server_header_transformation": "PASS_THROUGH",
+                // Slow or idle clients cannot hold a worker's connections forever.
+                "request_headers_timeout": duration(limits.request_headers_timeout_ms),
+                "request_timeout": duration(limits.request_timeout_ms),
+                "stream_idle_timeout": duration(limits.stream_idle_timeout_ms),
+                "common_http_protocol_options": common,
+                "local_reply_config": local_reply_config(),
                 "route_config": {
                     "name": name,
                     "virtual_hosts": [{
@@ -260,6 +407,10 @@ fn listener(
                                 // body (Envoy >= 1.35); without it a paused request
                                 // never gets its body callbacks.
                                 "allow_on_headers_stop_iteration": true,
+                                // A VM that aborts (a panic) is replaced by a fresh one for
+                                // the next request instead of failing every request after it.
+                                "failure_policy": "FAIL_RELOAD",
+                                "reload_config": {"backoff": {"base_interval": "0.1s", "max_interval": "5s"}},
                                 "configuration": {
                                     "@type": "type.googleapis.com/google.protobuf.StringValue",
                                     "value": filter_config
@@ -481,6 +632,112 @@ mod tests {
             locations,
             vec!["deployment.lambda.endpoint", "deployment.listen"]
         );
+    }
+
+    fn hcm(b: &Value) -> Value {
+        b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+            .clone()
+    }
+
+    #[test]
+    fn listeners_are_hardened_and_overridable() {
+        let mut c = cfg(json!({"endpoint": "http://127.0.0.1:9000"}));
+        let b = bootstrap(&c, "/f.wasm").unwrap();
+        let h = hcm(&b);
+        assert_eq!(h["request_headers_timeout"], "10s");
+        assert_eq!(h["request_timeout"], "60s");
+        assert_eq!(h["stream_idle_timeout"], "60s");
+        assert_eq!(h["common_http_protocol_options"]["idle_timeout"], "60s");
+        assert_eq!(
+            h["common_http_protocol_options"]["max_requests_per_connection"],
+            10_000
+        );
+        let om = &b["overload_manager"];
+        assert_eq!(
+            om["resource_monitors"][0]["typed_config"]["max_heap_size_bytes"],
+            1u64 << 30
+        );
+        assert_eq!(
+            om["resource_monitors"][1]["typed_config"]["max_active_downstream_connections"],
+            10_000
+        );
+        assert_eq!(wasm_config(&b)["failure_policy"], "FAIL_RELOAD");
+
+        c.deployment.envoy.request_headers_timeout_ms = 2500;
+        c.deployment.envoy.max_requests_per_connection = 0;
+        c.deployment.envoy.max_heap_mib = 256;
+        let h = hcm(&bootstrap(&c, "/f.wasm").unwrap());
+        assert_eq!(h["request_headers_timeout"], "2.500s");
+        assert!(h["common_http_protocol_options"]
+            .get("max_requests_per_connection")
+            .is_none());
+    }
+
+    #[test]
+    fn envoy_rejections_get_api_gateway_bodies_but_filter_replies_are_left_alone() {
+        let b = bootstrap(
+            &cfg(json!({"endpoint": "http://127.0.0.1:9000"})),
+            "/f.wasm",
+        )
+        .unwrap();
+        let mappers = hcm(&b)["local_reply_config"]["mappers"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert_eq!(mappers.len(), LOCAL_REPLIES.len());
+        let m431 = &mappers[4];
+        let filters = &m431["filter"]["and_filter"]["filters"];
+        assert_eq!(
+            filters[0]["status_code_filter"]["comparison"]["value"]["default_value"],
+            431
+        );
+        assert!(filters[1]["extension_filter"]["typed_config"]["expression"]
+            .as_str()
+            .unwrap()
+            .contains("x-amzn-requestid"));
+        assert_eq!(
+            m431["body_format_override"]["json_format"]["message"],
+            "Request Header Fields Too Large"
+        );
+        assert_eq!(
+            m431["headers_to_add"][0]["header"]["key"],
+            "x-amzn-ErrorType"
+        );
+        // The last mapper catches every other status Envoy answers itself.
+        assert!(mappers[7]["filter"].get("extension_filter").is_some());
+    }
+
+    #[test]
+    fn envoy_settings_that_cannot_work_are_refused() {
+        let mut c = cfg(json!({"endpoint": "http://127.0.0.1:9000"}));
+        c.deployment.envoy.max_connections = 0;
+        c.deployment.envoy.stream_idle_timeout_ms = 29_000;
+        let errs = bootstrap(&c, "/f.wasm").unwrap_err();
+        let locations: Vec<_> = errs.iter().map(|e| e.location.as_str()).collect();
+        assert_eq!(
+            locations,
+            vec![
+                "deployment.envoy.maxConnections",
+                "deployment.envoy.streamIdleTimeoutMs"
+            ]
+        );
+        assert!(errs[1].message.contains("29000 ms"), "{}", errs[1]);
+    }
+
+    #[test]
+    fn listen_addresses_must_be_ip_addresses_with_valid_ports() {
+        for bad in [
+            "999.1.1.1:8080",
+            "127.0.0.1:99999",
+            "localhost:8080",
+            "127.0.0.1:0",
+        ] {
+            let mut c = cfg(json!({"endpoint": "http://127.0.0.1:9000"}));
+            c.deployment.listen = bad.into();
+            let errs = bootstrap(&c, "/f.wasm").unwrap_err();
+            assert_eq!(errs[0].location, "deployment.listen", "{bad}");
+        }
+        assert!(parse_listen("[::1]:8080").is_ok());
     }
 
     #[test]

@@ -131,8 +131,7 @@ pub fn increment(cells: &dyn SharedCells, key: &str) -> Result<u64, CellError> {
     })
 }
 
-/// In-memory shared data for tests, with the host's CAS rules.
-#[cfg(test)]
+/// In-memory shared data with the host's CAS rules, for tests, fuzzing and native tools.
 pub mod memory {
     use std::cell::{Cell, RefCell};
     use std::collections::HashMap;
@@ -151,7 +150,7 @@ pub mod memory {
 
     impl Cells {
         fn write(&self, key: &str, value: Vec<u8>) {
-            self.next_cas.set(self.next_cas.get() + 1);
+            self.next_cas.set(self.next_cas.get().wrapping_add(1));
             self.data
                 .borrow_mut()
                 .insert(key.to_string(), (value, self.next_cas.get()));
@@ -173,7 +172,7 @@ pub mod memory {
             if self.interleave.get() > 0 {
                 self.interleave.set(self.interleave.get() - 1);
                 let (current, _) = self.get(key)?;
-                let n = super::decode(current.as_deref())? + 1;
+                let n = super::decode(current.as_deref())?.wrapping_add(1);
                 self.write(key, n.to_le_bytes().to_vec());
             }
             // The host's rule: an absent cell is created whatever the token; an existing

@@ -434,6 +434,7 @@ fn function_url(ca: &TestCa, verifier: &Arc<Verifier>) -> InvokeStub {
             }
         }
         StubReply {
+            raw_headers: Vec::new(),
             status: 201,
             headers: vec![
                 ("content-type".into(), "text/plain".into()),

@@ -419,6 +419,29 @@ pub struct EnvoySettings {
     /// Envoy log level (`trace` … `off`).
     #[serde(default = "default_log_level")]
     pub log_level: String,
+    /// Time a client has to send its request headers after connecting.
+    #[serde(default = "default_request_headers_timeout")]
+    pub request_headers_timeout_ms: u32,
+    /// Time a client has to send its whole request (headers and body).
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_ms: u32,
+    /// A request with no activity for this long is ended; must exceed every integration
+    /// timeout, since a request waiting for its integration shows none.
+    #[serde(default = "default_stream_idle_timeout")]
+    pub stream_idle_timeout_ms: u32,
+    /// A client connection with no request for this long is closed.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_ms: u32,
+    /// Requests served on one client connection before it is closed (0: no limit).
+    #[serde(default = "default_max_requests_per_connection")]
+    pub max_requests_per_connection: u32,
+    /// Client connections the whole process holds at once; more are refused.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u64,
+    /// Heap Envoy may use: at 90 % it frees what it can, at 95 % it refuses new requests
+    /// with 503 until memory is back under the limit.
+    #[serde(default = "default_max_heap_mib")]
+    pub max_heap_mib: u32,
 }
 
 impl Default for EnvoySettings {
@@ -426,8 +449,37 @@ impl Default for EnvoySettings {
         EnvoySettings {
             concurrency: default_concurrency(),
             log_level: default_log_level(),
+            request_headers_timeout_ms: default_request_headers_timeout(),
+            request_timeout_ms: default_request_timeout(),
+            stream_idle_timeout_ms: default_stream_idle_timeout(),
+            idle_timeout_ms: default_idle_timeout(),
+            max_requests_per_connection: default_max_requests_per_connection(),
+            max_connections: default_max_connections(),
+            max_heap_mib: default_max_heap_mib(),
         }
     }
+}
+
+fn default_request_headers_timeout() -> u32 {
+    10_000
+}
+fn default_request_timeout() -> u32 {
+    60_000
+}
+fn default_stream_idle_timeout() -> u32 {
+    60_000
+}
+fn default_idle_timeout() -> u32 {
+    60_000
+}
+fn default_max_requests_per_connection() -> u32 {
+    10_000
+}
+fn default_max_connections() -> u64 {
+    10_000
+}
+fn default_max_heap_mib() -> u32 {
+    1024
 }
 
 fn default_connect_timeout() -> u32 {

@@ -41,8 +41,51 @@ pub fn ip_of(address: &str) -> String {
     }
 }
 
+/// A header map as text, whatever bytes the client or upstream sent (see
+/// [`crate::http::header_text`]). The SDK's own map readers convert with `unwrap` and would
+/// abort the VM on a value that is not UTF-8; this reads the host's bytes instead. An
+/// unavailable map reads as empty.
 pub fn headers(map: MapType) -> Vec<(String, String)> {
-    hostcalls::get_map(map).unwrap_or_default()
+    let Some(bytes) = raw::header_map(map) else {
+        return Vec::new();
+    };
+    crate::http::decode_header_map(&bytes).unwrap_or_else(|| {
+        log::error!(
+            "the host returned a malformed header map ({} bytes)",
+            bytes.len()
+        );
+        Vec::new()
+    })
+}
+
+/// The one raw host call: the serialized header map, with ownership of the host's buffer.
+#[allow(unsafe_code)]
+mod raw {
+    use proxy_wasm::types::{MapType, Status};
+
+    #[link(wasm_import_module = "env")]
+    extern "C" {
+        fn proxy_get_header_map_pairs(
+            map_type: MapType,
+            return_map_data: *mut *mut u8,
+            return_map_size: *mut usize,
+        ) -> Status;
+    }
+
+    pub fn header_map(map: MapType) -> Option<Vec<u8>> {
+        let mut data: *mut u8 = std::ptr::null_mut();
+        let mut size: usize = 0;
+        // SAFETY: both out-pointers are valid for writes for the duration of the call.
+        let status = unsafe { proxy_get_header_map_pairs(map, &mut data, &mut size) };
+        if status != Status::Ok || data.is_null() {
+            return None;
+        }
+        // SAFETY: on success the host wrote `size` bytes into a buffer it obtained from this
+        // module's `proxy_on_memory_allocate` (a boxed `[u8]` of exactly `size` bytes, the
+        // SDK's allocator) and handed its ownership to the caller, as the SDK's own readers
+        // assume; length and capacity are both `size`.
+        Some(unsafe { Vec::from_raw_parts(data, size, size) })
+    }
 }
 
 pub fn buffer(kind: BufferType, size: usize) -> Vec<u8> {

@@ -204,6 +204,16 @@ impl Request {
     }
 }
 
+/// Aborts the VM on request, so tests can show that Envoy reloads it. Only builds with the
+/// `crash-trigger` feature have it; release builds never do.
+#[cfg(feature = "crash-trigger")]
+#[allow(clippy::panic)]
+fn crash_if_asked(head: &RequestHead) {
+    if crate::http::header(&head.headers, "x-apigw-edge-crash").is_some() {
+        panic!("{} crash requested (crash-trigger build)", head.request_id);
+    }
+}
+
 impl Context for Request {
     fn on_http_call_response(
         &mut self,
@@ -259,6 +269,8 @@ impl Context for Request {
 impl HttpContext for Request {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let head = self.read_head();
+        #[cfg(feature = "crash-trigger")]
+        crash_if_asked(&head);
         match self.gateway.start(&head, &HostCells) {
             Start::Respond(outcome) => {
                 self.metrics.usage(outcome.usage);

@@ -17,6 +17,12 @@ use proxy_wasm::types::LogLevel;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
+    // A panic aborts this VM (panic = "abort"); say why before it goes. Envoy reloads the VM
+    // (the rendered `failure_policy: FAIL_RELOAD`), and the next request is served by the
+    // fresh one.
+    std::panic::set_hook(Box::new(|info| {
+        log::error!("apigw-edge: the filter VM is aborting: {info}");
+    }));
     proxy_wasm::set_root_context(|_| -> Box<dyn proxy_wasm::traits::RootContext> {
         Box::new(root::Root::default())
     });

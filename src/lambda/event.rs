@@ -5,7 +5,7 @@
 //! request data, with no intermediate JSON tree. Must not: decide which headers or body the
 //! event carries (the pipeline does), or read anything from the host.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
@@ -19,13 +19,29 @@ pub struct SingleValues<'a>(pub &'a [(String, String)]);
 #[derive(Debug, Clone, Copy)]
 pub struct MultiValues<'a>(pub &'a [(String, String)]);
 
-/// Each name once, in the order names first appear.
-fn distinct_names(pairs: &[(String, String)]) -> impl Iterator<Item = &str> {
-    pairs
-        .iter()
-        .enumerate()
-        .filter(move |(i, (k, _))| !pairs.iter().take(*i).any(|(seen, _)| seen == k))
-        .map(|(_, (k, _))| k.as_str())
+/// Each name once, in the order names first appear, with the positions of its values:
+/// one pass over the pairs, whatever their number.
+fn grouped(pairs: &[(String, String)]) -> Vec<(&str, Vec<usize>)> {
+    let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
+    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(pairs.len());
+    for (i, (k, _)) in pairs.iter().enumerate() {
+        match seen.get(k.as_str()) {
+            Some(&g) => {
+                if let Some((_, at)) = groups.get_mut(g) {
+                    at.push(i);
+                }
+            }
+            None => {
+                seen.insert(k.as_str(), groups.len());
+                groups.push((k.as_str(), vec![i]));
+            }
+        }
+    }
+    groups
+}
+
+fn value_at(pairs: &[(String, String)], i: usize) -> &str {
+    pairs.get(i).map(|(_, v)| v.as_str()).unwrap_or_default()
 }
 
 impl Serialize for SingleValues<'_> {
@@ -34,25 +50,19 @@ impl Serialize for SingleValues<'_> {
             return s.serialize_none();
         }
         let mut map = s.serialize_map(None)?;
-        for name in distinct_names(self.0) {
-            let last = self
-                .0
-                .iter()
-                .rev()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-                .unwrap_or_default();
+        for (name, at) in grouped(self.0) {
+            let last = at.last().map_or("", |&i| value_at(self.0, i));
             map.serialize_entry(name, last)?;
         }
         map.end()
     }
 }
 
-struct ValuesOf<'a>(&'a [(String, String)], &'a str);
+struct ValuesAt<'a>(&'a [(String, String)], &'a [usize]);
 
-impl Serialize for ValuesOf<'_> {
+impl Serialize for ValuesAt<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().filter(|(k, _)| k == self.1).map(|(_, v)| v))
+        s.collect_seq(self.1.iter().map(|&i| value_at(self.0, i)))
     }
 }
 
@@ -62,8 +72,8 @@ impl Serialize for MultiValues<'_> {
             return s.serialize_none();
         }
         let mut map = s.serialize_map(None)?;
-        for name in distinct_names(self.0) {
-            map.serialize_entry(name, &ValuesOf(self.0, name))?;
+        for (name, at) in grouped(self.0) {
+            map.serialize_entry(name, &ValuesAt(self.0, &at))?;
         }
         map.end()
     }

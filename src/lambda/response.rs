@@ -82,6 +82,10 @@ pub fn decode_base64_body(text: &str) -> Result<Vec<u8>, MappingError> {
         })
 }
 
+/// Header values one proxy response may carry (keeps the merge below cheap; Envoy would not
+/// accept many more on a response either).
+pub const MAX_RESPONSE_HEADERS: usize = 500;
+
 /// Response headers a Lambda may not set directly; they reach the client renamed.
 const REMAPPED: [&str; 4] = ["connection", "content-length", "date", "server"];
 /// Response headers that are dropped.
@@ -151,10 +155,24 @@ pub fn map(
             .parse::<u16>()
             .map_err(|_| malformed(format!("statusCode \"{s}\" is not an integer")))?,
     };
-    if !(100..=599).contains(&status) {
+    // An informational status cannot be a final answer (100 would break the client's
+    // framing, 101 would hand the connection over): API Gateway refuses such output too.
+    if !(200..=599).contains(&status) {
         return Err(malformed(format!("statusCode {status} is out of range")));
     }
 
+    let count = resp.headers.as_ref().map_or(0, BTreeMap::len)
+        + resp
+            .multi_value_headers
+            .iter()
+            .flatten()
+            .map(|(_, v)| v.as_ref().map_or(1, Vec::len))
+            .sum::<usize>();
+    if count > MAX_RESPONSE_HEADERS {
+        return Err(malformed(format!(
+            "{count} header values, more than {MAX_RESPONSE_HEADERS}"
+        )));
+    }
     let mut headers: Vec<(String, String)> = Vec::new();
     for (name, values) in resp.multi_value_headers.iter().flatten() {
         for v in values.iter().flatten() {
@@ -248,6 +266,10 @@ mod tests {
             r#"{"statusCode":"test"}"#,
             r#"{"statusCode":200.5}"#,
             r#"{"statusCode":99}"#,
+            r#"{"statusCode":100}"#,
+            r#"{"statusCode":"101"}"#,
+            r#"{"statusCode":199}"#,
+            r#"{"statusCode":600}"#,
             r#"{"statusCode":200,"multiValueHeaders":{"a":"notalist"}}"#,
             r#""justAString""#,
             "not json",
@@ -265,6 +287,24 @@ mod tests {
                 "{payload}"
             );
         }
+    }
+
+    #[test]
+    fn too_many_header_values_are_malformed() {
+        let values: Vec<String> = (0..=MAX_RESPONSE_HEADERS)
+            .map(|i| format!("\"{i}\""))
+            .collect();
+        let payload = format!(
+            r#"{{"statusCode":200,"multiValueHeaders":{{"x":[{}]}}}}"#,
+            values.join(",")
+        );
+        let e = err(&payload);
+        assert_eq!(e.error, GatewayError::MalformedProxyResponse);
+        let fewer = format!(
+            r#"{{"statusCode":200,"multiValueHeaders":{{"x":[{}]}}}}"#,
+            values[1..].join(",")
+        );
+        assert_eq!(ok(&fewer).status, 200);
     }
 
     #[test]

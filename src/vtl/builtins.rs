@@ -125,6 +125,7 @@ pub fn index(v: &Value, key: &Value) -> Value {
 
 /// `$v.name(args)`.
 pub fn call(ev: &mut Eval, v: &Value, name: &str, args: &[Value]) -> Result<Value> {
+    ev.work(linear_cost(v, name, args))?;
     match (name, args.len()) {
         ("toString", 0) => {
             let s = v.to_text();
@@ -144,6 +145,38 @@ pub fn call(ev: &mut Eval, v: &Value, name: &str, args: &[Value]) -> Result<Valu
         Value::Builtin(Builtin::Util) => util_method(ev, name, args),
         Value::Foreach(l) => Ok(loop_property(*l, name)),
         _ => Ok(Value::Null),
+    }
+}
+
+/// Methods whose cost grows with the receiver (or argument) collection.
+const LINEAR_METHODS: [&str; 10] = [
+    "contains",
+    "indexOf",
+    "containsValue",
+    "keySet",
+    "values",
+    "entrySet",
+    "addAll",
+    "putAll",
+    "remove",
+    "equals",
+];
+
+/// Work a method call does beyond a step: a string method scans its receiver; a linear
+/// collection method visits every element of its receiver and of a collection argument.
+fn linear_cost(v: &Value, name: &str, args: &[Value]) -> usize {
+    let size = |v: &Value| match v {
+        Value::Str(s) => s.len(),
+        Value::List(l) => l.items.borrow().len(),
+        Value::Map(m) => m.len(),
+        _ => 0,
+    };
+    match v {
+        Value::Str(s) => s.len(),
+        Value::List(_) | Value::Map(_) if LINEAR_METHODS.contains(&name) => {
+            size(v) + args.iter().map(size).sum::<usize>()
+        }
+        _ => 0,
     }
 }
 
@@ -346,8 +379,8 @@ fn map_method(v: &Value, name: &str, args: &[Value]) -> Result<Value> {
     };
     let key = text(args, 0);
     Ok(match (name, args.len()) {
-        ("size", 0) => Value::Int(m.entries.borrow().len() as i64),
-        ("isEmpty", 0) => Value::Bool(m.entries.borrow().is_empty()),
+        ("size", 0) => Value::Int(m.len() as i64),
+        ("isEmpty", 0) => Value::Bool(m.is_empty()),
         ("get", 1) => key.and_then(|k| m.get(&k)).unwrap_or(Value::Null),
         ("containsKey", 1) => Value::Bool(key.is_some_and(|k| m.get(&k).is_some())),
         ("containsValue", 1) => Value::Bool(
@@ -416,13 +449,17 @@ fn input_method(ev: &mut Eval, name: &str, args: &[Value]) -> Result<Value> {
         ("path", Some(p)) => {
             let path = ev.path(&p)?;
             let body = ev.body_json()?;
-            Ok(path.select(&body))
+            let (found, visited) = path.select_counted(&body);
+            ev.work(visited)?;
+            Ok(found)
         }
         ("json", Some(p)) => {
             let path = ev.path(&p)?;
             let body = ev.body_json()?;
+            let (found, visited) = path.select_counted(&body);
+            ev.work(visited)?;
             let mut out = String::new();
-            super::value::write_json(&path.select(&body), &mut out);
+            super::value::write_json(&found, &mut out);
             ev.charge(out.len())?;
             Ok(Value::str(out))
         }

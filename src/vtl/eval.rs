@@ -16,7 +16,7 @@ use super::ast::{BinOp, Expr, Node, Part, Pos, Reference};
 use super::builtins;
 use super::jsonpath::JsonPath;
 use super::value::{Loop, Number, Value};
-use super::{Env, Prepared, RenderError, MAX_BYTES, MAX_FOREACH, MAX_STEPS};
+use super::{Env, Prepared, RenderError, MAX_BYTES, MAX_FOREACH, MAX_OUTPUT, MAX_STEPS, MAX_WORK};
 
 /// Methods whose first argument is a Java regex.
 pub const REGEX_METHODS: [&str; 4] = ["replaceAll", "replaceFirst", "matches", "split"];
@@ -125,6 +125,8 @@ pub struct Eval<'t, 'e> {
     loops: Vec<Loop>,
     steps: u64,
     bytes: usize,
+    output: usize,
+    work: u64,
     /// `$input` parsed as JSON, once.
     body_json: Option<Value>,
     /// Regexes and paths built at render time (from non-literal arguments).
@@ -143,6 +145,8 @@ pub fn render(nodes: &[Node], prepared: &Prepared, env: &Env, size_hint: usize) 
         loops: Vec::new(),
         steps: 0,
         bytes: 0,
+        output: 0,
+        work: 0,
         body_json: None,
         regexes: HashMap::new(),
         paths: HashMap::new(),
@@ -163,12 +167,36 @@ impl Eval<'_, '_> {
         Ok(())
     }
 
-    /// Counts produced bytes against the budget.
+    /// Counts bytes of intermediate strings against the budget.
     pub fn charge(&mut self, n: usize) -> Result<()> {
         self.bytes = self.bytes.saturating_add(n);
         if self.bytes > MAX_BYTES {
             return Err(RenderError::Budget(format!(
-                "template produced more than {MAX_BYTES} bytes"
+                "template built more than {MAX_BYTES} bytes of strings"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Counts bytes written to the output against the budget.
+    fn emit(&mut self, n: usize) -> Result<()> {
+        self.output = self.output.saturating_add(n);
+        if self.output > MAX_OUTPUT {
+            return Err(RenderError::Budget(format!(
+                "template produced more than {MAX_OUTPUT} bytes"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Counts work proportional to an input's size (bytes parsed, elements scanned).
+    pub fn work(&mut self, n: usize) -> Result<()> {
+        self.work = self
+            .work
+            .saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
+        if self.work > MAX_WORK {
+            return Err(RenderError::Budget(format!(
+                "template exceeded {MAX_WORK} units of work on its input"
             )));
         }
         Ok(())
@@ -180,6 +208,7 @@ impl Eval<'_, '_> {
             return Ok(v.clone());
         }
         let body = self.env.input.body;
+        self.work(body.len())?;
         let v = if body.trim().is_empty() {
             Value::map(Vec::new())
         } else {
@@ -187,9 +216,19 @@ impl Eval<'_, '_> {
                 RenderError::InvalidBody(format!("Could not parse request body into json: {e}"))
             })?
         };
-        self.charge(body.len())?;
         self.body_json = Some(v.clone());
         Ok(v)
+    }
+
+    /// `==`, with collections compared by their printed form charged as work.
+    fn loose_eq(&mut self, l: &Value, r: &Value) -> Result<bool> {
+        let printed = |v: &Value| matches!(v, Value::List(_) | Value::Map(_));
+        if (printed(l) || printed(r)) && !l.is_null() && !r.is_null() {
+            let (a, b) = (l.to_text(), r.to_text());
+            self.work(a.len() + b.len())?;
+            return Ok(a == b);
+        }
+        Ok(l.loose_eq(r))
     }
 
     /// Compiled regex for `pattern` (prepared, cached, or compiled now).
@@ -224,7 +263,7 @@ impl Eval<'_, '_> {
             self.tick()?;
             match n {
                 Node::Text(t) => {
-                    self.charge(t.len())?;
+                    self.emit(t.len())?;
                     out.push_str(t);
                 }
                 Node::Ref(r) => {
@@ -235,14 +274,14 @@ impl Eval<'_, '_> {
                         Value::Null => out.push_str(&r.src),
                         v => v.write_text(out),
                     }
-                    self.charge(out.len() - start)?;
+                    self.emit(out.len() - start)?;
                 }
                 Node::Escaped(r) => {
                     let v = self.reference(r)?;
                     if v.is_null() {
                         out.push('\\');
                     }
-                    self.charge(r.src.len() + 1)?;
+                    self.emit(r.src.len() + 1)?;
                     out.push_str(&r.src);
                 }
                 Node::Set { target, value } => {
@@ -483,8 +522,8 @@ impl Eval<'_, '_> {
         let l = self.expr(a)?;
         let r = self.expr(b)?;
         Ok(match op {
-            BinOp::Eq => Value::Bool(l.loose_eq(&r)),
-            BinOp::Ne => Value::Bool(!l.loose_eq(&r)),
+            BinOp::Eq => Value::Bool(self.loose_eq(&l, &r)?),
+            BinOp::Ne => Value::Bool(!self.loose_eq(&l, &r)?),
             BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
                 let (Some(x), Some(y)) = (l.as_number(), r.as_number()) else {
                     return Ok(Value::Bool(false));

@@ -204,19 +204,28 @@ impl JsonPath {
 
     /// Selects from `root`.
     pub fn select(&self, root: &Value) -> Value {
+        self.select_counted(root).0
+    }
+
+    /// Selects from `root`, also returning how many values the steps produced (the work
+    /// done, for the render budget).
+    pub fn select_counted(&self, root: &Value) -> (Value, usize) {
         let mut current = vec![root.clone()];
+        let mut visited = 1usize;
         for step in &self.steps {
             let mut next = Vec::new();
             for v in &current {
                 apply(step, v, &mut next);
             }
+            visited = visited.saturating_add(next.len());
             current = next;
         }
-        if self.definite {
+        let value = if self.definite {
             current.into_iter().next().unwrap_or(Value::Null)
         } else {
             Value::list(current, true)
-        }
+        };
+        (value, visited)
     }
 }
 

@@ -30,8 +30,15 @@ pub const MAX_TEMPLATE_BYTES: usize = 300 * 1024;
 pub const MAX_FOREACH: usize = 1000;
 /// Evaluation steps one render may take.
 pub const MAX_STEPS: u64 = 2_000_000;
-/// Bytes of strings one render may produce (output and intermediate strings together).
+/// Bytes of intermediate strings one render may build (method results, `$input.json`,
+/// `toString`, regex and path compilation).
 pub const MAX_BYTES: usize = value::MAX_PRINT_BYTES;
+/// Bytes one render may write to its output (interpolated strings included).
+pub const MAX_OUTPUT: usize = value::MAX_PRINT_BYTES;
+/// Units of work (about one byte or element visited each) one render may do besides its
+/// steps and strings: parsing the body as JSON, scanning long strings and collections in
+/// methods. Each byte is counted once, in the budget that matches what it costs.
+pub const MAX_WORK: u64 = 256 << 20;
 
 /// A template that failed to compile, with the position of the problem.
 #[derive(Debug, Clone, PartialEq, Eq)]

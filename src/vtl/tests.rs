@@ -134,6 +134,33 @@ fn budgets_end_runaway_loops() {
 }
 
 #[test]
+fn the_body_counts_once_against_the_budgets() {
+    // 9 MB of JSON: parsing is work, the JSON text is one intermediate string and the output
+    // holds it once; none of these alone exceeds its 16 MiB budget.
+    let body = format!("{{\"a\":\"{}\"}}", "x".repeat(9 << 20));
+    let out = render_with("$input.json('$')", &body).unwrap();
+    assert_eq!(out.len(), body.len());
+}
+
+#[test]
+fn work_on_large_inputs_is_bounded() {
+    // Each scan of a large body costs its length; a loop of them runs out of work budget.
+    let body = format!("\"{}\"", "y".repeat(4 << 20));
+    let scans = "#foreach($i in [1..200])$input.body.indexOf('z')#end";
+    let err = render_with(scans, &body).unwrap_err();
+    assert!(err.contains("units of work"), "{err}");
+    // Comparing a large collection prints it, and printing is work too.
+    let mut keys = String::from("{");
+    for i in 0..100_000 {
+        keys.push_str(&format!("\"k{i}\":{i},"));
+    }
+    keys.push_str("\"z\":0}");
+    let compare = "#set($o = $input.path('$'))#foreach($i in [1..1000])#if($o == 'x')n#end#end";
+    let err = render_with(compare, &keys).unwrap_err();
+    assert!(err.contains("units of work"), "{err}");
+}
+
+#[test]
 fn collections_that_contain_themselves_print_within_the_budget() {
     // Java prints a collection inside itself as "(this Collection)".
     let cycle =

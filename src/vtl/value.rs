@@ -8,6 +8,7 @@
 //! `$a`). Must not: know about API Gateway objects (see [`super::builtins`]).
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::rc::Rc;
 
@@ -25,47 +26,117 @@ pub struct List {
     pub json: bool,
 }
 
+/// Maps up to this many entries are searched in order; larger ones keep a hash index, so
+/// building or reading a map of n entries costs O(n) however many keys a client sends.
+const INDEX_FROM: usize = 16;
+
 /// An insertion-ordered map. Header maps look names up case-insensitively.
 #[derive(Debug, Default)]
 pub struct Map {
     pub entries: RefCell<Vec<(Rc<str>, Value)>>,
     pub case_insensitive: bool,
+    /// Position of each key (ASCII lower-cased when case-insensitive), once the map is
+    /// larger than [`INDEX_FROM`].
+    index: RefCell<Option<HashMap<Box<str>, usize>>>,
 }
 
 impl Map {
-    pub fn get(&self, key: &str) -> Option<Value> {
-        let entries = self.entries.borrow();
-        let found = if self.case_insensitive {
-            entries.iter().find(|(k, _)| k.eq_ignore_ascii_case(key))
-        } else {
-            entries.iter().find(|(k, _)| &**k == key)
+    /// A map holding `entries`, whose keys are distinct.
+    pub fn from_entries(entries: Vec<(Rc<str>, Value)>, case_insensitive: bool) -> Map {
+        let map = Map {
+            entries: RefCell::new(entries),
+            case_insensitive,
+            index: RefCell::new(None),
         };
-        found.map(|(_, v)| v.clone())
+        map.reindex();
+        map
+    }
+
+    fn index_key(&self, key: &str) -> Box<str> {
+        if self.case_insensitive {
+            key.to_ascii_lowercase().into()
+        } else {
+            key.into()
+        }
+    }
+
+    /// Rebuilds the index from the entries (after a removal shifted positions).
+    fn reindex(&self) {
+        let entries = self.entries.borrow();
+        let index = (entries.len() > INDEX_FROM).then(|| {
+            let mut index = HashMap::with_capacity(entries.len());
+            for (i, (k, _)) in entries.iter().enumerate() {
+                index.entry(self.index_key(k)).or_insert(i);
+            }
+            index
+        });
+        *self.index.borrow_mut() = index;
+    }
+
+    fn position(&self, key: &str) -> Option<usize> {
+        if let Some(index) = self.index.borrow().as_ref() {
+            return index.get(&*self.index_key(key)).copied();
+        }
+        let entries = self.entries.borrow();
+        if self.case_insensitive {
+            entries
+                .iter()
+                .position(|(k, _)| k.eq_ignore_ascii_case(key))
+        } else {
+            entries.iter().position(|(k, _)| &**k == key)
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.borrow().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.borrow().is_empty()
+    }
+
+    pub fn get(&self, key: &str) -> Option<Value> {
+        let i = self.position(key)?;
+        self.entries.borrow().get(i).map(|(_, v)| v.clone())
     }
 
     /// Inserts or replaces; returns the previous value.
     pub fn put(&self, key: &str, value: Value) -> Option<Value> {
-        let mut entries = self.entries.borrow_mut();
-        let ci = self.case_insensitive;
-        match entries.iter_mut().find(|(k, _)| {
-            if ci {
-                k.eq_ignore_ascii_case(key)
-            } else {
-                &**k == key
-            }
-        }) {
-            Some(slot) => Some(std::mem::replace(&mut slot.1, value)),
-            None => {
-                entries.push((Rc::from(key), value));
-                None
-            }
+        if let Some(i) = self.position(key) {
+            let mut entries = self.entries.borrow_mut();
+            return entries
+                .get_mut(i)
+                .map(|slot| std::mem::replace(&mut slot.1, value));
         }
+        let len = {
+            let mut entries = self.entries.borrow_mut();
+            entries.push((Rc::from(key), value));
+            entries.len()
+        };
+        let mut index = self.index.borrow_mut();
+        match index.as_mut() {
+            Some(index) => {
+                index.insert(self.index_key(key), len - 1);
+            }
+            None if len > INDEX_FROM => {
+                drop(index);
+                self.reindex();
+            }
+            None => {}
+        }
+        None
     }
 
+    /// Removes a key; the positions after it shift, so the index is rebuilt (O(n), charged
+    /// to the render budget by the caller).
     pub fn remove(&self, key: &str) -> Option<Value> {
-        let mut entries = self.entries.borrow_mut();
-        let i = entries.iter().position(|(k, _)| &**k == key)?;
-        Some(entries.remove(i).1)
+        let i = self.position(key)?;
+        let removed = {
+            let mut entries = self.entries.borrow_mut();
+            (i < entries.len()).then(|| entries.remove(i).1)
+        };
+        self.reindex();
+        removed
     }
 }
 
@@ -111,11 +182,9 @@ impl Value {
         }))
     }
 
+    /// A map of distinct keys, in order.
     pub fn map(entries: Vec<(Rc<str>, Value)>) -> Value {
-        Value::Map(Rc::new(Map {
-            entries: RefCell::new(entries),
-            case_insensitive: false,
-        }))
+        Value::Map(Rc::new(Map::from_entries(entries, false)))
     }
 
     /// A map of strings, optionally looked up case-insensitively (headers).
@@ -123,6 +192,7 @@ impl Value {
         let map = Map {
             entries: RefCell::new(Vec::with_capacity(pairs.len())),
             case_insensitive,
+            index: RefCell::new(None),
         };
         for (k, v) in pairs {
             map.put(k, Value::str(v.as_str()));

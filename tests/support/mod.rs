@@ -122,6 +122,8 @@ impl Recorded {
 pub struct StubReply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
+    /// Header lines sent as they are (for bytes that are not UTF-8), each ending in CRLF.
+    pub raw_headers: Vec<u8>,
     pub body: Vec<u8>,
     pub delay: Duration,
 }
@@ -135,6 +137,7 @@ impl StubReply {
                 ("x-amzn-RequestId".into(), "stub-request".into()),
                 ("X-Amz-Executed-Version".into(), "$LATEST".into()),
             ],
+            raw_headers: Vec::new(),
             body: payload.into(),
             delay: Duration::ZERO,
         }
@@ -147,6 +150,12 @@ impl StubReply {
         self.status = s;
         self
     }
+    /// Adds a header line of raw bytes.
+    pub fn with_raw_header(mut self, line: &[u8]) -> Self {
+        self.raw_headers.extend_from_slice(line);
+        self.raw_headers.extend_from_slice(b"\r\n");
+        self
+    }
     pub fn delay(mut self, d: Duration) -> Self {
         self.delay = d;
         self
@@ -157,6 +166,7 @@ impl StubReply {
         StubReply {
             status: 500,
             headers: vec![],
+            raw_headers: Vec::new(),
             body: serde_json::json!({"errorType": "Error", "errorMessage": message})
                 .to_string()
                 .into_bytes(),
@@ -273,8 +283,9 @@ impl InvokeStub {
                         for (k, v) in &reply.headers {
                             out.push_str(&format!("{k}: {v}\r\n"));
                         }
-                        out.push_str("\r\n");
                         let mut bytes = out.into_bytes();
+                        bytes.extend_from_slice(&reply.raw_headers);
+                        bytes.extend_from_slice(b"\r\n");
                         bytes.extend_from_slice(&reply.body);
                         let writer = reader.get_mut();
                         if writer
@@ -369,9 +380,6 @@ pub fn try_request(
     body: &[u8],
     timeout: Duration,
 ) -> Result<Response, String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
     let mut req =
         format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
     for (k, v) in headers {
@@ -383,20 +391,33 @@ pub fn try_request(
     req.push_str("\r\n");
     let mut bytes = req.into_bytes();
     bytes.extend_from_slice(body);
-    s.write_all(&bytes).map_err(|e| e.to_string())?;
+    exchange(port, &bytes, method == "HEAD", timeout)
+}
+
+/// Sends `bytes` as they are on a fresh connection and reads one response.
+pub fn exchange(
+    port: u16,
+    bytes: &[u8],
+    head_only: bool,
+    timeout: Duration,
+) -> Result<Response, String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    s.write_all(bytes).map_err(|e| e.to_string())?;
     // Read until the message is complete rather than until the server closes: after a reply
     // it makes while the request is still arriving, Envoy delays its close for up to a
     // second (`delayed_close_timeout`) waiting for the client to close first.
     let mut raw = Vec::new();
     let mut chunk = [0u8; 16 * 1024];
-    while !message_complete(&raw, method == "HEAD") {
+    while !message_complete(&raw, head_only) {
         match s.read(&mut chunk) {
             Ok(0) | Err(_) => break,
             Ok(n) => raw.extend_from_slice(&chunk[..n]),
         }
     }
     let _ = s.shutdown(Shutdown::Both);
-    parse_response(&raw, method == "HEAD")
+    parse_response(&raw, head_only)
 }
 
 /// Whether `raw` holds a whole HTTP/1.1 response (by `content-length`, chunked framing, or

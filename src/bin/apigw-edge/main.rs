@@ -318,7 +318,9 @@ fn run(args: Args) -> Result<(), ExitCode> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(DEFAULT_WASM));
     match args.command.as_str() {
-        "validate" => match Gateway::compile(&cfg) {
+        "validate" => match render::bootstrap(&cfg, &wasm.to_string_lossy())
+            .and_then(|_| Gateway::compile(&cfg))
+        {
             Ok(compiled) => {
                 let mut warnings = compiled.warnings.len();
                 for w in &compiled.warnings {
