@@ -2,8 +2,10 @@
 # Runs every check and test of apigw-edge, installing what it needs first (idempotent).
 #   formatting, clippy (native and wasm32), the release filter build, unit tests natively and
 #   on wasm32 (Node WASI), end-to-end tests through real Envoy (scripted Invoke API, the
-#   example functions under cargo lambda watch, headless Chromium for CORS), a bounded fuzz
-#   run of the template engine ($FUZZ_SECONDS, default 60), and the demo in --check mode.
+#   example functions under cargo lambda watch, headless Chromium for CORS, hostile input, a
+#   VM crash and reload, a 14,000-method export, a soak of $APIGW_EDGE_SOAK_SECONDS, default
+#   90), a bounded fuzz run of every parser of outside input ($FUZZ_SECONDS, default 90), and
+#   the demo in --check mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$(date +%s)
@@ -31,6 +33,7 @@ step "clippy (native, core only: no proxy-wasm outside src/filter)"
 cargo clippy --lib --no-default-features -- -D warnings
 step "clippy (wasm32-wasip1)"
 cargo clippy --all-targets --target wasm32-wasip1 -- -D warnings
+cargo clippy --lib --target wasm32-wasip1 --features crash-trigger -- -D warnings
 
 step "clippy (benchmark crates: core micro-benchmarks, no-op filter)"
 cargo clippy --manifest-path bench/core/Cargo.toml --target-dir target/bench-core -- -D warnings
@@ -41,6 +44,8 @@ step "release filter (wasm32-wasip1)"
 cargo build --release --target wasm32-wasip1 --lib
 wasm=target/wasm32-wasip1/release/apigw_edge.wasm
 echo "filter module: $wasm, $(stat -c %s "$wasm") bytes" >&2
+step "crash-trigger filter (test-only build: a request header aborts the VM)"
+cargo build --profile crash-test --target wasm32-wasip1 --lib --features crash-trigger
 
 step "example functions"
 cargo build --manifest-path examples/functions/Cargo.toml
@@ -51,8 +56,8 @@ run_tests cargo test
 step "core unit tests on wasm32-wasip1 (Node WASI)"
 run_tests cargo test --target wasm32-wasip1 --no-default-features --lib
 
-step "fuzz the template engine (${FUZZ_SECONDS:-60} s)"
-./scripts/fuzz.sh
+step "fuzz templates, requests and configuration (${FUZZ_SECONDS:-90} s in all)"
+FUZZ_SECONDS=${FUZZ_SECONDS:-90} ./scripts/fuzz.sh
 
 step "demo (--check)"
 ./scripts/demo.sh --check

@@ -12,7 +12,8 @@
 //! Must not: call the host, read clocks or generate randomness: the glue passes the request
 //! id and `now` in.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 
 use base64::Engine;
 
@@ -56,12 +57,12 @@ enum BasePath {
 #[derive(Debug)]
 enum RouteAction {
     LambdaProxy {
-        target: InvokeTarget,
+        target: Rc<InvokeTarget>,
         timeout_ms: u64,
     },
     /// The non-proxy Lambda integration, mapped by templates.
     LambdaAws {
-        target: InvokeTarget,
+        target: Rc<InvokeTarget>,
         timeout_ms: u64,
         mapping: Box<AwsMapping>,
     },
@@ -325,7 +326,14 @@ fn base_path(d: &crate::config::Deployment, errors: &mut Vec<ConfigError>) -> Ba
 impl Gateway {
     /// Compiles a configuration; every problem is reported, each with its location.
     pub fn compile(cfg: &FilterConfig) -> Result<Compiled, Vec<ConfigError>> {
-        let d = &cfg.deployment;
+        Gateway::compile_parsed(&cfg.deployment, openapi::parse(&cfg.openapi))
+    }
+
+    /// Compiles a deployment and its export, already read (see [`openapi::parse_text`]).
+    pub fn compile_parsed(
+        d: &crate::config::Deployment,
+        parsed: openapi::Parsed,
+    ) -> Result<Compiled, Vec<ConfigError>> {
         let mut errors = Vec::new();
         validate_stage(d, &mut errors);
         let base_path = base_path(d, &mut errors);
@@ -336,7 +344,7 @@ impl Gateway {
             ));
         }
         let upstreams = Upstreams::compile(d, &mut errors);
-        let parsed = openapi::parse(&cfg.openapi);
+        let digest = parsed.digest;
         errors.extend(parsed.errors);
         let export = parsed.export;
         let gateway_responses =
@@ -362,6 +370,17 @@ impl Gateway {
 
         let mut warnings = parsed.warnings;
         let mut routes = Vec::with_capacity(export.operations.len());
+        // Methods that call the same function share one target (large APIs have thousands
+        // of methods and a handful of functions).
+        let mut targets: HashMap<String, Rc<InvokeTarget>> = HashMap::new();
+        let mut target_of = |uri: &str, at: String, errors: &mut Vec<ConfigError>| {
+            if let Some(t) = targets.get(uri) {
+                return Some(t.clone());
+            }
+            let t = Rc::new(upstreams.target(d, uri, at, errors)?);
+            targets.insert(uri.to_string(), t.clone());
+            Some(t)
+        };
         for (i, op) in export.operations.iter().enumerate() {
             let action = match &op.integration {
                 Integration::Unsupported { kind } => {
@@ -378,7 +397,7 @@ impl Gateway {
                 }
                 Integration::AwsProxy { uri, timeout_ms } => {
                     let at = format!("{}.x-amazon-apigateway-integration.uri", op.location);
-                    let Some(target) = upstreams.target(d, uri, at, &mut errors) else {
+                    let Some(target) = target_of(uri, at, &mut errors) else {
                         continue;
                     };
                     RouteAction::LambdaProxy {
@@ -399,8 +418,7 @@ impl Gateway {
                         &mut errors,
                         &mut warnings,
                     );
-                    let Some(target) = upstreams.target(d, uri, format!("{at}.uri"), &mut errors)
-                    else {
+                    let Some(target) = target_of(uri, format!("{at}.uri"), &mut errors) else {
                         continue;
                     };
                     if target.kind != TargetKind::Invoke {
@@ -429,7 +447,7 @@ impl Gateway {
             return Err(errors);
         };
         let deployment_id = base36(
-            fnv1a(format!("{}/{}/{}", d.api.id, d.stage, cfg.openapi).as_bytes()),
+            fnv1a(format!("{}/{}/{digest:x}", d.api.id, d.stage).as_bytes()),
             6,
         );
         Ok(Compiled {

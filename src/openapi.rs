@@ -181,70 +181,258 @@ pub struct Parsed {
     pub export: Export,
     pub errors: Vec<ConfigError>,
     pub warnings: Vec<ConfigError>,
+    /// A digest of the document (FNV-1a of a canonical serialisation), to derive ids from.
+    pub digest: u64,
 }
 
 /// Reads an export.
 pub fn parse(doc: &Value) -> Parsed {
-    let mut out = Parsed::default();
-    let swagger = doc.get("swagger").and_then(Value::as_str);
-    let openapi = doc.get("openapi").and_then(Value::as_str);
-    match (swagger, openapi) {
-        (Some("2.0"), _) => {}
-        (_, Some(v)) if v.starts_with("3.") => {}
-        _ => out.errors.push(ConfigError::new(
-            "openapi",
-            "not an OpenAPI export: expected `swagger: \"2.0\"` or `openapi: \"3.x\"`",
-        )),
-    }
-    match doc.get("x-amazon-apigateway-binary-media-types") {
-        None => {}
-        Some(Value::Array(items)) => {
-            for (i, item) in items.iter().enumerate() {
-                match item.as_str() {
-                    Some(s) if s.contains('/') => out.export.binary_media_types.push(s.to_string()),
-                    _ => out.errors.push(ConfigError::new(
-                        format!("openapi.x-amazon-apigateway-binary-media-types[{i}]"),
-                        "expected a media type such as \"image/png\" or \"*/*\"",
-                    )),
-                }
+    let mut reader = Reader::new(doc);
+    match doc.get("paths").and_then(Value::as_object) {
+        Some(paths) => {
+            for (path, item) in paths {
+                reader.path_item(path, item);
             }
         }
-        Some(_) => out.errors.push(ConfigError::new(
-            "openapi.x-amazon-apigateway-binary-media-types",
-            "expected an array of media types",
-        )),
+        None => reader.missing_paths(),
     }
-    match doc
-        .get("x-amazon-apigateway-api-key-source")
-        .and_then(Value::as_str)
-    {
-        None | Some("HEADER") => {}
-        Some("AUTHORIZER") => out.errors.push(ConfigError::new(
-            "openapi.x-amazon-apigateway-api-key-source",
-            "AUTHORIZER needs Lambda authorizers, which are not supported yet; use HEADER",
-        )),
-        Some(other) => out.errors.push(ConfigError::new(
-            "openapi.x-amazon-apigateway-api-key-source",
-            format!("`{other}`: expected HEADER or AUTHORIZER"),
-        )),
+    reader.finish()
+}
+
+/// Reads an export from its JSON text one path item at a time, so that no tree of the
+/// whole document is ever built (a 5 MB export would take about 20 times its size as a
+/// tree, in every worker's VM, for good: wasm memory never shrinks). Reads the same as
+/// [`parse`] of the parsed text, digest included.
+pub fn parse_text(text: &str) -> Result<Parsed, ConfigError> {
+    use serde_json::value::RawValue;
+    use std::collections::BTreeMap;
+    let not_json =
+        |e: serde_json::Error| ConfigError::new("openapi", format!("not valid JSON: {e}"));
+    let top: BTreeMap<String, &RawValue> = serde_json::from_str(text).map_err(not_json)?;
+    let mut head = serde_json::Map::new();
+    let mut paths = None;
+    for (key, raw) in top {
+        if key == "paths" {
+            paths = Some(raw);
+        } else {
+            head.insert(key, serde_json::from_str(raw.get()).map_err(not_json)?);
+        }
     }
-    out.export.gateway_responses = doc.get("x-amazon-apigateway-gateway-responses").cloned();
-    let key_schemes = api_key_schemes(doc);
-    let top_security = doc.get("security");
-    let Some(paths) = doc.get("paths").and_then(Value::as_object) else {
-        out.errors.push(ConfigError::new(
+    let head = Value::Object(head);
+    let mut reader = Reader::new(&head);
+    let items: Option<BTreeMap<String, &RawValue>> = match paths {
+        Some(raw) => serde_json::from_str(raw.get()).ok(),
+        None => None,
+    };
+    match items {
+        Some(items) => {
+            for (path, raw) in items {
+                let item: Value = serde_json::from_str(raw.get()).map_err(not_json)?;
+                reader.path_item(&path, &item);
+            }
+        }
+        None => reader.missing_paths(),
+    }
+    Ok(reader.finish())
+}
+
+/// Top-level members of an export that the gateway reads; [`slim`] keeps only these.
+const READ_TOP: [&str; 8] = [
+    "swagger",
+    "openapi",
+    "x-amazon-apigateway-binary-media-types",
+    "x-amazon-apigateway-api-key-source",
+    "x-amazon-apigateway-gateway-responses",
+    "securityDefinitions",
+    "security",
+    "paths",
+];
+
+/// The part of an export the gateway reads: documentation (summaries, descriptions,
+/// examples, models, tags, `x-amazon-apigateway-documentation`) removed, each method's
+/// `responses` reduced to their status codes. `render` embeds this form in Envoy's
+/// configuration, so every worker parses and holds less; [`parse`] reads it exactly as it
+/// reads the whole export (a test checks), so anything the reader starts to use must be
+/// kept here too.
+pub fn slim(doc: &Value) -> Value {
+    let Value::Object(top) = doc else {
+        return doc.clone();
+    };
+    let mut out = serde_json::Map::new();
+    for (k, v) in top {
+        if k == "paths" {
+            let paths = match v {
+                Value::Object(items) => Value::Object(
+                    items
+                        .iter()
+                        .map(|(path, item)| (path.clone(), slim_item(item)))
+                        .collect(),
+                ),
+                other => other.clone(),
+            };
+            out.insert(k.clone(), paths);
+        } else if k == "components" {
+            if let Some(schemes) = v.get("securitySchemes") {
+                out.insert(k.clone(), serde_json::json!({ "securitySchemes": schemes }));
+            }
+        } else if READ_TOP.contains(&k.as_str()) {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    Value::Object(out)
+}
+
+/// One path item as [`slim`] keeps it.
+fn slim_item(item: &Value) -> Value {
+    let Value::Object(ops) = item else {
+        return item.clone();
+    };
+    let kept = ops.iter().filter_map(|(key, op)| {
+        Method::from_openapi_key(key)?;
+        let Value::Object(fields) = op else {
+            return Some((key.clone(), op.clone()));
+        };
+        let mut slim_op = serde_json::Map::new();
+        for (name, value) in fields {
+            match name.as_str() {
+                "security" | "x-amazon-apigateway-integration" => {
+                    slim_op.insert(name.clone(), value.clone());
+                }
+                "responses" => {
+                    let codes = match value {
+                        Value::Object(r) => Value::Object(
+                            r.keys()
+                                .map(|c| (c.clone(), serde_json::json!({})))
+                                .collect(),
+                        ),
+                        other => other.clone(),
+                    };
+                    slim_op.insert(name.clone(), codes);
+                }
+                _ => {}
+            }
+        }
+        Some((key.clone(), Value::Object(slim_op)))
+    });
+    Value::Object(kept.collect())
+}
+
+/// FNV-1a over bytes written to it: a digest of the export in a canonical form, the same
+/// whether it was read as a tree or as text.
+struct Digest(u64);
+
+impl std::io::Write for Digest {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        for b in buf {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Reading an export: the document's top level first, then each path item.
+struct Reader<'a> {
+    out: Parsed,
+    key_schemes: Vec<String>,
+    top_security: Option<&'a Value>,
+    digest: Digest,
+}
+
+impl<'a> Reader<'a> {
+    /// Reads everything outside `paths` (which `head` may or may not hold).
+    fn new(head: &'a Value) -> Self {
+        let mut out = Parsed::default();
+        let doc = head;
+        let swagger = doc.get("swagger").and_then(Value::as_str);
+        let openapi = doc.get("openapi").and_then(Value::as_str);
+        match (swagger, openapi) {
+            (Some("2.0"), _) => {}
+            (_, Some(v)) if v.starts_with("3.") => {}
+            _ => out.errors.push(ConfigError::new(
+                "openapi",
+                "not an OpenAPI export: expected `swagger: \"2.0\"` or `openapi: \"3.x\"`",
+            )),
+        }
+        match doc.get("x-amazon-apigateway-binary-media-types") {
+            None => {}
+            Some(Value::Array(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    match item.as_str() {
+                        Some(s) if s.contains('/') => {
+                            out.export.binary_media_types.push(s.to_string())
+                        }
+                        _ => out.errors.push(ConfigError::new(
+                            format!("openapi.x-amazon-apigateway-binary-media-types[{i}]"),
+                            "expected a media type such as \"image/png\" or \"*/*\"",
+                        )),
+                    }
+                }
+            }
+            Some(_) => out.errors.push(ConfigError::new(
+                "openapi.x-amazon-apigateway-binary-media-types",
+                "expected an array of media types",
+            )),
+        }
+        match doc
+            .get("x-amazon-apigateway-api-key-source")
+            .and_then(Value::as_str)
+        {
+            None | Some("HEADER") => {}
+            Some("AUTHORIZER") => out.errors.push(ConfigError::new(
+                "openapi.x-amazon-apigateway-api-key-source",
+                "AUTHORIZER needs Lambda authorizers, which are not supported yet; use HEADER",
+            )),
+            Some(other) => out.errors.push(ConfigError::new(
+                "openapi.x-amazon-apigateway-api-key-source",
+                format!("`{other}`: expected HEADER or AUTHORIZER"),
+            )),
+        }
+        out.export.gateway_responses = doc.get("x-amazon-apigateway-gateway-responses").cloned();
+        let mut digest = Digest(0xcbf2_9ce4_8422_2325);
+        if let Value::Object(top) = doc {
+            let read = |k: &str| READ_TOP.contains(&k) || k == "components";
+            for (k, v) in top.iter().filter(|(k, _)| read(k) && k.as_str() != "paths") {
+                let _ = serde_json::to_writer(&mut digest, k);
+                let v = match (k.as_str(), v.get("securitySchemes")) {
+                    ("components", Some(schemes)) => {
+                        serde_json::json!({ "securitySchemes": schemes })
+                    }
+                    ("components", None) => continue,
+                    _ => v.clone(),
+                };
+                let _ = serde_json::to_writer(&mut digest, &v);
+            }
+        }
+        Reader {
+            out,
+            key_schemes: api_key_schemes(doc),
+            top_security: doc.get("security"),
+            digest,
+        }
+    }
+
+    fn missing_paths(&mut self) {
+        self.out.errors.push(ConfigError::new(
             "openapi.paths",
             "missing or not an object",
         ));
-        return out;
-    };
-    for (path, item) in paths {
+    }
+
+    fn path_item(&mut self, path: &str, item: &Value) {
+        // The digest covers what the gateway reads, so the full export and its slim form
+        // (what the filter receives) give the same ids.
+        let _ = serde_json::to_writer(&mut self.digest, path);
+        let _ = serde_json::to_writer(&mut self.digest, &slim_item(item));
+        let out = &mut self.out;
         let Some(item) = item.as_object() else {
             out.errors.push(ConfigError::new(
                 format!("openapi.paths.{path}"),
                 "expected an object of operations",
             ));
-            continue;
+            return;
         };
         for (key, op) in item {
             let Some(method) = Method::from_openapi_key(key) else {
@@ -256,13 +444,13 @@ pub fn parse(doc: &Value) -> Parsed {
             match (integration, cache_key_parameters) {
                 (Ok((integration, warning)), Ok(cache_key_parameters)) => {
                     out.warnings.extend(warning);
-                    let security = op.get("security").or(top_security);
+                    let security = op.get("security").or(self.top_security);
                     out.export.operations.push(Operation {
-                        resource: path.clone(),
+                        resource: path.to_string(),
                         method,
                         integration,
                         cache_key_parameters,
-                        api_key_required: requires_api_key(security, &key_schemes),
+                        api_key_required: requires_api_key(security, &self.key_schemes),
                         method_responses: method_responses(op),
                         location,
                     });
@@ -271,7 +459,11 @@ pub fn parse(doc: &Value) -> Parsed {
             }
         }
     }
-    out
+
+    fn finish(mut self) -> Parsed {
+        self.out.digest = self.digest.0;
+        self.out
+    }
 }
 
 /// Names of the security schemes that are API Gateway API keys: `apiKey` in the header
@@ -416,6 +608,62 @@ mod tests {
 
     fn proxy(uri: &str) -> Value {
         json!({"x-amazon-apigateway-integration": {"type": "aws_proxy", "httpMethod": "POST", "uri": uri}})
+    }
+
+    /// What a reading produced, in a comparable form.
+    fn summary(p: &Parsed) -> String {
+        format!(
+            "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{}",
+            p.export.operations,
+            p.export.binary_media_types,
+            p.export.gateway_responses,
+            p.errors,
+            p.warnings,
+            p.digest
+        )
+    }
+
+    #[test]
+    fn the_slim_form_and_the_text_reader_read_as_the_whole_export() {
+        let example: Value =
+            serde_json::from_str(include_str!("../examples/hello/openapi.json")).unwrap();
+        let documented = json!({
+            "swagger": "2.0",
+            "info": {"title": "t", "description": "long prose"},
+            "tags": [{"name": "x"}],
+            "x-amazon-apigateway-documentation": {"version": "1"},
+            "x-amazon-apigateway-binary-media-types": ["image/png"],
+            "x-amazon-apigateway-gateway-responses": {"DEFAULT_4XX": {"statusCode": "400"}},
+            "securityDefinitions": {"api_key": {"type": "apiKey", "name": "x-api-key", "in": "header"}},
+            "definitions": {"Pet": {"type": "object"}},
+            "paths": {
+                "/pets/{id}": {
+                    "parameters": [{"name": "id", "in": "path"}],
+                    "get": {
+                        "summary": "s", "description": "d", "operationId": "o", "tags": ["x"],
+                        "security": [{"api_key": []}],
+                        "responses": {"200": {"description": "ok", "schema": {"$ref": "#/definitions/Pet"}}, "404": {"description": "no"}},
+                        "x-amazon-apigateway-integration": {"type": "aws_proxy", "httpMethod": "POST", "uri": "u", "cacheKeyParameters": ["method.request.path.id"]}
+                    }
+                },
+                "/bad": "not an object"
+            }
+        });
+        for doc in [example, documented] {
+            let whole = summary(&parse(&doc));
+            let slim_doc = slim(&doc);
+            assert_eq!(summary(&parse(&slim_doc)), whole);
+            assert_eq!(summary(&parse_text(&doc.to_string()).unwrap()), whole);
+            assert_eq!(summary(&parse_text(&slim_doc.to_string()).unwrap()), whole);
+            assert!(slim_doc.to_string().len() <= doc.to_string().len());
+        }
+        let slimmed = slim(
+            &json!({"swagger": "2.0", "info": {}, "paths": {"/a": {"get": {"summary": "s", "responses": {"200": {"description": "x"}}}}}}),
+        );
+        assert_eq!(
+            slimmed,
+            json!({"swagger": "2.0", "paths": {"/a": {"get": {"responses": {"200": {}}}}}})
+        );
     }
 
     #[test]

@@ -13,10 +13,16 @@ use std::collections::BTreeMap;
 use crate::error::ConfigError;
 use crate::openapi::{Method, Operation};
 
-/// Per-method lookup trees; values are operation indices.
+/// Per-method lookup trees. Methods deployed on exactly the same resources share one tree
+/// (a tree costs roughly 1 KB per resource, per worker); a tree's values index `ops`, the
+/// operation each concrete method has on that resource.
 #[derive(Debug, Default)]
 pub struct Router {
-    trees: [matchit::Router<usize>; 7],
+    trees: Vec<matchit::Router<usize>>,
+    /// Tree of each concrete method, in [`Method::CONCRETE`] order.
+    tree_of: [Option<usize>; 7],
+    /// Per resource, the operation of each concrete method.
+    ops: Vec<[Option<usize>; 7]>,
 }
 
 /// A matched operation and its path parameters, values exactly as sent (still encoded).
@@ -138,31 +144,59 @@ impl Router {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let mut router = Router::default();
-        for (tree_i, method) in Method::CONCRETE.iter().enumerate() {
-            let mut chosen: BTreeMap<&str, usize> = BTreeMap::new();
-            for (i, op) in operations.iter().enumerate() {
-                if op.method == *method {
-                    chosen.insert(&op.resource, i);
-                } else if op.method == Method::Any {
-                    chosen.entry(&op.resource).or_insert(i);
+        // The operation of each concrete method on each resource: the exact method wins
+        // over ANY.
+        let mut table: BTreeMap<&str, [Option<usize>; 7]> = BTreeMap::new();
+        for (i, op) in operations.iter().enumerate() {
+            let row = table.entry(&op.resource).or_default();
+            for (m, slot) in Method::CONCRETE.iter().zip(row.iter_mut()) {
+                let exact = op.method == *m;
+                if exact || (op.method == Method::Any && slot.is_none()) {
+                    *slot = Some(i);
                 }
             }
-            let Some(tree) = router.trees.get_mut(tree_i) else {
+        }
+        let mut router = Router::default();
+        let mut tree_by_set: BTreeMap<Vec<usize>, usize> = BTreeMap::new();
+        for m in 0..Method::CONCRETE.len() {
+            let set: Vec<usize> = table
+                .values()
+                .enumerate()
+                .filter(|(_, row)| row.get(m).copied().flatten().is_some())
+                .map(|(r, _)| r)
+                .collect();
+            if set.is_empty() {
                 continue;
-            };
-            for (resource, op_index) in chosen {
+            }
+            if let Some(&t) = tree_by_set.get(&set) {
+                if let Some(slot) = router.tree_of.get_mut(m) {
+                    *slot = Some(t);
+                }
+                continue;
+            }
+            let mut tree = matchit::Router::new();
+            for (r, (resource, row)) in table.iter().enumerate() {
+                if row.get(m).copied().flatten().is_none() {
+                    continue;
+                }
                 let Some(template) = templates.get(resource) else {
                     continue;
                 };
-                if let Err(e) = tree.insert(template.as_str(), op_index) {
+                if let Err(e) = tree.insert(template.as_str(), r) {
                     errors.push(ConfigError::new(
                         format!("openapi.paths.{resource}"),
                         format!("conflicting resource paths: {e}"),
                     ));
                 }
             }
+            let t = router.trees.len();
+            router.trees.push(tree);
+            tree_by_set.insert(set, t);
+            if let Some(slot) = router.tree_of.get_mut(m) {
+                *slot = Some(t);
+            }
         }
+        router.ops = table.into_values().collect();
         if errors.is_empty() {
             Ok(router)
         } else {
@@ -173,10 +207,12 @@ impl Router {
     /// Finds the operation for `method` on a resource-relative path (already normalised:
     /// one leading `/`, trailing `/` removed).
     pub fn find(&self, method: Method, path: &str) -> Option<RouteMatch> {
-        let tree = self.trees.get(tree_index(method)?)?;
+        let m_i = tree_index(method)?;
+        let tree = self.trees.get(self.tree_of.get(m_i).copied().flatten()?)?;
         let m = tree.at(path).ok()?;
+        let operation = self.ops.get(*m.value)?.get(m_i).copied().flatten()?;
         Some(RouteMatch {
-            operation: *m.value,
+            operation,
             params: m
                 .params
                 .iter()

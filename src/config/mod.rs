@@ -19,12 +19,21 @@ use serde_json::Value;
 
 use crate::control::ControlConfig;
 use crate::error::ConfigError;
+use crate::openapi::Parsed;
 
 /// The two roles of the filter: serving the API, or the control listener.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum PluginConfig {
-    Gateway(Box<FilterConfig>),
+    Gateway(Box<GatewayConfig>),
     Control(ControlConfig),
+}
+
+/// A gateway's plugin configuration as the filter reads it: the deployment, and the export
+/// already read path by path ([`crate::openapi::parse_text`]), never as one JSON tree.
+#[derive(Debug)]
+pub struct GatewayConfig {
+    pub deployment: Deployment,
+    pub export: Parsed,
 }
 
 /// Parses a plugin configuration of either role: `{"control": {...}}` is the control
@@ -45,7 +54,48 @@ pub fn parse_plugin_config(bytes: &[u8]) -> Result<PluginConfig, ConfigError> {
                 )
             });
     }
-    parse_filter_config(bytes).map(|c| PluginConfig::Gateway(Box::new(c)))
+    parse_gateway_config(bytes).map(|c| PluginConfig::Gateway(Box::new(c)))
+}
+
+/// Parses a gateway configuration without building a tree of the export.
+pub fn parse_gateway_config(bytes: &[u8]) -> Result<GatewayConfig, ConfigError> {
+    use serde_json::value::RawValue;
+    let map: std::collections::BTreeMap<String, &RawValue> = serde_json::from_slice(bytes)
+        .map_err(|e| {
+            ConfigError::new(
+                "configuration",
+                format!(
+                    "not valid JSON, or not an object with \"deployment\" and \"openapi\": {e}"
+                ),
+            )
+        })?;
+    let (deployment, openapi) = envelope(map)?;
+    let deployment: Value = serde_json::from_str(deployment.get())
+        .map_err(|e| ConfigError::new("configuration.deployment", e.to_string()))?;
+    Ok(GatewayConfig {
+        deployment: parse_deployment(deployment)?,
+        export: crate::openapi::parse_text(openapi.get())?,
+    })
+}
+
+/// The `deployment` and `openapi` members of the envelope; any other member is an error.
+fn envelope<V>(mut map: std::collections::BTreeMap<String, V>) -> Result<(V, V), ConfigError> {
+    if let Some(extra) = map
+        .keys()
+        .find(|k| k.as_str() != "deployment" && k.as_str() != "openapi")
+    {
+        return Err(ConfigError::new(
+            format!("configuration.{extra}"),
+            "unknown field, expected `deployment` or `openapi`",
+        ));
+    }
+    let deployment = map
+        .remove("deployment")
+        .ok_or_else(|| ConfigError::new("configuration.deployment", "missing field"))?;
+    let openapi = map
+        .remove("openapi")
+        .ok_or_else(|| ConfigError::new("configuration.openapi", "missing field"))?;
+    Ok((deployment, openapi))
 }
 
 /// What the filter receives as its plugin configuration.
@@ -74,27 +124,13 @@ pub fn parse_deployment(value: Value) -> Result<Deployment, ConfigError> {
 pub fn parse_filter_config(bytes: &[u8]) -> Result<FilterConfig, ConfigError> {
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|e| ConfigError::new("configuration", format!("not valid JSON: {e}")))?;
-    let Value::Object(mut map) = value else {
+    let Value::Object(map) = value else {
         return Err(ConfigError::new(
             "configuration",
             "expected a JSON object with \"deployment\" and \"openapi\"",
         ));
     };
-    if let Some(extra) = map
-        .keys()
-        .find(|k| k.as_str() != "deployment" && k.as_str() != "openapi")
-    {
-        return Err(ConfigError::new(
-            format!("configuration.{extra}"),
-            "unknown field, expected `deployment` or `openapi`",
-        ));
-    }
-    let deployment = map
-        .remove("deployment")
-        .ok_or_else(|| ConfigError::new("configuration.deployment", "missing field"))?;
-    let openapi = map
-        .remove("openapi")
-        .ok_or_else(|| ConfigError::new("configuration.openapi", "missing field"))?;
+    let (deployment, openapi) = envelope(map.into_iter().collect())?;
     Ok(FilterConfig {
         deployment: parse_deployment(deployment)?,
         openapi,
@@ -102,9 +138,10 @@ pub fn parse_filter_config(bytes: &[u8]) -> Result<FilterConfig, ConfigError> {
 }
 
 impl FilterConfig {
-    /// The JSON the filter expects, as rendered into Envoy's configuration.
+    /// The JSON the filter expects, as rendered into Envoy's configuration: the export in
+    /// its slim form ([`crate::openapi::slim`]).
     pub fn to_json(&self) -> Value {
-        serde_json::json!({ "deployment": self.deployment, "openapi": self.openapi })
+        serde_json::json!({ "deployment": self.deployment, "openapi": crate::openapi::slim(&self.openapi) })
     }
 }
 

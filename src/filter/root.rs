@@ -13,7 +13,7 @@ use super::control::ControlRequest;
 use super::http::Request;
 use super::metrics::Metrics;
 use crate::cache::ResponseCache;
-use crate::config::{parse_plugin_config, FilterConfig, PluginConfig};
+use crate::config::{parse_plugin_config, GatewayConfig, PluginConfig};
 use crate::control::ControlConfig;
 use crate::gateway::Gateway;
 
@@ -81,9 +81,10 @@ pub struct Root {
 impl Context for Root {}
 
 impl Root {
-    fn configure_gateway(&mut self, cfg: &FilterConfig) -> bool {
+    fn configure_gateway(&mut self, cfg: GatewayConfig) -> bool {
         let started = super::host::now_ms();
-        match Gateway::compile(cfg) {
+        let stage = cfg.deployment.stage.clone();
+        match Gateway::compile_parsed(&cfg.deployment, cfg.export) {
             Ok(compiled) => {
                 for w in &compiled.warnings {
                     log::warn!("{w}");
@@ -101,7 +102,7 @@ impl Root {
                 log::info!(
                     "apigw-edge {}: serving stage `{}` (compiled in {} ms) through {}{}",
                     env!("CARGO_PKG_VERSION"),
-                    cfg.deployment.stage,
+                    stage,
                     super::host::now_ms().saturating_sub(started),
                     gateway.clusters().join(", "),
                     gateway.stage_cache().map_or(String::new(), |c| format!(
@@ -140,8 +141,11 @@ impl RootContext for Root {
             .ok()
             .flatten()
             .unwrap_or_default();
-        let ok = match parse_plugin_config(&bytes) {
-            Ok(PluginConfig::Gateway(cfg)) => self.configure_gateway(&cfg),
+        let parsed = parse_plugin_config(&bytes);
+        // The configuration text is not needed once read; free it before compiling.
+        drop(bytes);
+        let ok = match parsed {
+            Ok(PluginConfig::Gateway(cfg)) => self.configure_gateway(*cfg),
             Ok(PluginConfig::Control(cfg)) => {
                 log::info!(
                     "apigw-edge {}: control listener for stage `{}`",

@@ -36,6 +36,27 @@ pub fn envoy_bin() -> PathBuf {
     p
 }
 
+/// The filter module built with the `crash-trigger` feature (profile `crash-test`).
+pub fn crash_wasm_path() -> PathBuf {
+    let p = repo().join("target/wasm32-wasip1/crash-test/apigw_edge.wasm");
+    assert!(
+        p.exists(),
+        "{} is missing: build it with `cargo build --profile crash-test --target wasm32-wasip1 --lib --features crash-trigger` (./scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
+/// Resident memory of a process in KiB, from /proc.
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
+}
+
 /// The release filter module.
 pub fn wasm_path() -> PathBuf {
     let p = repo().join("target/wasm32-wasip1/release/apigw_edge.wasm");
@@ -589,6 +610,17 @@ pub fn render_on(
     port: u16,
     admin: u16,
 ) -> (PathBuf, u16, u16) {
+    render_module(dir, deployment, openapi, (port, admin), &wasm_path())
+}
+
+/// [`render_on`] for another build of the filter module.
+pub fn render_module(
+    dir: &Path,
+    deployment: &str,
+    openapi: &serde_json::Value,
+    (port, admin): (u16, u16),
+    wasm: &Path,
+) -> (PathBuf, u16, u16) {
     std::fs::write(
         dir.join("openapi.json"),
         serde_json::to_vec_pretty(openapi).unwrap(),
@@ -603,7 +635,7 @@ pub fn render_on(
         .arg("render")
         .arg(dir.join("deployment.yaml"))
         .arg("--wasm")
-        .arg(wasm_path())
+        .arg(wasm)
         .arg("--out")
         .arg(&out)
         .status()
@@ -613,6 +645,11 @@ pub fn render_on(
 }
 
 impl Envoy {
+    /// Envoy's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Renders and starts Envoy with `concurrency` workers, waiting until it is ready.
     pub fn start(
         name: &str,
