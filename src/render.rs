@@ -363,7 +363,7 @@ fn listener(
             json!({ "host_env_keys": env_keys }),
         );
     }
-    json!({
+    let mut listener = json!({
         "name": name,
         "address": socket(host, port),
         "per_connection_buffer_limit_bytes": buffer_limit,
@@ -383,7 +383,6 @@ fn listener(
                 "request_timeout": duration(limits.request_timeout_ms),
                 "stream_idle_timeout": duration(limits.stream_idle_timeout_ms),
                 "common_http_protocol_options": common,
-                "local_reply_config": local_reply_config(),
                 "route_config": {
                     "name": name,
                     "virtual_hosts": [{
@@ -426,7 +425,16 @@ fn listener(
                 ]
             }
         }]}]
-    })
+    });
+    // The gateway's listener answers Envoy's own rejections in API Gateway's shape; the
+    // control listener's replies are the CLI's, left as they are.
+    let hcm = listener
+        .pointer_mut("/filter_chains/0/filters/0/typed_config")
+        .and_then(Value::as_object_mut);
+    if let (FILTER_NAME, Some(hcm)) = (name, hcm) {
+        hcm.insert("local_reply_config".into(), local_reply_config());
+    }
+    listener
 }
 
 #[cfg(test)]
@@ -608,6 +616,9 @@ mod tests {
                 ["config"]
                 .clone()
         };
+        let hcm = |l: &Value| l["filter_chains"][0]["filters"][0]["typed_config"].clone();
+        assert!(hcm(&listeners[0]).get("local_reply_config").is_some());
+        assert!(hcm(&listeners[1]).get("local_reply_config").is_none());
         let (main, control) = (wasm(&listeners[0]), wasm(&listeners[1]));
         assert_eq!(main["vm_config"], control["vm_config"]);
         let embedded = control["configuration"]["value"].as_str().unwrap();
