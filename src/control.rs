@@ -123,6 +123,30 @@ pub fn handle(
     }
     let flush = cache::flush_cell(&cache::shared_prefix(&cfg.api_id, &cfg.stage));
     match (method, path.trim_end_matches('/')) {
+        ("POST", "/authorizers/flush") => {
+            let cell = crate::gateway::authorizer_flush_cell(&cfg.api_id, &cfg.stage);
+            match shared::increment(cells, &cell) {
+                Ok(generation) => (
+                    json(
+                        200,
+                        &serde_json::json!({"flushed": true, "stage": cfg.stage, "authorizerGeneration": generation}),
+                    ),
+                    Some(format!(
+                        "stage `{}` authorizer results flushed (generation {generation})",
+                        cfg.stage
+                    )),
+                ),
+                Err(e) => (
+                    json(503, &serde_json::json!({"message": format!("flush failed: {e}")})),
+                    Some(format!("stage `{}` authorizer flush failed: {e}", cfg.stage)),
+                ),
+            }
+        }
+        (_, "/authorizers/flush") => {
+            let mut r = json(405, &serde_json::json!({"message": "Method Not Allowed"}));
+            r.headers.push(("Allow".into(), "POST".into()));
+            (r, None)
+        }
         ("POST", "/cache/flush") => match shared::increment(cells, &flush) {
             Ok(generation) => (
                 json(
@@ -191,6 +215,20 @@ mod tests {
                 },
             }],
         }
+    }
+
+    #[test]
+    fn authorizer_flush_moves_the_shared_generation() {
+        let cells = Cells::default();
+        let cell = crate::gateway::authorizer_flush_cell("local", "prod");
+        for want in [1, 2] {
+            let (r, log) = handle(&cfg(), "POST", "/authorizers/flush", &cells, 1_000);
+            assert_eq!(r.status, 200);
+            assert!(log.unwrap().contains("authorizer results flushed"));
+            assert_eq!(shared::read(&cells, &cell).unwrap(), want);
+        }
+        let (r, _) = handle(&cfg(), "GET", "/authorizers/flush", &cells, 1_000);
+        assert_eq!(r.status, 405);
     }
 
     #[test]

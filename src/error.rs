@@ -51,6 +51,19 @@ pub enum GatewayError {
     /// A non-proxy mapping failed: a template error, no matching integration response, or
     /// no method response for the status.
     MappingFailed,
+    /// The authorizer's identity is missing or fails its validation expression, or the
+    /// authorizer answered `Unauthorized`.
+    Unauthorized,
+    /// The authorizer's policy denies the method explicitly.
+    ExplicitDeny,
+    /// The authorizer's policy allows nothing that covers the method.
+    ImplicitDeny,
+    /// The authorizer answered something that is not a valid result, or failed.
+    AuthorizerConfiguration,
+    /// The authorizer could not be reached or did not answer in time.
+    AuthorizerFailure,
+    /// The method ARN an authorizer would see is longer than API Gateway allows.
+    UriTooLong,
 }
 
 /// API Gateway's gateway response types, used to pick customisations and for logs.
@@ -67,6 +80,11 @@ pub enum ResponseType {
     QuotaExceeded,
     UnsupportedMediaType,
     BadRequestBody,
+    Unauthorized,
+    AuthorizerConfigurationError,
+    AuthorizerFailure,
+    /// Not an API Gateway response type (414 cannot be customised); named for logs.
+    UriTooLong,
 }
 
 impl ResponseType {
@@ -84,6 +102,10 @@ impl ResponseType {
             ResponseType::QuotaExceeded => "QUOTA_EXCEEDED",
             ResponseType::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             ResponseType::BadRequestBody => "BAD_REQUEST_BODY",
+            ResponseType::Unauthorized => "UNAUTHORIZED",
+            ResponseType::AuthorizerConfigurationError => "AUTHORIZER_CONFIGURATION_ERROR",
+            ResponseType::AuthorizerFailure => "AUTHORIZER_FAILURE",
+            ResponseType::UriTooLong => "URI_TOO_LONG",
         }
     }
 }
@@ -94,7 +116,11 @@ impl GatewayError {
         match self {
             GatewayError::MissingAuthenticationToken
             | GatewayError::CacheInvalidationForbidden
-            | GatewayError::InvalidApiKey => 403,
+            | GatewayError::InvalidApiKey
+            | GatewayError::ExplicitDeny
+            | GatewayError::ImplicitDeny => 403,
+            GatewayError::Unauthorized => 401,
+            GatewayError::UriTooLong => 414,
             GatewayError::Throttled | GatewayError::QuotaExceeded => 429,
             GatewayError::RequestTooLarge => 413,
             GatewayError::UnsupportedMediaType => 415,
@@ -108,7 +134,18 @@ impl GatewayError {
             | GatewayError::IntegrationNotSupported
             | GatewayError::UsageCheckFailed
             | GatewayError::MockFailed
-            | GatewayError::MappingFailed => 500,
+            | GatewayError::MappingFailed
+            | GatewayError::AuthorizerConfiguration
+            | GatewayError::AuthorizerFailure => 500,
+        }
+    }
+
+    /// The body's key: `Message` for authorizer denials (as API Gateway sends them),
+    /// `message` otherwise.
+    pub fn message_key(self) -> &'static str {
+        match self {
+            GatewayError::ExplicitDeny | GatewayError::ImplicitDeny => "Message",
+            _ => "message",
         }
     }
 
@@ -124,6 +161,12 @@ impl GatewayError {
             GatewayError::QuotaExceeded => "Limit Exceeded",
             GatewayError::UnsupportedMediaType => "Unsupported Media Type",
             GatewayError::InvalidRequestBody => "Could not parse request body into json",
+            GatewayError::Unauthorized => "Unauthorized",
+            GatewayError::ExplicitDeny => {
+                "User is not authorized to access this resource with an explicit deny"
+            }
+            GatewayError::ImplicitDeny => "User is not authorized to access this resource",
+            GatewayError::UriTooLong => "Request-URI Too Long",
             _ => "Internal server error",
         }
     }
@@ -133,7 +176,12 @@ impl GatewayError {
         match self {
             GatewayError::MissingAuthenticationToken => "MissingAuthenticationTokenException",
             GatewayError::RequestTooLarge => "RequestTooLargeException",
-            GatewayError::CacheInvalidationForbidden => "AccessDeniedException",
+            GatewayError::CacheInvalidationForbidden
+            | GatewayError::ExplicitDeny
+            | GatewayError::ImplicitDeny => "AccessDeniedException",
+            GatewayError::Unauthorized => "UnauthorizedException",
+            GatewayError::AuthorizerConfiguration => "AuthorizerConfigurationException",
+            GatewayError::AuthorizerFailure => "AuthorizerFailureException",
             GatewayError::InvalidApiKey => "ForbiddenException",
             GatewayError::Throttled => "TooManyRequestsException",
             GatewayError::QuotaExceeded => "LimitExceededException",
@@ -164,17 +212,27 @@ impl GatewayError {
             GatewayError::InvalidApiKey => ResponseType::InvalidApiKey,
             GatewayError::Throttled => ResponseType::Throttled,
             GatewayError::QuotaExceeded => ResponseType::QuotaExceeded,
-            GatewayError::CacheInvalidationForbidden => ResponseType::AccessDenied,
+            GatewayError::CacheInvalidationForbidden
+            | GatewayError::ExplicitDeny
+            | GatewayError::ImplicitDeny => ResponseType::AccessDenied,
+            GatewayError::Unauthorized => ResponseType::Unauthorized,
+            GatewayError::AuthorizerConfiguration => ResponseType::AuthorizerConfigurationError,
+            GatewayError::AuthorizerFailure => ResponseType::AuthorizerFailure,
+            GatewayError::UriTooLong => ResponseType::UriTooLong,
         }
     }
 
     /// The default gateway response: `{"message":"..."}` as API Gateway's default template
     /// `{"message":$context.error.messageString}` renders it.
     pub fn to_reply(self) -> Reply {
-        let body = format!(
-            "{{\"message\":{}}}",
-            serde_json::Value::String(self.message().to_string())
-        );
+        let message = match self {
+            // An authorizer that fails or answers nonsense gets `{"message": null}`.
+            GatewayError::AuthorizerConfiguration | GatewayError::AuthorizerFailure => {
+                serde_json::Value::Null
+            }
+            _ => serde_json::Value::String(self.message().to_string()),
+        };
+        let body = format!("{{\"{}\":{message}}}", self.message_key());
         let mut reply = Reply::json(self.status(), body);
         reply
             .headers

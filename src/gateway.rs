@@ -25,7 +25,8 @@ use crate::error::{ConfigError, GatewayError};
 use crate::gateway_responses::GatewayResponses;
 use crate::http::{header, title_case, Header, Reply};
 use crate::lambda::event::{
-    Identity, MultiValues, ProxyEvent, RequestContext, SingleValues, StageVariables,
+    AuthorizerView, Identity, MultiValues, ProxyEvent, RequestContext, SingleValues,
+    StageVariables,
 };
 use crate::lambda::function_url::{self, UrlOutcome};
 use crate::lambda::invoke::{
@@ -78,6 +79,15 @@ struct Route {
     resource_id: String,
     action: RouteAction,
     cache: Option<RouteCache>,
+    /// Index into [`Gateway::authorizers`] of the authorizer guarding the method.
+    authorizer: Option<usize>,
+}
+
+/// A Lambda authorizer, its function resolved.
+#[derive(Debug)]
+struct Authorizer {
+    spec: crate::authorizer::Spec,
+    target: Rc<InvokeTarget>,
 }
 
 /// A compiled API stage.
@@ -101,6 +111,9 @@ pub struct Gateway {
     upstreams: Upstreams,
     /// Signers of the clusters this filter signs, by cluster (see [`Gateway::load_credentials`]).
     signers: BTreeMap<String, Signer>,
+    authorizers: Vec<Authorizer>,
+    /// API keys come from the authorizer's `usageIdentifierKey`, not `x-api-key`.
+    api_key_from_authorizer: bool,
 }
 
 /// Request values computed once for an event or a template environment.
@@ -140,6 +153,22 @@ pub struct RequestHead {
     pub now_ms: u64,
 }
 
+/// What an authorizer decided for this request, and how long it took.
+#[derive(Debug, Clone)]
+pub struct Authorized {
+    pub decision: Rc<crate::authorizer::Decision>,
+    /// Milliseconds the authorizer call took (0 for a cached result).
+    pub latency_ms: u64,
+}
+
+/// What the pipeline knows of a request when it builds `$context` or an event.
+#[derive(Clone, Copy, Default)]
+struct Known<'a> {
+    route: Option<&'a Route>,
+    api_key_id: Option<&'a str>,
+    auth: Option<&'a Authorized>,
+}
+
 /// A request that matched a route and waits for its body.
 #[derive(Debug, Clone)]
 pub struct Routed {
@@ -157,6 +186,18 @@ pub struct Routed {
     limit_headers: Vec<Header>,
     /// A line to log although the request goes on.
     pub notice: Option<String>,
+    /// The authorizer's decision, for methods one guards.
+    pub auth: Option<Authorized>,
+}
+
+impl Routed {
+    fn known<'a>(&'a self, g: &'a Gateway) -> Known<'a> {
+        Known {
+            route: g.routes.get(self.route),
+            api_key_id: self.api_key_id.as_deref(),
+            auth: self.auth.as_ref(),
+        }
+    }
 }
 
 /// A finished request: the reply, the error that produced it if any, and the log line.
@@ -346,7 +387,7 @@ impl Gateway {
         let upstreams = Upstreams::compile(d, &mut errors);
         let digest = parsed.digest;
         errors.extend(parsed.errors);
-        let export = parsed.export;
+        let mut export = parsed.export;
         let gateway_responses =
             GatewayResponses::compile(export.gateway_responses.as_ref(), &mut errors);
         let api_keys = ApiKeys::compile(&d.api_keys, &mut errors);
@@ -370,6 +411,7 @@ impl Gateway {
 
         let mut warnings = parsed.warnings;
         let mut routes = Vec::with_capacity(export.operations.len());
+        let api_key_from_authorizer = export.api_key_from_authorizer;
         // Methods that call the same function share one target (large APIs have thousands
         // of methods and a handful of functions).
         let mut targets: HashMap<String, Rc<InvokeTarget>> = HashMap::new();
@@ -381,7 +423,37 @@ impl Gateway {
             targets.insert(uri.to_string(), t.clone());
             Some(t)
         };
+        let mut authorizers = Vec::with_capacity(export.authorizers.len());
+        for spec in std::mem::take(&mut export.authorizers) {
+            let at = format!("openapi.securityDefinitions.{}.x-amazon-apigateway-authorizer.authorizerUri", spec.name);
+            let Some(target) = target_of(&spec.uri, at.clone(), &mut errors) else {
+                continue;
+            };
+            if target.kind != TargetKind::Invoke {
+                errors.push(ConfigError::new(at, "an authorizer is invoked through the Invoke API; its function cannot be a function URL or a payload 2.0 target"));
+                continue;
+            }
+            authorizers.push(Authorizer { spec, target });
+        }
         for (i, op) in export.operations.iter().enumerate() {
+            let authorizer = match op.authorizer.as_deref() {
+                None => None,
+                Some(name) => match authorizers.iter().position(|a| a.spec.name == name) {
+                    Some(a) => Some(a),
+                    None => {
+                        let what = export
+                            .unsupported_schemes
+                            .iter()
+                            .find(|(n, _)| n == name)
+                            .map_or("this kind of authorizer", |(_, w)| w.as_str());
+                        errors.push(ConfigError::new(
+                            format!("{}.security", op.location),
+                            format!("`{name}`: {what} are not supported yet; the method cannot be served without its authorizer"),
+                        ));
+                        continue;
+                    }
+                },
+            };
             let action = match &op.integration {
                 Integration::Unsupported { kind } => {
                     RouteAction::Unsupported { kind: kind.clone() }
@@ -440,6 +512,7 @@ impl Gateway {
                 resource_id: base36(fnv1a(op.resource.as_bytes()), 6),
                 action,
                 cache: route_caches.get_mut(i).and_then(Option::take),
+                authorizer,
             });
         }
 
@@ -469,6 +542,8 @@ impl Gateway {
                 gateway_responses,
                 upstreams,
                 signers: BTreeMap::new(),
+                authorizers,
+                api_key_from_authorizer,
             },
             warnings,
         })
@@ -564,7 +639,19 @@ impl Gateway {
     }
 
     fn fail(&self, head: &RequestHead, error: GatewayError, reason: &str) -> Outcome {
-        let reply = self.finalize(self.error_reply(head, error), head, false);
+        self.fail_in(head, Known::default(), error, reason)
+    }
+
+    /// A failure, with what the pipeline already knows of the request (for the
+    /// `$context` of customised gateway responses).
+    fn fail_in(
+        &self,
+        head: &RequestHead,
+        known: Known,
+        error: GatewayError,
+        reason: &str,
+    ) -> Outcome {
+        let reply = self.finalize(self.error_reply(head, known, error), head, false);
         Outcome {
             log: Some(format!(
                 "{} {} {} -> {} {}: {reason}",
@@ -581,56 +668,20 @@ impl Gateway {
         }
     }
 
-    /// The gateway response for an error: built in, or as the export customises it.
-    fn error_reply(&self, head: &RequestHead, error: GatewayError) -> Reply {
+    /// The gateway response for an error: built in, or as the export customises it. A
+    /// customised response's templates see the same `$context` as mapping templates, plus
+    /// `$context.error`.
+    fn error_reply(&self, head: &RequestHead, known: Known, error: GatewayError) -> Reply {
         if !self.gateway_responses.is_customised(error) {
             return error.to_reply();
         }
         let mut message_string = String::new();
         vtl::value::json_string(error.message(), &mut message_string);
-        let host = header(&head.headers, ":authority").unwrap_or_default();
-        let context = vtl::Value::map(vec![
-            (
-                "accountId".into(),
-                vtl::Value::str(self.api.account_id.as_str()),
-            ),
-            ("apiId".into(), vtl::Value::str(self.api.id.as_str())),
-            ("domainName".into(), vtl::Value::str(host)),
-            (
-                "extendedRequestId".into(),
-                vtl::Value::str(extended_request_id(&head.request_id)),
-            ),
-            ("httpMethod".into(), vtl::Value::str(head.method.as_str())),
-            (
-                "identity".into(),
-                vtl::Value::map(vec![
-                    ("sourceIp".into(), vtl::Value::str(head.source_ip.as_str())),
-                    (
-                        "userAgent".into(),
-                        vtl::Value::str(header(&head.headers, "user-agent").unwrap_or_default()),
-                    ),
-                ]),
-            ),
-            (
-                "path".into(),
-                vtl::Value::str(head.path.split('?').next().unwrap_or_default()),
-            ),
-            ("protocol".into(), vtl::Value::str(head.protocol.as_str())),
-            (
-                "requestId".into(),
-                vtl::Value::str(head.request_id.as_str()),
-            ),
-            (
-                "requestTime".into(),
-                vtl::Value::str(Utc::from_epoch_ms(head.now_ms).clf()),
-            ),
-            (
-                "requestTimeEpoch".into(),
-                vtl::Value::Int(i64::try_from(head.now_ms).unwrap_or_default()),
-            ),
-            ("stage".into(), vtl::Value::str(self.stage.as_str())),
-            (
-                "error".into(),
+        let f = self.facts(head);
+        let context = mapping::context_value(&self.request_context(head, known, &f));
+        if let vtl::Value::Map(m) = &context {
+            m.put(
+                "error",
                 vtl::Value::map(vec![
                     ("message".into(), vtl::Value::str(error.message())),
                     ("messageString".into(), vtl::Value::str(message_string)),
@@ -640,18 +691,12 @@ impl Gateway {
                     ),
                     ("validationErrorString".into(), vtl::Value::str("")),
                 ]),
-            ),
-        ]);
-        let raw_query = head
-            .path
-            .split_once('?')
-            .map(|(_, q)| q)
-            .unwrap_or_default();
-        let query = query::parse(raw_query);
+            );
+        }
         let stage_variables = self.stage_variables_value();
         let sources = Sources {
             path: &[],
-            query: &query,
+            query: &f.query,
             headers: &head.headers,
             body: "",
             stage_variables: &stage_variables,
@@ -699,19 +744,20 @@ impl Gateway {
         reply
     }
 
-    /// Step 1, on the request headers: CORS preflight, stage, route, size limit, API key,
-    /// usage plan and stage throttles (counted in `cells`, shared by all workers), cache plan.
-    pub fn start(&self, head: &RequestHead, cells: &dyn SharedCells) -> Start {
-        if let Some(reply) = self
+    /// Stage `Preflight`: a CORS preflight the deployment's policy answers.
+    fn preflight(&self, head: &RequestHead) -> Option<Outcome> {
+        let reply = self
             .cors
-            .as_ref()
-            .and_then(|c| c.preflight(&head.method, &head.headers))
-        {
-            return Start::Respond(Outcome::ok(self.stamp(reply, head, false)));
-        }
+            .as_ref()?
+            .preflight(&head.method, &head.headers)?;
+        Some(Outcome::ok(self.stamp(reply, head, false)))
+    }
+
+    /// Stage `Route`: the stage, the resource and method, and the declared body size.
+    fn route(&self, head: &RequestHead) -> Result<Routed, Outcome> {
         let raw_path = head.path.split('?').next().unwrap_or_default();
         let Some((event_path, match_path)) = self.split_path(raw_path) else {
-            return Start::Respond(self.fail(
+            return Err(self.fail(
                 head,
                 GatewayError::MissingAuthenticationToken,
                 "path is outside the stage",
@@ -720,7 +766,7 @@ impl Gateway {
         let Some(found) =
             Method::from_request(&head.method).and_then(|m| self.router.find(m, &match_path))
         else {
-            return Start::Respond(self.fail(
+            return Err(self.fail(
                 head,
                 GatewayError::MissingAuthenticationToken,
                 "no resource and method match",
@@ -730,25 +776,58 @@ impl Gateway {
             .and_then(|v| v.trim().parse::<u64>().ok())
             .is_some_and(|n| n > self.max_body_bytes);
         if too_large {
-            return Start::Respond(self.request_too_large(head));
+            return Err(self.request_too_large(head));
         }
-        let op = found.operation;
+        Ok(Routed {
+            route: found.operation,
+            params: found.params,
+            event_path: event_path.to_string(),
+            cache: None,
+            api_key_id: None,
+            usage: None,
+            limit_headers: Vec::new(),
+            notice: None,
+            auth: None,
+        })
+    }
+
+    /// Stage `ApiKeyUsage`: the API key (from `x-api-key`, or from the authorizer's
+    /// `usageIdentifierKey` when the API's key source is `AUTHORIZER`), its usage plan, and
+    /// the plan's and the stage's throttles and quota, counted in `cells` (shared by all
+    /// workers).
+    fn admit(
+        &self,
+        head: &RequestHead,
+        routed: &mut Routed,
+        cells: &dyn SharedCells,
+    ) -> Result<(), Outcome> {
+        let op = routed.route;
         let caller = if self.usage.key_required(op) {
-            let presented = header(&head.headers, "x-api-key");
+            let (presented, from) = if self.api_key_from_authorizer {
+                let key = routed
+                    .auth
+                    .as_ref()
+                    .and_then(|a| a.decision.usage_key.as_deref());
+                (key, "the authorizer's usageIdentifierKey")
+            } else {
+                (header(&head.headers, "x-api-key"), "x-api-key")
+            };
             let Some(key) = presented.and_then(|v| self.api_keys.identify(v)) else {
                 let why = if presented.is_some() {
-                    "unknown or disabled API key"
+                    format!("unknown or disabled API key in {from}")
                 } else {
-                    "the method requires an API key and x-api-key is missing"
+                    format!("the method requires an API key and {from} is missing")
                 };
-                return Start::Respond(self.fail(head, GatewayError::InvalidApiKey, why));
+                let known = routed.known(self);
+                return Err(self.fail_in(head, known, GatewayError::InvalidApiKey, &why));
             };
             let Some(plan) = self.usage.plan_of(key) else {
                 let why = format!(
                     "API key {} is in no usage plan of stage {}",
                     key.id, self.stage
                 );
-                return Start::Respond(self.fail(head, GatewayError::InvalidApiKey, &why));
+                let known = routed.known(self);
+                return Err(self.fail_in(head, known, GatewayError::InvalidApiKey, &why));
             };
             Some((key, plan))
         } else {
@@ -756,44 +835,39 @@ impl Gateway {
         };
         let check = self.usage.check(cells, op, caller, head.now_ms);
         if let Err((error, reason)) = &check.verdict {
-            let mut outcome = self.fail(head, *error, reason);
+            let mut outcome = self.fail_in(head, routed.known(self), *error, reason);
             outcome.reply.headers.extend(check.headers);
             outcome.usage = check.event;
-            return Start::Respond(outcome);
+            return Err(outcome);
         }
-        if let Some(
-            route @ Route {
-                action: RouteAction::Mock(mock),
-                ..
-            },
-        ) = self.routes.get(op)
-        {
-            let api_key_id = caller.map(|(k, _)| k.id.as_str());
-            let outcome = self.mock_answer(head, route, mock, &found.params, api_key_id);
-            return Start::Respond(Outcome {
-                usage: check.event,
-                ..outcome
-            });
+        routed.api_key_id = caller.map(|(k, _)| k.id.clone());
+        routed.usage = check.event;
+        routed.limit_headers = check.headers;
+        routed.notice = check.log;
+        Ok(())
+    }
+
+    /// The mock integration of a route, when it has one.
+    fn mock_of(&self, routed: &Routed) -> Option<&Mock> {
+        match self.routes.get(routed.route).map(|r| &r.action) {
+            Some(RouteAction::Mock(mock)) => Some(mock),
+            _ => None,
         }
-        let cache = match self.cache_decision(head, found.operation, &found.params) {
-            Some(Decision::Forbidden) => return Start::Respond(self.fail(
+    }
+
+    /// Stage `Cache` (planning): what the stage cache does for this request.
+    fn plan_cache(&self, head: &RequestHead, routed: &mut Routed) -> Result<(), Outcome> {
+        routed.cache = match self.cache_decision(head, routed.route, &routed.params) {
+            Some(Decision::Forbidden) => return Err(self.fail_in(
                 head,
+                routed.known(self),
                 GatewayError::CacheInvalidationForbidden,
                 "Cache-Control: max-age=0 from a caller not allowed to invalidate (FAIL_WITH_403)",
             )),
             Some(Decision::Use(plan)) => Some(plan),
             None => None,
         };
-        Start::NeedBody(Routed {
-            route: found.operation,
-            params: found.params,
-            event_path: event_path.to_string(),
-            cache,
-            api_key_id: caller.map(|(k, _)| k.id.clone()),
-            usage: check.event,
-            limit_headers: check.headers,
-            notice: check.log,
-        })
+        Ok(())
     }
 
     fn cache_decision(
@@ -937,10 +1011,10 @@ impl Gateway {
     fn request_context<'a>(
         &'a self,
         head: &'a RequestHead,
-        route: &'a Route,
-        api_key_id: Option<&'a str>,
+        known: Known<'a>,
         f: &'a Facts,
     ) -> RequestContext<'a> {
+        let api_key_id = known.api_key_id;
         RequestContext {
             account_id: &self.api.account_id,
             api_id: &self.api.id,
@@ -959,9 +1033,14 @@ impl Gateway {
             request_id: &head.request_id,
             request_time: &f.request_time,
             request_time_epoch: head.now_ms,
-            resource_id: &route.resource_id,
-            resource_path: &route.resource,
+            resource_id: known.route.map_or("", |r| r.resource_id.as_str()),
+            resource_path: known.route.map_or("", |r| r.resource.as_str()),
             stage: &self.stage,
+            authorizer: known.auth.map(|a| AuthorizerView {
+                principal_id: &a.decision.principal_id,
+                context: &a.decision.context,
+                latency_ms: a.latency_ms,
+            }),
         }
     }
 
@@ -969,9 +1048,8 @@ impl Gateway {
     fn scope<'a>(
         &'a self,
         head: &'a RequestHead,
-        route: &'a Route,
+        known: Known<'a>,
         params: &'a [(String, String)],
-        api_key_id: Option<&'a str>,
         f: &'a Facts,
         body: &'a str,
     ) -> Scope<'a> {
@@ -980,22 +1058,15 @@ impl Gateway {
             query: &f.query,
             headers: &f.headers,
             body,
-            context: mapping::context_value(&self.request_context(head, route, api_key_id, f)),
+            context: mapping::context_value(&self.request_context(head, known, f)),
             stage_variables: self.stage_variables_value(),
         }
     }
 
     /// Answers a mock integration (on the request headers: mocks see no body).
-    fn mock_answer(
-        &self,
-        head: &RequestHead,
-        route: &Route,
-        mock: &Mock,
-        params: &[(String, String)],
-        api_key_id: Option<&str>,
-    ) -> Outcome {
+    fn mock_answer(&self, head: &RequestHead, routed: &Routed, mock: &Mock) -> Outcome {
         let f = self.facts(head);
-        let scope = self.scope(head, route, params, api_key_id, &f, "");
+        let scope = self.scope(head, routed.known(self), &routed.params, &f, "");
         let (env, sources) = (scope.env(""), scope.sources(&[], ""));
         let content_type = header(&head.headers, "content-type");
         match mock.respond(
@@ -1082,12 +1153,11 @@ impl Gateway {
             ));
         }
         let f = self.facts(head);
-        let request_context = self.request_context(head, route, routed.api_key_id.as_deref(), &f);
+        let request_context = self.request_context(head, routed.known(self), &f);
         let content_type = header(&head.headers, "content-type");
         if let Some(mapping) = aws {
             let text = String::from_utf8_lossy(body);
-            let api_key_id = routed.api_key_id.as_deref();
-            let scope = self.scope(head, route, &routed.params, api_key_id, &f, &text);
+            let scope = self.scope(head, routed.known(self), &routed.params, &f, &text);
             let (env, sources) = (scope.env(&text), scope.sources(&[], ""));
             return match mapping.request(&env, &sources, content_type) {
                 Ok((payload, extra)) => {
@@ -1274,7 +1344,7 @@ impl Gateway {
                 ));
             }
         };
-        let Some((route, mapping)) = aws else {
+        let Some((_, mapping)) = aws else {
             if *kind == TargetKind::InvokeV2 {
                 return function_url::infer_response(payload)
                     .map_err(|e| self.fail(head, e.error, &e.reason));
@@ -1287,8 +1357,7 @@ impl Gateway {
             .map_err(|e| self.fail(head, e.error, &e.reason));
         };
         let f = self.facts(head);
-        let api_key_id = routed.api_key_id.as_deref();
-        let scope = self.scope(head, route, &routed.params, api_key_id, &f, "");
+        let scope = self.scope(head, routed.known(self), &routed.params, &f, "");
         let text = String::from_utf8_lossy(payload);
         let (env, sources) = (scope.env(&text), scope.sources(&resp.headers, &text));
         mapping
@@ -1306,5 +1375,10 @@ impl Gateway {
     }
 }
 
+mod authorize;
+mod pipeline;
 #[cfg(test)]
 mod tests;
+
+pub use authorize::flush_cell as authorizer_flush_cell;
+pub use pipeline::{Call, CallKind, Event, Exchange, Host, Stage, Step, STAGES};

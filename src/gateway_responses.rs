@@ -182,9 +182,11 @@ impl GatewayResponses {
 
     /// Whether any response is customised (callers skip building a context otherwise).
     pub fn is_customised(&self, error: GatewayError) -> bool {
-        error != GatewayError::RequestTooLarge
-            && (self.get(error.response_type().name()).is_some()
-                || self.get(default_kind(error)).is_some())
+        !matches!(
+            error,
+            GatewayError::RequestTooLarge | GatewayError::UriTooLong
+        ) && (self.get(error.response_type().name()).is_some()
+            || self.get(default_kind(error)).is_some())
     }
 
     /// The reply for `error`. `context` must carry `error.message`, `error.messageString`

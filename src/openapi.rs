@@ -112,6 +112,10 @@ pub struct Operation {
     pub cache_key_parameters: Vec<String>,
     /// The operation's `security` requires an API key (`x-api-key` header scheme).
     pub api_key_required: bool,
+    /// The security scheme that authenticates callers, when the operation's `security`
+    /// names one other than an API key: a Lambda authorizer (see [`Export::authorizers`])
+    /// or a scheme this gateway does not support, which compilation refuses.
+    pub authorizer: Option<String>,
     /// Status codes of the method responses (`responses`), when the export lists them.
     pub method_responses: Option<Vec<u16>>,
     /// Location of the operation in the export, for messages.
@@ -122,6 +126,14 @@ pub struct Operation {
 #[derive(Debug, Clone, Default)]
 pub struct Export {
     pub operations: Vec<Operation>,
+    /// Lambda authorizers declared in the security schemes, by scheme name.
+    pub authorizers: Vec<crate::authorizer::Spec>,
+    /// Security schemes that authenticate in a way this gateway does not support yet
+    /// (Cognito user pools, IAM), by name, with what they are.
+    pub unsupported_schemes: Vec<(String, String)>,
+    /// `x-amazon-apigateway-api-key-source` is `AUTHORIZER`: keys come from the
+    /// authorizer's `usageIdentifierKey` instead of the `x-api-key` header.
+    pub api_key_from_authorizer: bool,
     /// `x-amazon-apigateway-binary-media-types`.
     pub binary_media_types: Vec<String>,
     /// `x-amazon-apigateway-gateway-responses`, compiled by [`crate::gateway_responses`].
@@ -337,6 +349,8 @@ impl std::io::Write for Digest {
 struct Reader<'a> {
     out: Parsed,
     key_schemes: Vec<String>,
+    /// Schemes that authenticate callers (authorizers, and unsupported kinds).
+    auth_schemes: Vec<String>,
     top_security: Option<&'a Value>,
     digest: Digest,
 }
@@ -381,10 +395,7 @@ impl<'a> Reader<'a> {
             .and_then(Value::as_str)
         {
             None | Some("HEADER") => {}
-            Some("AUTHORIZER") => out.errors.push(ConfigError::new(
-                "openapi.x-amazon-apigateway-api-key-source",
-                "AUTHORIZER needs Lambda authorizers, which are not supported yet; use HEADER",
-            )),
+            Some("AUTHORIZER") => out.export.api_key_from_authorizer = true,
             Some(other) => out.errors.push(ConfigError::new(
                 "openapi.x-amazon-apigateway-api-key-source",
                 format!("`{other}`: expected HEADER or AUTHORIZER"),
@@ -406,9 +417,52 @@ impl<'a> Reader<'a> {
                 let _ = serde_json::to_writer(&mut digest, &v);
             }
         }
+        let (schemes_at, schemes) = match doc.get("securityDefinitions") {
+            Some(s) => ("openapi.securityDefinitions", Some(s)),
+            None => (
+                "openapi.components.securitySchemes",
+                doc.pointer("/components/securitySchemes"),
+            ),
+        };
+        for (name, scheme) in schemes.and_then(Value::as_object).into_iter().flatten() {
+            let at = format!("{schemes_at}.{name}");
+            match crate::authorizer::read_scheme(name, scheme, &at) {
+                Some(Ok(spec)) => out.export.authorizers.push(spec),
+                Some(Err(e)) => out.errors.push(e),
+                None => {
+                    let authtype = scheme
+                        .get("x-amazon-apigateway-authtype")
+                        .and_then(Value::as_str)
+                        .map(str::to_ascii_lowercase);
+                    let what = match authtype.as_deref() {
+                        Some("cognito_user_pools") => Some("Cognito user pool authorizers"),
+                        Some("awssigv4") => Some("IAM authorization (AWS_IAM)"),
+                        _ => None,
+                    };
+                    if let Some(what) = what {
+                        out.export
+                            .unsupported_schemes
+                            .push((name.clone(), what.to_string()));
+                    }
+                }
+            }
+        }
+        let mut auth_schemes: Vec<String> = out
+            .export
+            .authorizers
+            .iter()
+            .map(|a| a.name.clone())
+            .collect();
+        auth_schemes.extend(
+            out.export
+                .unsupported_schemes
+                .iter()
+                .map(|(n, _)| n.clone()),
+        );
         Reader {
             out,
             key_schemes: api_key_schemes(doc),
+            auth_schemes,
             top_security: doc.get("security"),
             digest,
         }
@@ -451,6 +505,7 @@ impl<'a> Reader<'a> {
                         integration,
                         cache_key_parameters,
                         api_key_required: requires_api_key(security, &self.key_schemes),
+                        authorizer: named_scheme(security, &self.auth_schemes),
                         method_responses: method_responses(op),
                         location,
                     });
@@ -497,6 +552,18 @@ fn requires_api_key(security: Option<&Value>, key_schemes: &[String]) -> bool {
         .flatten()
         .filter_map(Value::as_object)
         .any(|req| req.keys().any(|k| key_schemes.contains(k)))
+}
+
+/// The first scheme of `schemes` a `security` list names.
+fn named_scheme(security: Option<&Value>, schemes: &[String]) -> Option<String> {
+    security
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
+        .flat_map(|req| req.keys())
+        .find(|k| schemes.contains(k))
+        .cloned()
 }
 
 /// The numeric keys of an operation's `responses`.
@@ -789,12 +856,64 @@ mod tests {
     }
 
     #[test]
-    fn key_source_must_be_header() {
+    fn key_source_is_header_or_authorizer() {
         let doc = json!({"swagger": "2.0", "x-amazon-apigateway-api-key-source": "AUTHORIZER", "paths": {}});
+        let p = parse(&doc);
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        assert!(p.export.api_key_from_authorizer);
+        let doc =
+            json!({"swagger": "2.0", "x-amazon-apigateway-api-key-source": "BODY", "paths": {}});
         assert_eq!(
             parse(&doc).errors[0].location,
             "openapi.x-amazon-apigateway-api-key-source"
         );
+    }
+
+    #[test]
+    fn authorizers_and_the_methods_that_use_them() {
+        let doc = json!({
+            "swagger": "2.0",
+            "securityDefinitions": {
+                "tok": {"type": "apiKey", "name": "Authorization", "in": "header",
+                        "x-amazon-apigateway-authtype": "custom",
+                        "x-amazon-apigateway-authorizer": {"type": "token", "authorizerUri": "u"}},
+                "pool": {"type": "apiKey", "name": "Authorization", "in": "header",
+                         "x-amazon-apigateway-authtype": "cognito_user_pools",
+                         "x-amazon-apigateway-authorizer": {"type": "cognito_user_pools", "providerARNs": ["p"]}},
+                "api_key": {"type": "apiKey", "name": "x-api-key", "in": "header"}
+            },
+            "paths": {
+                "/a": {"get": {"security": [{"api_key": []}, {"tok": []}], "x-amazon-apigateway-integration": {"type": "mock"}}},
+                "/b": {"get": {"security": [{"pool": ["s"]}], "x-amazon-apigateway-integration": {"type": "mock"}}},
+                "/c": {"get": {"x-amazon-apigateway-integration": {"type": "mock"}}}
+            }
+        });
+        let p = parse(&doc);
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        assert_eq!(p.export.authorizers.len(), 1);
+        assert_eq!(p.export.authorizers[0].name, "tok");
+        assert_eq!(
+            p.export.unsupported_schemes,
+            vec![(
+                "pool".to_string(),
+                "Cognito user pool authorizers".to_string()
+            )]
+        );
+        let by: Vec<_> = p
+            .export
+            .operations
+            .iter()
+            .map(|o| {
+                (
+                    o.resource.as_str(),
+                    o.authorizer.as_deref(),
+                    o.api_key_required,
+                )
+            })
+            .collect();
+        assert!(by.contains(&("/a", Some("tok"), true)));
+        assert!(by.contains(&("/b", Some("pool"), false)));
+        assert!(by.contains(&("/c", None, false)));
     }
 
     #[test]

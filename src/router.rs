@@ -237,6 +237,7 @@ mod tests {
                 },
                 cache_key_parameters: Vec::new(),
                 api_key_required: false,
+                authorizer: None,
                 method_responses: None,
                 location: format!("openapi.paths.{path}.{}", method.as_str().to_lowercase()),
             })

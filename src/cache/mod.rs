@@ -27,6 +27,17 @@ use crate::shared::{self, CellError, SharedCells};
 pub const MAX_TTL_SECONDS: u32 = 3600;
 /// Largest per-worker capacity accepted, in MiB.
 pub const MAX_CAPACITY_MIB: u32 = 16 * 1024;
+/// Something the stage cache did, for its counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheEvent {
+    Hit,
+    Miss,
+    Invalidate,
+    Flush,
+    /// Shared data failed; the request bypassed the cache.
+    Error,
+}
+
 /// Invalidation slots per stage: the bounded key space in shared data (plus one flush cell).
 pub const SLOTS: u32 = 1024;
 /// Opt-in response header saying what the cache did.

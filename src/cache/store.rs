@@ -47,7 +47,7 @@ pub enum Lookup {
 }
 
 /// What a store did.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stored {
     pub stored: bool,
     /// Entries evicted to make room.

@@ -37,7 +37,7 @@ impl HttpContext for ControlRequest {
         );
         if let Some(line) = log {
             log::info!("{line}");
-            if reply.status == 200 {
+            if reply.status == 200 && pseudo(":path").starts_with("/cache") {
                 self.metrics.cache(CacheEvent::Flush);
             }
         }

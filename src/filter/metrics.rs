@@ -26,20 +26,15 @@ pub struct Metrics {
     cache_errors: Option<u32>,
     cache_bytes: Option<u32>,
     stage_throttled: Option<u32>,
+    authorizer_calls: Option<u32>,
+    authorizer_cache_hits: Option<u32>,
+    authorizer_errors: Option<u32>,
+    authorizer_latency_ms: Option<u32>,
     /// Per usage plan: admitted, throttled, quota exceeded.
     plans: Rc<Vec<[Option<u32>; 3]>>,
 }
 
-/// Something the stage cache did, for its counters.
-#[derive(Debug, Clone, Copy)]
-pub enum CacheEvent {
-    Hit,
-    Miss,
-    Invalidate,
-    Flush,
-    /// Shared data failed; the request bypassed the cache.
-    Error,
-}
+pub use crate::cache::CacheEvent;
 
 fn define(kind: MetricType, name: &str) -> Option<u32> {
     let id = hostcalls::define_metric(kind, name).ok();
@@ -71,6 +66,13 @@ impl Metrics {
             .collect();
         Metrics {
             stage_throttled: define(MetricType::Counter, "apigw_edge.stage.throttled"),
+            authorizer_calls: define(MetricType::Counter, "apigw_edge.authorizer.calls"),
+            authorizer_cache_hits: define(MetricType::Counter, "apigw_edge.authorizer.cache_hit"),
+            authorizer_errors: define(MetricType::Counter, "apigw_edge.authorizer.errors"),
+            authorizer_latency_ms: define(
+                MetricType::Histogram,
+                "apigw_edge.authorizer.latency_ms",
+            ),
             plans: Rc::new(per_plan),
             responses_2xx: define(MetricType::Counter, "apigw_edge.requests.2xx"),
             responses_4xx: define(MetricType::Counter, "apigw_edge.requests.4xx"),
@@ -152,6 +154,33 @@ impl Metrics {
         };
         if let Some(id) = id {
             let _ = hostcalls::increment_metric(id, 1);
+        }
+    }
+
+    /// Records what the pipeline reported.
+    pub fn event(&self, event: crate::gateway::Event) {
+        use crate::gateway::Event;
+        match event {
+            Event::Usage(u) => self.usage(Some(u)),
+            Event::Cache(c) => self.cache(c),
+            Event::CacheStored(s) => self.cache_stored(&s),
+            Event::CacheFreed(bytes) => self.cache_freed(bytes),
+            Event::Integration { latency_ms, failed } => self.integration(latency_ms, failed),
+            Event::Authorizer { latency_ms, failed } => {
+                match latency_ms {
+                    Some(ms) => {
+                        add(self.authorizer_calls, 1);
+                        if let Some(id) = self.authorizer_latency_ms {
+                            let _ = hostcalls::record_metric(id, ms);
+                        }
+                    }
+                    None => add(self.authorizer_cache_hits, 1),
+                }
+                if failed {
+                    add(self.authorizer_errors, 1);
+                }
+            }
+            Event::Notice(line) => log::warn!("{line}"),
         }
     }
 

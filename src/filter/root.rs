@@ -10,8 +10,9 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType};
 
 use super::control::ControlRequest;
-use super::http::Request;
+use super::http::{Request, Stores};
 use super::metrics::Metrics;
+use crate::authorizer::cache::AuthCache;
 use crate::cache::ResponseCache;
 use crate::config::{parse_plugin_config, GatewayConfig, PluginConfig};
 use crate::control::ControlConfig;
@@ -66,8 +67,8 @@ enum Role {
     Gateway {
         gateway: Rc<Gateway>,
         ids: Rc<Ids>,
-        /// This worker's stage cache store, when caching is on.
-        cache: Option<Rc<RefCell<ResponseCache>>>,
+        /// This worker's stage cache and authorizer result stores.
+        stores: Stores,
     },
     Control(Rc<ControlConfig>),
 }
@@ -111,10 +112,16 @@ impl Root {
                     ))
                 );
                 self.metrics = Metrics::define(&gateway.plan_ids());
+                let stores = Stores {
+                    cache,
+                    auth: Rc::new(RefCell::new(AuthCache::new(
+                        crate::authorizer::cache::DEFAULT_CAPACITY_BYTES,
+                    ))),
+                };
                 self.role = Some(Role::Gateway {
                     gateway: Rc::new(gateway),
                     ids: Rc::new(Ids::seeded()),
-                    cache,
+                    stores,
                 });
                 true
             }
@@ -169,12 +176,12 @@ impl RootContext for Root {
             Role::Gateway {
                 gateway,
                 ids,
-                cache,
+                stores,
             } => Some(Box::new(Request::new(
                 gateway.clone(),
                 self.metrics.clone(),
                 ids.clone(),
-                cache.clone(),
+                stores.clone(),
             ))),
             Role::Control(cfg) => Some(Box::new(ControlRequest::new(
                 cfg.clone(),

@@ -159,6 +159,33 @@ pub struct RequestContext<'a> {
     pub resource_id: &'a str,
     pub resource_path: &'a str,
     pub stage: &'a str,
+    /// What a Lambda authorizer decided, for methods it guards.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorizer: Option<AuthorizerView<'a>>,
+}
+
+/// `requestContext.authorizer` after a Lambda authorizer: `principalId`, each `context`
+/// value as a string, and `integrationLatency` (milliseconds the authorizer took; 0 when
+/// its result came from the cache).
+#[derive(Debug, Clone, Copy)]
+pub struct AuthorizerView<'a> {
+    pub principal_id: &'a str,
+    pub context: &'a [(String, serde_json::Value)],
+    pub latency_ms: u64,
+}
+
+impl Serialize for AuthorizerView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.context.len() + 2))?;
+        map.serialize_entry("principalId", self.principal_id)?;
+        for (k, v) in self.context {
+            if k != "principalId" && k != "integrationLatency" {
+                map.serialize_entry(k, &crate::authorizer::context_text(v))?;
+            }
+        }
+        map.serialize_entry("integrationLatency", &self.latency_ms)?;
+        map.end()
+    }
 }
 
 /// The whole event.

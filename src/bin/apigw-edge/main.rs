@@ -24,6 +24,7 @@ USAGE:
     apigw-edge run <deployment.yaml> [--wasm FILE] [--envoy FILE] [--config-out FILE]
     apigw-edge cache flush <deployment.yaml>
     apigw-edge cache status <deployment.yaml>
+    apigw-edge authorizers flush <deployment.yaml>
     apigw-edge usage <deployment.yaml> <key-id>
     apigw-edge key new [--id ID] [--name NAME]
     apigw-edge key hash <value>
@@ -39,6 +40,9 @@ COMMANDS:
     cache flush    Flush the stage cache of the running gateway on every worker, through
                    the control listener (deployment field `control`).
     cache status   Print the stage cache's flush generation from the running gateway.
+    authorizers flush
+                   Drop every cached Lambda authorizer result on every worker of the
+                   running gateway (the next request of each caller calls its authorizer).
     usage          Print an API key's quota standing (limit, used, remaining, reset) from
                    the running gateway.
     key new        Generate an API key: prints the value once, and the `apiKeys` entry
@@ -75,7 +79,7 @@ fn parse_args() -> Result<Args, String> {
     if command == "-h" || command == "--help" || command == "help" {
         return Err(String::new());
     }
-    let command = if command == "cache" || command == "key" {
+    let command = if command == "cache" || command == "key" || command == "authorizers" {
         let sub = it.next().ok_or(format!("`{command}` needs a subcommand"))?;
         format!("{command} {sub}")
     } else {
@@ -283,6 +287,7 @@ fn control_command(args: &Args, cfg: &FilterConfig) -> Result<(), ExitCode> {
     };
     let (method, path) = match args.command.as_str() {
         "cache flush" => ("POST", "/cache/flush".to_string()),
+        "authorizers flush" => ("POST", "/authorizers/flush".to_string()),
         "usage" => (
             "GET",
             format!("/usage/{}", args.id.as_deref().unwrap_or_default()),
@@ -440,7 +445,9 @@ fn run(args: Args) -> Result<(), ExitCode> {
                 ))
             }
         }
-        "cache flush" | "cache status" | "usage" => control_command(&args, &cfg),
+        "cache flush" | "cache status" | "usage" | "authorizers flush" => {
+            control_command(&args, &cfg)
+        }
         other => {
             eprintln!("error: unknown command `{other}`\n\n{}", usage());
             Err(ExitCode::from(2))
