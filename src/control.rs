@@ -137,8 +137,14 @@ pub fn handle(
                     )),
                 ),
                 Err(e) => (
-                    json(503, &serde_json::json!({"message": format!("flush failed: {e}")})),
-                    Some(format!("stage `{}` authorizer flush failed: {e}", cfg.stage)),
+                    json(
+                        503,
+                        &serde_json::json!({"message": format!("flush failed: {e}")}),
+                    ),
+                    Some(format!(
+                        "stage `{}` authorizer flush failed: {e}",
+                        cfg.stage
+                    )),
                 ),
             }
         }

@@ -25,8 +25,7 @@ use crate::error::{ConfigError, GatewayError};
 use crate::gateway_responses::GatewayResponses;
 use crate::http::{header, title_case, Header, Reply};
 use crate::lambda::event::{
-    AuthorizerView, Identity, MultiValues, ProxyEvent, RequestContext, SingleValues,
-    StageVariables,
+    AuthorizerView, Identity, MultiValues, ProxyEvent, RequestContext, SingleValues, StageVariables,
 };
 use crate::lambda::function_url::{self, UrlOutcome};
 use crate::lambda::invoke::{
@@ -425,7 +424,10 @@ impl Gateway {
         };
         let mut authorizers = Vec::with_capacity(export.authorizers.len());
         for spec in std::mem::take(&mut export.authorizers) {
-            let at = format!("openapi.securityDefinitions.{}.x-amazon-apigateway-authorizer.authorizerUri", spec.name);
+            let at = format!(
+                "{}.x-amazon-apigateway-authorizer.authorizerUri",
+                spec.location
+            );
             let Some(target) = target_of(&spec.uri, at.clone(), &mut errors) else {
                 continue;
             };
@@ -746,10 +748,7 @@ impl Gateway {
 
     /// Stage `Preflight`: a CORS preflight the deployment's policy answers.
     fn preflight(&self, head: &RequestHead) -> Option<Outcome> {
-        let reply = self
-            .cors
-            .as_ref()?
-            .preflight(&head.method, &head.headers)?;
+        let reply = self.cors.as_ref()?.preflight(&head.method, &head.headers)?;
         Some(Outcome::ok(self.stamp(reply, head, false)))
     }
 
@@ -1376,6 +1375,8 @@ impl Gateway {
 }
 
 mod authorize;
+#[cfg(test)]
+mod authorize_tests;
 mod pipeline;
 #[cfg(test)]
 mod tests;

@@ -54,6 +54,8 @@ pub enum Source {
 #[derive(Debug, Clone)]
 pub struct Spec {
     pub name: String,
+    /// Where the export declares it (`openapi.securityDefinitions.NAME`), for messages.
+    pub location: String,
     pub kind: Kind,
     /// `authorizerUri`, as written.
     pub uri: String,
@@ -155,6 +157,7 @@ fn read_spec(name: &str, kind: Kind, auth: &Value, at: &str) -> Result<Spec, Con
     };
     Ok(Spec {
         name: name.to_string(),
+        location: String::new(),
         kind,
         uri,
         ttl_ms: ttl_s * 1000,

@@ -24,7 +24,10 @@ enum Phase {
     /// Waiting for the rest of the body.
     Body(Box<Exchange>),
     /// Waiting for the answer to a call.
-    Calling { ex: Box<Exchange>, token: u32 },
+    Calling {
+        ex: Box<Exchange>,
+        token: u32,
+    },
     Done,
 }
 
@@ -121,8 +124,11 @@ impl Request {
                 }
                 Step::Call(call) => {
                     let c = &call.request;
-                    let headers: Vec<(&str, &str)> =
-                        c.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                    let headers: Vec<(&str, &str)> = c
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str()))
+                        .collect();
                     match hostcalls::dispatch_http_call(
                         &c.cluster,
                         headers,

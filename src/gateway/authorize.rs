@@ -51,7 +51,11 @@ impl Gateway {
         let a = self.authorizers.get(index)?;
         let arn = self.method_arn(ex);
         if arn.len() > authorizer::MAX_METHOD_ARN {
-            let why = format!("the method ARN has {} bytes, more than {}", arn.len(), authorizer::MAX_METHOD_ARN);
+            let why = format!(
+                "the method ARN has {} bytes, more than {}",
+                arn.len(),
+                authorizer::MAX_METHOD_ARN
+            );
             return Some(self.auth_fail(ex, GatewayError::UriTooLong, &why));
         }
         let raw_query = ex.head.path.split_once('?').map_or("", |(_, q)| q);
@@ -75,36 +79,65 @@ impl Gateway {
         let caching = a.spec.ttl_ms > 0;
         match a.spec.kind {
             Kind::Token if missing => {
-                return Some(self.auth_fail(ex, GatewayError::Unauthorized, &format!("authorizer `{}`: the token is missing", a.spec.name)));
+                return Some(self.auth_fail(
+                    ex,
+                    GatewayError::Unauthorized,
+                    &format!("authorizer `{}`: the token is missing", a.spec.name),
+                ));
             }
             Kind::Token => {
                 let token = identity.first().cloned().flatten().unwrap_or_default();
-                if a.spec.validation.as_ref().is_some_and(|re| !re.is_match(&token)) {
-                    let why = format!("authorizer `{}`: the token fails identityValidationExpression", a.spec.name);
+                if a.spec
+                    .validation
+                    .as_ref()
+                    .is_some_and(|re| !re.is_match(&token))
+                {
+                    let why = format!(
+                        "authorizer `{}`: the token fails identityValidationExpression",
+                        a.spec.name
+                    );
                     return Some(self.auth_fail(ex, GatewayError::Unauthorized, &why));
                 }
             }
             Kind::Request if missing && caching => {
-                let why = format!("authorizer `{}`: an identity source is missing or empty", a.spec.name);
+                let why = format!(
+                    "authorizer `{}`: an identity source is missing or empty",
+                    a.spec.name
+                );
                 return Some(self.auth_fail(ex, GatewayError::Unauthorized, &why));
             }
             Kind::Request => {}
         }
         let key = caching.then(|| cache::key(&a.spec.name, &identity));
         if let (Some(key), Some(store)) = (&key, host.auth_cache) {
-            let generation = shared::read(host.cells, &flush_cell(&self.api.id, &self.stage)).unwrap_or(0);
+            let generation =
+                shared::read(host.cells, &flush_cell(&self.api.id, &self.stage)).unwrap_or(0);
             let hit = store.borrow_mut().get(key, host.now_ms, generation);
             if let Some(decision) = hit {
-                ex.event(Event::Authorizer { latency_ms: None, failed: false });
+                ex.event(Event::Authorizer {
+                    latency_ms: None,
+                    failed: false,
+                });
                 return self.verdict(ex, decision, 0, &arn);
             }
         }
         let payload = match a.spec.kind {
-            Kind::Token => authorizer::token_event(identity.first().cloned().flatten().as_deref().unwrap_or_default(), &arn),
+            Kind::Token => authorizer::token_event(
+                identity
+                    .first()
+                    .cloned()
+                    .flatten()
+                    .as_deref()
+                    .unwrap_or_default(),
+                &arn,
+            ),
             Kind::Request => {
                 let f = self.facts(&ex.head);
                 let route = self.routes.get(routed.route)?;
-                let known = Known { route: Some(route), ..Known::default() };
+                let known = Known {
+                    route: Some(route),
+                    ..Known::default()
+                };
                 let event = RequestEvent {
                     kind: "REQUEST",
                     method_arn: &arn,
@@ -122,7 +155,12 @@ impl Gateway {
                 serde_json::to_vec(&event).unwrap_or_default()
             }
         };
-        let mut request = LambdaCall::sync(&a.target, self.user_agent.clone(), payload, authorizer::TIMEOUT_MS);
+        let mut request = LambdaCall::sync(
+            &a.target,
+            self.user_agent.clone(),
+            payload,
+            authorizer::TIMEOUT_MS,
+        );
         self.sign(&mut request, host.now_ms);
         ex.waiting = Some(Waiting {
             kind: CallKind::Authorizer,
@@ -152,38 +190,77 @@ impl Gateway {
         let latency_ms = host.now_ms.saturating_sub(waiting.sent_ms);
         let name = &a.spec.name;
         let failed = |ex: &mut Exchange, error, why: String| {
-            ex.event(Event::Authorizer { latency_ms: Some(latency_ms), failed: true });
+            ex.event(Event::Authorizer {
+                latency_ms: Some(latency_ms),
+                failed: true,
+            });
             Some(self.auth_fail(ex, error, &why))
         };
         let payload = match classify(answer) {
             InvokeOutcome::Payload(p) => p,
             InvokeOutcome::FunctionError(msg) if msg.trim() == "Unauthorized" => {
-                ex.event(Event::Authorizer { latency_ms: Some(latency_ms), failed: false });
-                return Some(self.auth_fail(ex, GatewayError::Unauthorized, &format!("authorizer `{name}` answered Unauthorized")));
+                ex.event(Event::Authorizer {
+                    latency_ms: Some(latency_ms),
+                    failed: false,
+                });
+                return Some(self.auth_fail(
+                    ex,
+                    GatewayError::Unauthorized,
+                    &format!("authorizer `{name}` answered Unauthorized"),
+                ));
             }
             InvokeOutcome::FunctionError(msg) => {
-                return failed(ex, GatewayError::AuthorizerConfiguration, format!("authorizer `{name}` failed: {msg}"));
+                return failed(
+                    ex,
+                    GatewayError::AuthorizerConfiguration,
+                    format!("authorizer `{name}` failed: {msg}"),
+                );
             }
             InvokeOutcome::Rejected { status, error_type } => {
                 return failed(ex, GatewayError::AuthorizerFailure, format!("authorizer `{name}`: Lambda rejected the invocation with status {status}: {error_type}"));
             }
             InvokeOutcome::Timeout => {
-                return failed(ex, GatewayError::AuthorizerFailure, format!("authorizer `{name}` did not answer within {} ms", authorizer::TIMEOUT_MS));
+                return failed(
+                    ex,
+                    GatewayError::AuthorizerFailure,
+                    format!(
+                        "authorizer `{name}` did not answer within {} ms",
+                        authorizer::TIMEOUT_MS
+                    ),
+                );
             }
             InvokeOutcome::Unreachable(why) => {
-                return failed(ex, GatewayError::AuthorizerFailure, format!("authorizer `{name}` unreachable: {why}"));
+                return failed(
+                    ex,
+                    GatewayError::AuthorizerFailure,
+                    format!("authorizer `{name}` unreachable: {why}"),
+                );
             }
         };
         let decision = match authorizer::read_answer(payload) {
             Ok(d) => Rc::new(d),
             Err(why) => {
-                return failed(ex, GatewayError::AuthorizerConfiguration, format!("authorizer `{name}` answered an invalid result: {why}"));
+                return failed(
+                    ex,
+                    GatewayError::AuthorizerConfiguration,
+                    format!("authorizer `{name}` answered an invalid result: {why}"),
+                );
             }
         };
-        ex.event(Event::Authorizer { latency_ms: Some(latency_ms), failed: false });
+        ex.event(Event::Authorizer {
+            latency_ms: Some(latency_ms),
+            failed: false,
+        });
         if let (Some(key), Some(store)) = (&waiting.auth_key, host.auth_cache) {
-            let generation = shared::read(host.cells, &flush_cell(&self.api.id, &self.stage)).unwrap_or(0);
-            store.borrow_mut().put(key.clone(), decision.clone(), host.now_ms, a.spec.ttl_ms, generation);
+            let generation =
+                shared::read(host.cells, &flush_cell(&self.api.id, &self.stage)).unwrap_or(0);
+            store.borrow_mut().put(
+                key.clone(),
+                decision.clone(),
+                host.now_ms,
+                a.spec.ttl_ms,
+                generation,
+            );
         }
         let arn = self.method_arn(ex);
         self.verdict(ex, decision, latency_ms, &arn)
@@ -213,11 +290,13 @@ impl Gateway {
                 } else {
                     (GatewayError::ImplicitDeny, "allows nothing that covers")
                 };
-                let why = format!("the policy of principal `{}` {how} {arn}", state.decision.principal_id);
+                let why = format!(
+                    "the policy of principal `{}` {how} {arn}",
+                    state.decision.principal_id
+                );
                 ex.denied_by = Some(state);
                 Some(self.auth_fail(ex, error, &why))
             }
         }
     }
 }
-

@@ -83,7 +83,10 @@ pub enum Event {
     /// Bytes a stale cache entry freed.
     CacheFreed(usize),
     /// An integration call finished: its round trip and whether it failed.
-    Integration { latency_ms: u64, failed: bool },
+    Integration {
+        latency_ms: u64,
+        failed: bool,
+    },
     /// An authorizer ran: `None` latency when its result came from the cache.
     Authorizer {
         latency_ms: Option<u64>,

@@ -567,18 +567,26 @@ fn from_json(v: &Json) -> Value {
 }
 
 /// `$context` for a request: the proxy event's `requestContext` fields (absent ones as empty
-/// strings), an empty `authorizer`, and fresh override maps.
+/// strings), `authorizer` (the Lambda authorizer's `principalId` and context values as
+/// strings, or empty), and fresh override maps.
 pub fn context_value(rc: &crate::lambda::event::RequestContext) -> Value {
     let json = serde_json::to_value(rc).unwrap_or_default();
     let v = from_json(&json);
     if let Value::Map(m) = &v {
-        m.put(
-            "authorizer",
-            Value::map(vec![
-                (Rc::from("principalId"), Value::str("")),
-                (Rc::from("claims"), Value::map(Vec::new())),
-            ]),
-        );
+        match m.get("authorizer") {
+            Some(Value::Map(a)) => {
+                a.put("claims", Value::map(Vec::new()));
+            }
+            _ => {
+                m.put(
+                    "authorizer",
+                    Value::map(vec![
+                        (Rc::from("principalId"), Value::str("")),
+                        (Rc::from("claims"), Value::map(Vec::new())),
+                    ]),
+                );
+            }
+        }
         for (k, o) in override_maps() {
             m.put(&k, o);
         }
