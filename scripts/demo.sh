@@ -78,6 +78,14 @@ try 502 "curl -i http://127.0.0.1:8080/dev/hello/fail"
 try 200 "curl -X POST http://127.0.0.1:8080/dev/orders/o-7 -H 'Content-Type: application/json' -d '{\"quantity\":4}'"
 try 404 "curl -i -X POST http://127.0.0.1:8080/dev/orders/missing-1 -H 'Content-Type: application/json' -d '{\"quantity\":1}'"
 try 403 "curl -i http://127.0.0.1:8080/dev/no/such/route"
+# Lambda authorizers (examples/functions/src/bin/*_authorizer.rs): a TOKEN authorizer on
+# /profile, a REQUEST authorizer on /reports. The echo function shows requestContext.authorizer.
+try 200 "curl http://127.0.0.1:8080/dev/profile -H 'Authorization: Bearer allow-ada'"
+try 403 "curl -i http://127.0.0.1:8080/dev/profile -H 'Authorization: Bearer deny'"
+try 401 "curl -i http://127.0.0.1:8080/dev/profile -H 'Authorization: Bearer nobody'"
+try 401 "curl -i http://127.0.0.1:8080/dev/profile"
+try 200 "curl http://127.0.0.1:8080/dev/reports -H 'X-Tenant: acme'"
+try 403 "curl -i http://127.0.0.1:8080/dev/reports -H 'X-Tenant: other'"
 
 # The stage cache: the first request above stored Ada's greeting; this one is a hit.
 cache_state() {

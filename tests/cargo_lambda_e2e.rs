@@ -198,3 +198,69 @@ fn example_api_under_cargo_lambda_watch() {
     );
     assert_eq!(r.status, 415, "passthroughBehavior NEVER");
 }
+
+/// The example authorizers run under `cargo lambda watch` and read our events with the
+/// official `aws_lambda_events` types: a malformed event would fail them (500), not pass.
+#[test]
+fn example_authorizers_under_cargo_lambda_watch() {
+    let dir = temp_dir("cargo-lambda-authorizers");
+    let lambda_port = free_port();
+    let _watch = start_watch(lambda_port, &dir.join("watch.log"));
+    let export: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("examples/hello/openapi.json")).unwrap(),
+    )
+    .unwrap();
+    let deployment = format!(
+        "stage: dev\nstageVariables:\n  greeting: Howdy\n  helloFunction: hello\nlambda:\n  endpoint: http://127.0.0.1:{lambda_port}\n"
+    );
+    let (config, port, admin) = render(&dir, &deployment, &export);
+    let envoy = Envoy::start_config(dir, config, port, admin, 2);
+
+    // TOKEN: allowed, the echo function shows what the authorizer decided.
+    let r = envoy.request(
+        "GET",
+        "/dev/profile",
+        &[("Authorization", "Bearer allow-ada")],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), envoy.log());
+    let authorizer = &r.json()["requestContext"]["authorizer"];
+    assert_eq!(authorizer["principalId"], "ada");
+    assert_eq!(authorizer["user"], "ada");
+    assert_eq!(authorizer["tier"], "gold");
+    assert_eq!(authorizer["checked"], "true");
+    // Explicit deny, Unauthorized from the function, and a missing token.
+    let r = envoy.request(
+        "GET",
+        "/dev/profile",
+        &[("Authorization", "Bearer deny")],
+        b"",
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"Message": "User is not authorized to access this resource with an explicit deny"})
+    );
+    let r = envoy.request(
+        "GET",
+        "/dev/profile",
+        &[("Authorization", "Bearer nobody")],
+        b"",
+    );
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (401, r#"{"message":"Unauthorized"}"#)
+    );
+    assert_eq!(envoy.get("/dev/profile").status, 401);
+
+    // REQUEST: the official REQUEST type parses our event (tenant, path, source address).
+    let r = envoy.request("GET", "/dev/reports", &[("X-Tenant", "acme")], b"");
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), envoy.log());
+    let authorizer = &r.json()["requestContext"]["authorizer"];
+    assert_eq!(authorizer["principalId"], "tenant-acme");
+    assert_eq!(authorizer["tenant"], "acme");
+    assert_eq!(authorizer["path"], "/reports");
+    assert_eq!(authorizer["sourceIp"], "127.0.0.1");
+    let r = envoy.request("GET", "/dev/reports", &[("X-Tenant", "other")], b"");
+    assert_eq!(r.status, 403);
+}

@@ -7,12 +7,20 @@ use lambda_http::{run, service_fn, Body, Error, Request, RequestExt, Response};
 use serde_json::json;
 
 async fn handler(event: Request) -> Result<Response<Body>, Error> {
-    let path_name = event.path_parameters_ref().and_then(|p| p.first("name")).map(str::to_string);
+    let path_name = event
+        .path_parameters_ref()
+        .and_then(|p| p.first("name"))
+        .map(str::to_string);
     if path_name.as_deref() == Some("fail") {
         return Err("failing on purpose".into());
     }
     let name = path_name
-        .or_else(|| event.query_string_parameters_ref().and_then(|q| q.first("name")).map(str::to_string))
+        .or_else(|| {
+            event
+                .query_string_parameters_ref()
+                .and_then(|q| q.first("name"))
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| "world".to_string());
     let greeting = event
         .stage_variables_ref()
