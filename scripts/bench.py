@@ -11,6 +11,7 @@ Rows (all against the same stand-in Lambda, a second Envoy answering a fixed pro
   T   apigw-edge, proxy integration: route + API key + usage plan + event + invoke + mapping
   TV  apigw-edge, non-proxy integration with request and response templates
   TH  apigw-edge, stage cache hit
+  TA  apigw-edge, T behind a TOKEN Lambda authorizer whose result is cached
   TSE T with calls signed by Envoy's aws_request_signing filter
   TSF T with calls signed by the filter itself
 
@@ -68,6 +69,7 @@ TARGETS = [
     ("T / NL throughput", "T/NL", ">=", 0.95),
     ("TH / B0 throughput", "TH/B0", ">=", 0.80),
     ("TH / B1 throughput", "TH/B1", ">=", 1.3),
+    ("TA / T CPU per request (cached authorizer)", "TA/T cpu", "<=", 1.10),
     ("added p99 of T over B1 at half load (us)", "T-B1 p99 us", "<=", 75),
     ("added RSS per extra worker VM (MiB)", "rss per VM MiB", "<=", 8),
     ("release .wasm (KiB)", "wasm KiB", "<=", 800),
@@ -104,8 +106,19 @@ def bootstrap(name, port, admin, routes, filters, clusters=()):
     }
 
 
+# What the stand-in answers the authorizer function: allow everything.
+AUTHORIZER_RESPONSE = json.dumps(
+    {"principalId": "bench", "policyDocument": {"Version": "2012-10-17", "Statement": [
+        {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": "*"}]},
+     "context": {"tier": "gold"}},
+    separators=(",", ":"))
+
+
 def direct(body, headers):
-    return [{"match": {"prefix": "/"},
+    authorizer = {"match": {"prefix": "/2015-03-31/functions/authorizer/"},
+                  "direct_response": {"status": 200, "body": {"inline_string": AUTHORIZER_RESPONSE}},
+                  "response_headers_to_add": [{"header": {"key": k, "value": v}} for k, v in headers.items()]}
+    return [authorizer, {"match": {"prefix": "/"},
              "direct_response": {"status": 200, "body": {"inline_string": body}},
              "response_headers_to_add": [{"header": {"key": k, "value": v}} for k, v in headers.items()]}]
 
@@ -179,6 +192,7 @@ def configs():
         rows[name] = (out, env)
     rows["TV"] = rows["T"]
     rows["TH"] = rows["T"]
+    rows["TA"] = rows["T"]
     return rows
 
 
@@ -194,8 +208,9 @@ REQUESTS = {
     "TSF": ("GET", "/prod/hello", {"x-api-key": KEY}, None),
     "TV": ("POST", "/prod/orders/7?currency=EUR", {"x-api-key": KEY, "content-type": "application/json"}, ORDER),
     "TH": ("GET", "/prod/cached", {"x-api-key": KEY}, None),
+    "TA": ("GET", "/prod/guarded", {"x-api-key": KEY, "authorization": "Bearer bench-token"}, None),
 }
-ROWS = ["B0", "B1", "B3", "BD", "NL", "T", "TV", "TH", "TSE", "TSF"]
+ROWS = ["B0", "B1", "B3", "BD", "NL", "T", "TV", "TH", "TA", "TSE", "TSF"]
 
 
 class Envoy:
@@ -453,6 +468,14 @@ def ratio(results, a, b):
     return None
 
 
+def cpu_ratio(results, a, b):
+    """Median CPU per request of row `a` over row `b`, when both ran."""
+    cpu = results["cpu_us_per_request"]
+    if a not in cpu or b not in cpu:
+        return None
+    return statistics.median(cpu[a]) / statistics.median(cpu[b])
+
+
 def report(results, rows):
     m = results["machine"]
     print(f"\napigw-edge benchmark: Envoy {m['envoy']} ({m['runtime']}), {m['cpu']}, {m['cores']} cores, "
@@ -480,6 +503,7 @@ def report(results, rows):
         "TH/B1": ratio(results, "TH", "B1"),
         "T-B1 p99 us": p99("T") - p99("B1") if "T" in rows and "B1" in rows else None,
         "rss per VM MiB": per_vm, "wasm KiB": results["wasm_bytes"] / 1024,
+        "TA/T cpu": cpu_ratio(results, "TA", "T"),
     }
     results["metrics"] = metrics
     print("\n| target | measured | bound | holds |")
