@@ -25,7 +25,8 @@ use crate::error::{ConfigError, GatewayError};
 use crate::gateway_responses::GatewayResponses;
 use crate::http::{header, title_case, Header, Reply};
 use crate::lambda::event::{
-    AuthorizerView, Identity, MultiValues, ProxyEvent, RequestContext, SingleValues, StageVariables,
+    AuthorizerView, Identity, MultiValues, ProxyEvent, RequestContext, RequestFields, SingleValues,
+    StageVariables,
 };
 use crate::lambda::function_url::{self, UrlOutcome};
 use crate::lambda::invoke::{
@@ -1043,6 +1044,29 @@ impl Gateway {
         }
     }
 
+    /// The request as an event describes it (proxy events, REQUEST authorizer events).
+    fn request_fields<'a>(
+        &'a self,
+        head: &'a RequestHead,
+        routed: &'a Routed,
+        route: &'a Route,
+        f: &'a Facts,
+        request_context: RequestContext<'a>,
+    ) -> RequestFields<'a> {
+        RequestFields {
+            resource: &route.resource,
+            path: &routed.event_path,
+            http_method: &head.method,
+            headers: SingleValues(&f.headers),
+            multi_value_headers: MultiValues(&f.headers),
+            query_string_parameters: SingleValues(&f.query),
+            multi_value_query_string_parameters: MultiValues(&f.query),
+            path_parameters: SingleValues(&routed.params),
+            stage_variables: StageVariables(&self.stage_variables),
+            request_context,
+        }
+    }
+
     /// What templates see of a request.
     fn scope<'a>(
         &'a self,
@@ -1224,16 +1248,7 @@ impl Gateway {
             ));
         }
         let event = ProxyEvent {
-            resource: &route.resource,
-            path: &routed.event_path,
-            http_method: &head.method,
-            headers: SingleValues(&f.headers),
-            multi_value_headers: MultiValues(&f.headers),
-            query_string_parameters: SingleValues(&f.query),
-            multi_value_query_string_parameters: MultiValues(&f.query),
-            path_parameters: SingleValues(&routed.params),
-            stage_variables: StageVariables(&self.stage_variables),
-            request_context,
+            request: self.request_fields(head, routed, route, &f, request_context),
             body: body_text.as_deref(),
             is_base64_encoded: is_base64,
         };

@@ -85,11 +85,11 @@ fn start_watch(port: u16, log: &std::path::Path) -> Watch {
     }
 }
 
-#[test]
-fn example_api_under_cargo_lambda_watch() {
-    let dir = temp_dir("cargo-lambda");
+/// The example API under `cargo lambda watch`, behind Envoy with two workers.
+fn example_api(name: &str) -> (Watch, Envoy) {
+    let dir = temp_dir(name);
     let lambda_port = free_port();
-    let _watch = start_watch(lambda_port, &dir.join("watch.log"));
+    let watch = start_watch(lambda_port, &dir.join("watch.log"));
     let export: Value = serde_json::from_str(
         &std::fs::read_to_string(repo().join("examples/hello/openapi.json")).unwrap(),
     )
@@ -98,7 +98,12 @@ fn example_api_under_cargo_lambda_watch() {
         "stage: dev\nstageVariables:\n  greeting: Howdy\n  helloFunction: hello\nlambda:\n  endpoint: http://127.0.0.1:{lambda_port}\n"
     );
     let (config, port, admin) = render(&dir, &deployment, &export);
-    let envoy = Envoy::start_config(dir, config, port, admin, 2);
+    (watch, Envoy::start_config(dir, config, port, admin, 2))
+}
+
+#[test]
+fn example_api_under_cargo_lambda_watch() {
+    let (_watch, envoy) = example_api("cargo-lambda");
 
     let r = envoy.get("/dev/hello?name=Ada");
     assert_eq!(r.status, 200, "{}", r.text());
@@ -203,18 +208,7 @@ fn example_api_under_cargo_lambda_watch() {
 /// official `aws_lambda_events` types: a malformed event would fail them (500), not pass.
 #[test]
 fn example_authorizers_under_cargo_lambda_watch() {
-    let dir = temp_dir("cargo-lambda-authorizers");
-    let lambda_port = free_port();
-    let _watch = start_watch(lambda_port, &dir.join("watch.log"));
-    let export: Value = serde_json::from_str(
-        &std::fs::read_to_string(repo().join("examples/hello/openapi.json")).unwrap(),
-    )
-    .unwrap();
-    let deployment = format!(
-        "stage: dev\nstageVariables:\n  greeting: Howdy\n  helloFunction: hello\nlambda:\n  endpoint: http://127.0.0.1:{lambda_port}\n"
-    );
-    let (config, port, admin) = render(&dir, &deployment, &export);
-    let envoy = Envoy::start_config(dir, config, port, admin, 2);
+    let (_watch, envoy) = example_api("cargo-lambda-authorizers");
 
     // TOKEN: allowed, the echo function shows what the authorizer decided.
     let r = envoy.request(

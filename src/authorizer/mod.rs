@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use crate::error::ConfigError;
 use crate::http::{header, Header};
-use crate::lambda::event::{MultiValues, RequestContext, SingleValues, StageVariables};
+use crate::lambda::event::RequestFields;
 use crate::vtl::builtins::{anchored, java_regex};
 
 /// TTL of cached results when the export sets none, and the largest allowed (seconds).
@@ -254,16 +254,8 @@ pub struct RequestEvent<'a> {
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub method_arn: &'a str,
-    pub resource: &'a str,
-    pub path: &'a str,
-    pub http_method: &'a str,
-    pub headers: SingleValues<'a>,
-    pub multi_value_headers: MultiValues<'a>,
-    pub query_string_parameters: SingleValues<'a>,
-    pub multi_value_query_string_parameters: MultiValues<'a>,
-    pub path_parameters: SingleValues<'a>,
-    pub stage_variables: StageVariables<'a>,
-    pub request_context: RequestContext<'a>,
+    #[serde(flatten)]
+    pub request: RequestFields<'a>,
 }
 
 /// What an authorizer decided, kept in the cache and handed downstream.

@@ -10,12 +10,11 @@
 
 use std::rc::Rc;
 
-use super::pipeline::{authorized, Call, CallKind, Event, Exchange, Host, Step, Waiting};
+use super::pipeline::{authorized, CallKind, Event, Exchange, Host, Step, Waiting};
 use super::{Gateway, Known};
 use crate::authorizer::policy::{self, Verdict};
 use crate::authorizer::{self, cache, Kind, RequestEvent, RequestView};
 use crate::error::GatewayError;
-use crate::lambda::event::{MultiValues, SingleValues, StageVariables};
 use crate::lambda::invoke::{classify, InvokeOutcome, InvokeResponse, LambdaCall};
 use crate::shared;
 
@@ -138,19 +137,11 @@ impl Gateway {
                     route: Some(route),
                     ..Known::default()
                 };
+                let request_context = self.request_context(&ex.head, known, &f);
                 let event = RequestEvent {
                     kind: "REQUEST",
                     method_arn: &arn,
-                    resource: &route.resource,
-                    path: &routed.event_path,
-                    http_method: &ex.head.method,
-                    headers: SingleValues(&f.headers),
-                    multi_value_headers: MultiValues(&f.headers),
-                    query_string_parameters: SingleValues(&f.query),
-                    multi_value_query_string_parameters: MultiValues(&f.query),
-                    path_parameters: SingleValues(&routed.params),
-                    stage_variables: StageVariables(&self.stage_variables),
-                    request_context: self.request_context(&ex.head, known, &f),
+                    request: self.request_fields(&ex.head, routed, route, &f, request_context),
                 };
                 serde_json::to_vec(&event).unwrap_or_default()
             }
@@ -162,15 +153,7 @@ impl Gateway {
             authorizer::TIMEOUT_MS,
         );
         self.sign(&mut request, host.now_ms);
-        ex.waiting = Some(Waiting {
-            kind: CallKind::Authorizer,
-            sent_ms: host.now_ms,
-            auth_key: key,
-        });
-        Some(Step::Call(Call {
-            kind: CallKind::Authorizer,
-            request,
-        }))
+        Some(ex.call(CallKind::Authorizer, request, host.now_ms, key))
     }
 
     /// The authorizer's answer: `None` goes on to the next stage.

@@ -4,6 +4,7 @@ use std::cell::RefCell;
 
 use serde_json::{json, Value};
 
+use super::tests::head;
 use super::*;
 use crate::authorizer::cache::AuthCache;
 use crate::config::parse_deployment;
@@ -63,21 +64,6 @@ fn gateway_with(extra: Value, deployment: Value) -> Gateway {
         openapi: api,
     };
     Gateway::compile(&cfg).unwrap().gateway
-}
-
-fn head(method: &str, path: &str, headers: &[(&str, &str)]) -> RequestHead {
-    let mut h: Vec<Header> = vec![(":authority".into(), "api.example".into())];
-    h.extend(headers.iter().map(|(a, b)| (a.to_string(), b.to_string())));
-    RequestHead {
-        method: method.into(),
-        path: path.into(),
-        headers: h,
-        source_ip: "203.0.113.7".into(),
-        local_port: Some(8080),
-        protocol: "HTTP/1.1".into(),
-        request_id: "c6af9ac6-7b61-11e6-9a41-93e8deadbeef".into(),
-        now_ms: 1_700_000_000_000,
-    }
 }
 
 fn ok(payload: Value) -> InvokeResponse {

@@ -141,6 +141,22 @@ impl Exchange {
         self.events.push(e);
     }
 
+    /// Asks the glue for a call, remembering what the request now waits for.
+    pub(super) fn call(
+        &mut self,
+        kind: CallKind,
+        request: LambdaCall,
+        now_ms: u64,
+        auth_key: Option<String>,
+    ) -> Step {
+        self.waiting = Some(Waiting {
+            kind,
+            sent_ms: now_ms,
+            auth_key,
+        });
+        Step::Call(Call { kind, request })
+    }
+
     /// The call the request waits for, if any.
     pub fn waiting_for(&self) -> Option<CallKind> {
         self.waiting.as_ref().map(|w| w.kind)
@@ -337,17 +353,7 @@ impl Gateway {
             return Some(Step::NeedBody);
         };
         match self.invoke(&ex.head, routed, body) {
-            Ok(request) => {
-                ex.waiting = Some(Waiting {
-                    kind: CallKind::Integration,
-                    sent_ms: host.now_ms,
-                    auth_key: None,
-                });
-                Some(Step::Call(Call {
-                    kind: CallKind::Integration,
-                    request,
-                }))
-            }
+            Ok(request) => Some(ex.call(CallKind::Integration, request, host.now_ms, None)),
             Err(o) => Some(Step::Reply(Box::new(o))),
         }
     }

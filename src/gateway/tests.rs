@@ -36,7 +36,7 @@ fn gateway() -> Gateway {
     )
 }
 
-fn head(method: &str, path: &str, headers: &[(&str, &str)]) -> RequestHead {
+pub(super) fn head(method: &str, path: &str, headers: &[(&str, &str)]) -> RequestHead {
     let mut h: Vec<Header> = vec![(":authority".into(), "abc123.execute-api.local:8080".into())];
     h.extend(headers.iter().map(|(a, b)| (a.to_string(), b.to_string())));
     RequestHead {

@@ -188,10 +188,11 @@ impl Serialize for AuthorizerView<'_> {
     }
 }
 
-/// The whole event.
+/// The request as events describe it: the part the proxy event and a REQUEST authorizer's
+/// event share.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ProxyEvent<'a> {
+pub struct RequestFields<'a> {
     pub resource: &'a str,
     pub path: &'a str,
     pub http_method: &'a str,
@@ -202,6 +203,14 @@ pub struct ProxyEvent<'a> {
     pub path_parameters: SingleValues<'a>,
     pub stage_variables: StageVariables<'a>,
     pub request_context: RequestContext<'a>,
+}
+
+/// The whole event.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProxyEvent<'a> {
+    #[serde(flatten)]
+    pub request: RequestFields<'a>,
     pub body: Option<&'a str>,
     pub is_base64_encoded: bool,
 }
