@@ -2,7 +2,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::cache::Mode;
-use crate::config::parse_deployment;
+use crate::config::{parse_deployment, FilterConfig};
 use crate::lambda::invoke::InvokeResponse;
 use crate::shared::memory::Cells;
 

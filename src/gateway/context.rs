@@ -1,0 +1,261 @@
+//! What integrations and templates see of a request: the one builder of `requestContext`
+//! and `$context`, the headers an integration receives, request ids and trace ids.
+//!
+//! Owns: [`Facts`] (values computed once per event or template environment), the
+//! `requestContext` of proxy and authorizer events (also the base of every `$context`,
+//! gateway responses included), the shared request part of events, and template scopes.
+//! Must not: decide anything about the request.
+
+use base64::Engine;
+
+use super::*;
+use crate::http::{header, title_case};
+use crate::lambda::event::{
+    AuthorizerView, Identity, MultiValues, RequestContext, RequestFields, SingleValues,
+    StageVariables,
+};
+use crate::mapping::{self, Scope};
+use crate::query;
+use crate::time::Utc;
+use crate::vtl;
+
+/// Request headers that never reach an integration.
+pub(super) const DROPPED_REQUEST_HEADERS: [&str; 14] = [
+    "connection",
+    "content-length",
+    "content-md5",
+    "expect",
+    "max-forwards",
+    "proxy-authenticate",
+    "server",
+    "te",
+    "transfer-encoding",
+    "trailer",
+    "upgrade",
+    "www-authenticate",
+    "keep-alive",
+    "proxy-connection",
+];
+
+/// FNV-1a, for stable short identifiers derived from configuration.
+pub(super) fn fnv1a(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+pub(super) fn base36(mut n: u64, len: usize) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::with_capacity(len);
+    for _ in 0..len {
+        out.push(DIGITS.get((n % 36) as usize).copied().unwrap_or(b'0'));
+        n /= 36;
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Bytes of a request id: its hex digits when it is a UUID, a hash otherwise.
+pub(super) fn id_bytes(request_id: &str) -> Vec<u8> {
+    let hex: Vec<u8> = request_id.bytes().filter(u8::is_ascii_hexdigit).collect();
+    if hex.len() >= 32 {
+        hex.chunks(2)
+            .filter_map(|c| {
+                std::str::from_utf8(c)
+                    .ok()
+                    .and_then(|s| u8::from_str_radix(s, 16).ok())
+            })
+            .collect()
+    } else {
+        let a = fnv1a(request_id.as_bytes());
+        let b = fnv1a(&a.to_le_bytes());
+        [a.to_be_bytes(), b.to_be_bytes()].concat()
+    }
+}
+
+/// `$context.extendedRequestId`: 16 characters, base64 of 11 bytes of the request id.
+pub fn extended_request_id(request_id: &str) -> String {
+    let bytes = id_bytes(request_id);
+    base64::engine::general_purpose::STANDARD.encode(bytes.get(..11).unwrap_or(&bytes))
+}
+
+/// An X-Ray style trace header: `Root=1-{epoch seconds hex}-{24 hex digits}`.
+pub fn trace_id(request_id: &str, now_ms: u64) -> String {
+    let bytes = id_bytes(request_id);
+    let tail: String = bytes
+        .iter()
+        .skip(4)
+        .take(12)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("Root=1-{:08x}-{tail}", now_ms / 1000)
+}
+
+impl Gateway {
+    /// `$stageVariables`, fresh for each render (templates may write to it).
+    pub(super) fn stage_variables_value(&self) -> vtl::Value {
+        let pairs: Vec<(String, String)> = self
+            .stage_variables
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        vtl::Value::string_map(&pairs, false)
+    }
+
+    /// Headers as the integration sees them: hop-by-hop and proxy-internal headers removed,
+    /// names canonicalised for HTTP/1, `Host` from `:authority`, and the trace and forwarding
+    /// headers API Gateway adds.
+    pub(super) fn event_headers(&self, head: &RequestHead) -> Vec<(String, String)> {
+        let http1 = head.protocol.starts_with("HTTP/1");
+        let mut out: Vec<(String, String)> = Vec::with_capacity(head.headers.len() + 3);
+        for (name, value) in &head.headers {
+            let lower = name.to_ascii_lowercase();
+            if lower == ":authority" {
+                out.push(("Host".into(), value.clone()));
+                continue;
+            }
+            if lower.starts_with(':')
+                || lower.starts_with("x-envoy-")
+                || DROPPED_REQUEST_HEADERS.contains(&lower.as_str())
+                || (lower == "authorization" && value.starts_with("AWS4-HMAC-SHA256"))
+            {
+                continue;
+            }
+            out.push((if http1 { title_case(name) } else { lower }, value.clone()));
+        }
+        let name = |n: &str| {
+            if http1 {
+                n.to_string()
+            } else {
+                n.to_ascii_lowercase()
+            }
+        };
+        if !out
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("x-amzn-trace-id"))
+        {
+            out.push((
+                name("X-Amzn-Trace-Id"),
+                trace_id(&head.request_id, head.now_ms),
+            ));
+        }
+        // API Gateway appends the caller to X-Forwarded-For and sets the port and scheme the
+        // client connected with, replacing whatever the client sent for those two.
+        let prior = out
+            .iter()
+            .position(|(k, _)| k.eq_ignore_ascii_case("x-forwarded-for"))
+            .map(|i| out.remove(i).1);
+        let forwarded_for = match prior {
+            Some(prior) => format!("{prior}, {}", head.source_ip),
+            None => head.source_ip.clone(),
+        };
+        out.retain(|(k, _)| {
+            !k.eq_ignore_ascii_case("x-forwarded-port")
+                && !k.eq_ignore_ascii_case("x-forwarded-proto")
+        });
+        out.push((name("X-Forwarded-For"), forwarded_for));
+        if let Some(port) = head.local_port {
+            out.push((name("X-Forwarded-Port"), port.to_string()));
+        }
+        let scheme = header(&head.headers, ":scheme").unwrap_or("http");
+        out.push((name("X-Forwarded-Proto"), scheme.to_string()));
+        out
+    }
+
+    /// The values an event or a template environment is built from.
+    pub(super) fn facts(&self, head: &RequestHead) -> Facts {
+        let raw_query = head
+            .path
+            .split_once('?')
+            .map(|(_, q)| q)
+            .unwrap_or_default();
+        Facts {
+            headers: self.event_headers(head),
+            query: query::parse(raw_query),
+            host: header(&head.headers, ":authority")
+                .or_else(|| header(&head.headers, "host"))
+                .unwrap_or_default()
+                .to_string(),
+            request_time: Utc::from_epoch_ms(head.now_ms).clf(),
+            extended: extended_request_id(&head.request_id),
+        }
+    }
+
+    /// `requestContext` of the event, also the base of `$context`.
+    pub(super) fn request_context<'a>(
+        &'a self,
+        head: &'a RequestHead,
+        known: Known<'a>,
+        f: &'a Facts,
+    ) -> RequestContext<'a> {
+        let api_key_id = known.api_key_id;
+        RequestContext {
+            account_id: &self.api.account_id,
+            api_id: &self.api.id,
+            deployment_id: &self.deployment_id,
+            domain_name: &f.host,
+            domain_prefix: f.host.split(['.', ':']).next().unwrap_or_default(),
+            extended_request_id: &f.extended,
+            http_method: &head.method,
+            identity: Identity {
+                api_key: api_key_id.and(header(&head.headers, "x-api-key")),
+                api_key_id,
+                ..Identity::anonymous(&head.source_ip, header(&head.headers, "user-agent"))
+            },
+            path: head.path.split('?').next().unwrap_or_default(),
+            protocol: &head.protocol,
+            request_id: &head.request_id,
+            request_time: &f.request_time,
+            request_time_epoch: head.now_ms,
+            resource_id: known.route.map_or("", |r| r.resource_id.as_str()),
+            resource_path: known.route.map_or("", |r| r.resource.as_str()),
+            stage: &self.stage,
+            authorizer: known.auth.map(|a| AuthorizerView {
+                principal_id: &a.decision.principal_id,
+                context: &a.decision.context,
+                latency_ms: a.latency_ms,
+            }),
+        }
+    }
+
+    /// The request as an event describes it (proxy events, REQUEST authorizer events).
+    pub(super) fn request_fields<'a>(
+        &'a self,
+        head: &'a RequestHead,
+        routed: &'a Routed,
+        route: &'a Route,
+        f: &'a Facts,
+        request_context: RequestContext<'a>,
+    ) -> RequestFields<'a> {
+        RequestFields {
+            resource: &route.resource,
+            path: &routed.event_path,
+            http_method: &head.method,
+            headers: SingleValues(&f.headers),
+            multi_value_headers: MultiValues(&f.headers),
+            query_string_parameters: SingleValues(&f.query),
+            multi_value_query_string_parameters: MultiValues(&f.query),
+            path_parameters: SingleValues(&routed.params),
+            stage_variables: StageVariables(&self.stage_variables),
+            request_context,
+        }
+    }
+
+    /// What templates see of a request.
+    pub(super) fn scope<'a>(
+        &'a self,
+        head: &'a RequestHead,
+        known: Known<'a>,
+        params: &'a [(String, String)],
+        f: &'a Facts,
+        body: &'a str,
+    ) -> Scope<'a> {
+        Scope {
+            path: params,
+            query: &f.query,
+            headers: &f.headers,
+            body,
+            context: mapping::context_value(&self.request_context(head, known, f)),
+            stage_variables: self.stage_variables_value(),
+        }
+    }
+}

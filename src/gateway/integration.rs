@@ -1,0 +1,324 @@
+//! The `Integration` stage: mock answers, the integration request (proxy event, request
+//! template, function URL forwarding, payload 2.0 event) and the mapping of the answer.
+//!
+//! Owns: everything between "the request may go to its integration" and the reply.
+//! Must not: call the host (the glue makes the call) or store in the cache (the pipeline
+//! does).
+
+use base64::Engine;
+
+use super::*;
+use crate::cache::{self, Mode};
+use crate::error::GatewayError;
+use crate::http::{header, Reply};
+use crate::lambda::event::ProxyEvent;
+use crate::lambda::function_url::{self, UrlOutcome};
+use crate::lambda::invoke::{classify, InvokeOutcome, InvokeResponse, LambdaCall, TargetKind};
+use crate::lambda::response::{self, first_media_type, is_binary};
+use crate::mapping::aws::RequestFailure;
+use crate::mapping::MapFailure;
+use crate::mock::{Mock, MockFailure};
+
+impl Gateway {
+    /// Answers a mock integration (on the request headers: mocks see no body).
+    pub(super) fn mock_answer(&self, head: &RequestHead, routed: &Routed, mock: &Mock) -> Outcome {
+        let f = self.facts(head);
+        let scope = self.scope(head, routed.known(self), &routed.params, &f, "");
+        let (env, sources) = (scope.env(""), scope.sources(&[], ""));
+        let content_type = header(&head.headers, "content-type");
+        match mock.respond(
+            &env,
+            &sources,
+            content_type,
+            header(&head.headers, "accept"),
+        ) {
+            Ok(reply) => Outcome::ok(self.finalize(reply, head, false)),
+            Err(MockFailure::UnsupportedMediaType) => self.fail(
+                head,
+                GatewayError::UnsupportedMediaType,
+                "passthroughBehavior refuses the request's Content-Type",
+            ),
+            Err(MockFailure::Map(MapFailure::InvalidBody(m))) => {
+                self.fail(head, GatewayError::InvalidRequestBody, &m)
+            }
+            Err(MockFailure::Map(MapFailure::Failed(m))) => {
+                self.fail(head, GatewayError::MockFailed, &m)
+            }
+        }
+    }
+
+    /// Step 2, with the whole body: build the event (or render the request template, or
+    /// forward the request to a function URL) and the call, signed when this filter signs.
+    pub fn invoke(
+        &self,
+        head: &RequestHead,
+        routed: &Routed,
+        body: &[u8],
+    ) -> Result<LambdaCall, Outcome> {
+        let mut call = self.build_call(head, routed, body)?;
+        self.sign(&mut call, head.now_ms);
+        Ok(call)
+    }
+
+    pub(super) fn build_call(
+        &self,
+        head: &RequestHead,
+        routed: &Routed,
+        body: &[u8],
+    ) -> Result<LambdaCall, Outcome> {
+        let Some(route) = self.routes.get(routed.route) else {
+            return Err(self.fail(
+                head,
+                GatewayError::IntegrationNotSupported,
+                "route table out of step",
+            ));
+        };
+        let (target, timeout_ms, aws) = match &route.action {
+            RouteAction::LambdaProxy { target, timeout_ms } => (target, *timeout_ms, None),
+            RouteAction::LambdaAws {
+                target,
+                timeout_ms,
+                mapping,
+            } => (target, *timeout_ms, Some(mapping)),
+            RouteAction::Unsupported { kind } => {
+                let reason = format!(
+                    "integration type `{kind}` of {} is not served yet",
+                    route.resource
+                );
+                return Err(self.fail(head, GatewayError::IntegrationNotSupported, &reason));
+            }
+            RouteAction::Mock(_) => {
+                return Err(self.fail(
+                    head,
+                    GatewayError::IntegrationNotSupported,
+                    "a mock integration is answered on the request headers",
+                ));
+            }
+        };
+        if body.len() as u64 > self.max_body_bytes {
+            return Err(self.request_too_large(head));
+        }
+        if let TargetKind::FunctionUrl { prefix } = &target.kind {
+            let raw_query = head.path.split_once('?').map_or("", |(_, q)| q);
+            return Ok(function_url::forward(
+                target,
+                prefix,
+                (&head.method, &routed.event_path, raw_query),
+                &self.event_headers(head),
+                body,
+                timeout_ms,
+            ));
+        }
+        let f = self.facts(head);
+        let request_context = self.request_context(head, routed.known(self), &f);
+        let content_type = header(&head.headers, "content-type");
+        if let Some(mapping) = aws {
+            let text = String::from_utf8_lossy(body);
+            let scope = self.scope(head, routed.known(self), &routed.params, &f, &text);
+            let (env, sources) = (scope.env(&text), scope.sources(&[], ""));
+            return match mapping.request(&env, &sources, content_type) {
+                Ok((payload, extra)) => {
+                    let mut call =
+                        LambdaCall::sync(target, self.user_agent.clone(), payload, timeout_ms);
+                    for (name, value) in extra {
+                        call.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(&name));
+                        call.headers.push((name.to_ascii_lowercase(), value));
+                    }
+                    Ok(call)
+                }
+                Err(RequestFailure::UnsupportedMediaType) => Err(self.fail(
+                    head,
+                    GatewayError::UnsupportedMediaType,
+                    &format!(
+                        "passthroughBehavior refuses Content-Type {}",
+                        content_type.unwrap_or("(none)")
+                    ),
+                )),
+                Err(RequestFailure::Map(MapFailure::InvalidBody(m))) => {
+                    Err(self.fail(head, GatewayError::InvalidRequestBody, &m))
+                }
+                Err(RequestFailure::Map(MapFailure::Failed(m))) => {
+                    Err(self.fail(head, GatewayError::MappingFailed, &m))
+                }
+            };
+        }
+        let binary = content_type
+            .map(first_media_type)
+            .is_some_and(|ct| is_binary(&ct, &self.binary_media_types));
+        let (body_text, is_base64) = match std::str::from_utf8(body) {
+            _ if body.is_empty() => (None, false),
+            Ok(text) if !binary => (Some(std::borrow::Cow::Borrowed(text)), false),
+            _ => (
+                Some(std::borrow::Cow::Owned(
+                    base64::engine::general_purpose::STANDARD.encode(body),
+                )),
+                true,
+            ),
+        };
+        if target.kind == TargetKind::InvokeV2 {
+            let raw_query = head.path.split_once('?').map_or("", |(_, q)| q);
+            let payload = function_url::event(&function_url::EventInput {
+                method: &head.method,
+                path: &routed.event_path,
+                raw_query,
+                query: &f.query,
+                headers: &head.headers,
+                host: &f.host,
+                protocol: &head.protocol,
+                source_ip: &head.source_ip,
+                account_id: &self.api.account_id,
+                api_id: &self.api.id,
+                request_id: &head.request_id,
+                request_time: &f.request_time,
+                now_ms: head.now_ms,
+                body: body_text.as_deref(),
+                is_base64,
+            });
+            return Ok(LambdaCall::sync(
+                target,
+                self.user_agent.clone(),
+                payload,
+                timeout_ms,
+            ));
+        }
+        let event = ProxyEvent {
+            request: self.request_fields(head, routed, route, &f, request_context),
+            body: body_text.as_deref(),
+            is_base64_encoded: is_base64,
+        };
+        Ok(LambdaCall::sync(
+            target,
+            self.user_agent.clone(),
+            event.to_vec(),
+            timeout_ms,
+        ))
+    }
+
+    /// Step 3: map the Invoke answer to the client reply, and say what the cache may keep.
+    pub fn finish(&self, head: &RequestHead, routed: &Routed, resp: &InvokeResponse) -> Outcome {
+        let mut outcome = match self.map_invoke(head, routed, resp) {
+            Ok(reply) => {
+                // The answer is kept as mapped: per-request headers and CORS are added
+                // afresh to every reply made from it.
+                let store = (routed.cache.is_some() && cache::store::cacheable(&reply))
+                    .then(|| Box::new(reply.clone()));
+                Outcome {
+                    store,
+                    ..Outcome::ok(self.finalize(reply, head, true))
+                }
+            }
+            Err(outcome) => outcome,
+        };
+        outcome
+            .reply
+            .headers
+            .extend(routed.limit_headers.iter().cloned());
+        if let Some(plan) = &routed.cache {
+            let what = match plan.mode {
+                Mode::Lookup => "MISS",
+                Mode::Refresh => "REFRESH",
+            };
+            self.annotate_cached(&mut outcome.reply, plan, what);
+        }
+        outcome
+    }
+
+    /// The mapped reply (before [`Gateway::finalize`]), or the failure.
+    pub(super) fn map_invoke(
+        &self,
+        head: &RequestHead,
+        routed: &Routed,
+        resp: &InvokeResponse,
+    ) -> Result<Reply, Outcome> {
+        const INVOKE: TargetKind = TargetKind::Invoke;
+        let (aws, kind) = match self.routes.get(routed.route).map(|r| (r, &r.action)) {
+            Some((route, RouteAction::LambdaAws { mapping, .. })) => {
+                (Some((route, mapping)), &INVOKE)
+            }
+            Some((_, RouteAction::LambdaProxy { target, .. })) => (None, &target.kind),
+            _ => (None, &INVOKE),
+        };
+        if let TargetKind::FunctionUrl { .. } = kind {
+            return match function_url::classify(resp) {
+                UrlOutcome::Answer => Ok(function_url::passthrough(resp)),
+                UrlOutcome::Rejected { status, error_type } => Err(self.fail(
+                    head,
+                    GatewayError::InvokeRejected,
+                    &format!(
+                        "the function URL refused the call with status {status}: {error_type}"
+                    ),
+                )),
+                UrlOutcome::Timeout => Err(self.fail(
+                    head,
+                    GatewayError::IntegrationTimeout,
+                    "the function URL did not answer within the integration timeout",
+                )),
+                UrlOutcome::Unreachable(why) => Err(self.fail(
+                    head,
+                    GatewayError::IntegrationUnreachable,
+                    &format!("function URL unreachable: {why}"),
+                )),
+            };
+        }
+        let (payload, function_error) = match classify(resp) {
+            InvokeOutcome::Payload(p) => (p, None),
+            InvokeOutcome::FunctionError(msg) if aws.is_some() => (resp.body.as_slice(), Some(msg)),
+            InvokeOutcome::FunctionError(msg) => {
+                return Err(self.fail(
+                    head,
+                    GatewayError::FunctionError,
+                    &format!("Lambda execution failed due to customer function error: {msg}"),
+                ));
+            }
+            InvokeOutcome::Rejected { status, error_type } => {
+                return Err(self.fail(
+                    head,
+                    GatewayError::InvokeRejected,
+                    &format!("Lambda rejected the invocation with status {status}: {error_type}"),
+                ));
+            }
+            InvokeOutcome::Timeout => {
+                return Err(self.fail(
+                    head,
+                    GatewayError::IntegrationTimeout,
+                    "Lambda did not answer within the integration timeout",
+                ));
+            }
+            InvokeOutcome::Unreachable(why) => {
+                return Err(self.fail(
+                    head,
+                    GatewayError::IntegrationUnreachable,
+                    &format!("Lambda endpoint unreachable: {why}"),
+                ));
+            }
+        };
+        let Some((_, mapping)) = aws else {
+            if *kind == TargetKind::InvokeV2 {
+                return function_url::infer_response(payload)
+                    .map_err(|e| self.fail(head, e.error, &e.reason));
+            }
+            return response::map(
+                payload,
+                &self.binary_media_types,
+                header(&head.headers, "accept"),
+            )
+            .map_err(|e| self.fail(head, e.error, &e.reason));
+        };
+        let f = self.facts(head);
+        let scope = self.scope(head, routed.known(self), &routed.params, &f, "");
+        let text = String::from_utf8_lossy(payload);
+        let (env, sources) = (scope.env(&text), scope.sources(&resp.headers, &text));
+        mapping
+            .response(
+                function_error.as_deref(),
+                &env,
+                &sources,
+                header(&head.headers, "accept"),
+            )
+            .map_err(|e| match e {
+                MapFailure::InvalidBody(m) | MapFailure::Failed(m) => {
+                    self.fail(head, GatewayError::MappingFailed, &m)
+                }
+            })
+    }
+}

@@ -1,0 +1,189 @@
+//! The stages before the integration: CORS preflight, routing, API key and usage plan,
+//! and the stage cache plan. (The authorizer stage lives in `authorize.rs`; the order is
+//! `pipeline::STAGES`.)
+//!
+//! Owns: each stage's rule as a function of the request and what earlier stages found.
+//! Must not: call the host or run other stages.
+
+use super::*;
+use crate::cache::{Decision, KeySource};
+use crate::error::GatewayError;
+use crate::http::header;
+use crate::mock::Mock;
+use crate::openapi::Method;
+use crate::shared::SharedCells;
+
+impl Gateway {
+    /// Splits a raw request path into the event `path` and the path to match, or `None`
+    /// when it is outside this stage.
+    pub(super) fn split_path<'p>(&self, raw: &'p str) -> Option<(&'p str, String)> {
+        let rest = match &self.base_path {
+            BasePath::Stage => raw.strip_prefix('/')?.strip_prefix(self.stage.as_str())?,
+            BasePath::Mapping(prefix) => raw.strip_prefix(prefix.as_str())?,
+        };
+        if !rest.is_empty() && !rest.starts_with('/') {
+            return None;
+        }
+        let trimmed = rest.trim_start_matches('/');
+        let event_path = match &self.base_path {
+            BasePath::Stage if trimmed.is_empty() => "/",
+            BasePath::Stage => raw.get(raw.len() - trimmed.len() - 1..).unwrap_or("/"),
+            BasePath::Mapping(_) => raw,
+        };
+        let mut match_path = String::with_capacity(trimmed.len() + 1);
+        match_path.push('/');
+        match_path.push_str(trimmed.strip_suffix('/').unwrap_or(trimmed));
+        Some((event_path, match_path))
+    }
+
+    /// Stage `Preflight`: a CORS preflight the deployment's policy answers.
+    pub(super) fn preflight(&self, head: &RequestHead) -> Option<Outcome> {
+        let reply = self.cors.as_ref()?.preflight(&head.method, &head.headers)?;
+        Some(Outcome::ok(self.stamp(reply, head, false)))
+    }
+
+    /// Stage `Route`: the stage, the resource and method, and the declared body size.
+    pub(super) fn route(&self, head: &RequestHead) -> Result<Routed, Outcome> {
+        let raw_path = head.path.split('?').next().unwrap_or_default();
+        let Some((event_path, match_path)) = self.split_path(raw_path) else {
+            return Err(self.fail(
+                head,
+                GatewayError::MissingAuthenticationToken,
+                "path is outside the stage",
+            ));
+        };
+        let Some(found) =
+            Method::from_request(&head.method).and_then(|m| self.router.find(m, &match_path))
+        else {
+            return Err(self.fail(
+                head,
+                GatewayError::MissingAuthenticationToken,
+                "no resource and method match",
+            ));
+        };
+        let too_large = header(&head.headers, "content-length")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .is_some_and(|n| n > self.max_body_bytes);
+        if too_large {
+            return Err(self.request_too_large(head));
+        }
+        Ok(Routed {
+            route: found.operation,
+            params: found.params,
+            event_path: event_path.to_string(),
+            cache: None,
+            api_key_id: None,
+            usage: None,
+            limit_headers: Vec::new(),
+            notice: None,
+            auth: None,
+        })
+    }
+
+    /// Stage `ApiKeyUsage`: the API key (from `x-api-key`, or from the authorizer's
+    /// `usageIdentifierKey` when the API's key source is `AUTHORIZER`), its usage plan, and
+    /// the plan's and the stage's throttles and quota, counted in `cells` (shared by all
+    /// workers).
+    pub(super) fn admit(
+        &self,
+        head: &RequestHead,
+        routed: &mut Routed,
+        cells: &dyn SharedCells,
+    ) -> Result<(), Outcome> {
+        let op = routed.route;
+        let caller = if self.usage.key_required(op) {
+            let (presented, from) = if self.api_key_from_authorizer {
+                let key = routed
+                    .auth
+                    .as_ref()
+                    .and_then(|a| a.decision.usage_key.as_deref());
+                (key, "the authorizer's usageIdentifierKey")
+            } else {
+                (header(&head.headers, "x-api-key"), "x-api-key")
+            };
+            let Some(key) = presented.and_then(|v| self.api_keys.identify(v)) else {
+                let why = if presented.is_some() {
+                    format!("unknown or disabled API key in {from}")
+                } else {
+                    format!("the method requires an API key and {from} is missing")
+                };
+                let known = routed.known(self);
+                return Err(self.fail_in(head, known, GatewayError::InvalidApiKey, &why));
+            };
+            let Some(plan) = self.usage.plan_of(key) else {
+                let why = format!(
+                    "API key {} is in no usage plan of stage {}",
+                    key.id, self.stage
+                );
+                let known = routed.known(self);
+                return Err(self.fail_in(head, known, GatewayError::InvalidApiKey, &why));
+            };
+            Some((key, plan))
+        } else {
+            None
+        };
+        let check = self.usage.check(cells, op, caller, head.now_ms);
+        if let Err((error, reason)) = &check.verdict {
+            let mut outcome = self.fail_in(head, routed.known(self), *error, reason);
+            outcome.reply.headers.extend(check.headers);
+            outcome.usage = check.event;
+            return Err(outcome);
+        }
+        routed.api_key_id = caller.map(|(k, _)| k.id.clone());
+        routed.usage = check.event;
+        routed.limit_headers = check.headers;
+        routed.notice = check.log;
+        Ok(())
+    }
+
+    /// The mock integration of a route, when it has one.
+    pub(super) fn mock_of(&self, routed: &Routed) -> Option<&Mock> {
+        match self.routes.get(routed.route).map(|r| &r.action) {
+            Some(RouteAction::Mock(mock)) => Some(mock),
+            _ => None,
+        }
+    }
+
+    /// Stage `Cache` (planning): what the stage cache does for this request.
+    pub(super) fn plan_cache(
+        &self,
+        head: &RequestHead,
+        routed: &mut Routed,
+    ) -> Result<(), Outcome> {
+        routed.cache = match self.cache_decision(head, routed.route, &routed.params) {
+            Some(Decision::Forbidden) => return Err(self.fail_in(
+                head,
+                routed.known(self),
+                GatewayError::CacheInvalidationForbidden,
+                "Cache-Control: max-age=0 from a caller not allowed to invalidate (FAIL_WITH_403)",
+            )),
+            Some(Decision::Use(plan)) => Some(plan),
+            None => None,
+        };
+        Ok(())
+    }
+
+    pub(super) fn cache_decision(
+        &self,
+        head: &RequestHead,
+        route: usize,
+        params: &[(String, String)],
+    ) -> Option<Decision> {
+        let stage_cache = self.cache.as_ref()?;
+        let route = self.routes.get(route)?;
+        let rule = route.cache.as_ref()?;
+        let src = KeySource {
+            stage: &self.stage,
+            method: &head.method,
+            resource: &route.resource,
+            path_params: params,
+            raw_query: head
+                .path
+                .split_once('?')
+                .map(|(_, q)| q)
+                .unwrap_or_default(),
+            headers: &head.headers,
+        };
+        Some(stage_cache.plan(rule, &src, &self.api_keys))
+    }
+}
