@@ -38,7 +38,7 @@ fn api() -> Value {
             "req": scheme("request", json!({"identitySource": "method.request.header.X-Tenant", "authorizerResultTtlInSeconds": 300}))
         },
         "paths": {
-            "/pets/{id}": {"get": guarded("tok"), "delete": guarded("tok")},
+            "/pets/{id}": {"get": guarded("tok"), "delete": guarded("tok"), "post": guarded("tok")},
             "/tenant": {"get": guarded("req")},
             "/metered": {"get": {
                 "security": [{"tok": []}],
@@ -247,6 +247,20 @@ fn outcomes_as_api_gateway_answers_them() {
     assert_eq!(stub.last("auth").json()["headers"]["X-Tenant"], "t1");
     let r = envoy.request("GET", "/dev/tenant", &[("X-Tenant", "t2")], b"");
     assert_eq!(r.status, 403);
+    // A body that arrives while the authorizer runs reaches the integration whole, on a
+    // fresh call (no cached result) and on a cached one.
+    for token in ["Bearer body-fresh", "Bearer body-fresh"] {
+        let body = vec![b'x'; 300_000];
+        let r = envoy.request(
+            "POST",
+            "/dev/pets/9",
+            &[("Authorization", token), ("Content-Type", "text/plain")],
+            &body,
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        let event: Value = serde_json::from_str(&r.text()).unwrap();
+        assert_eq!(event["body"].as_str().map(str::len), Some(300_000));
+    }
     // Methods without an authorizer are untouched.
     assert_eq!(envoy.get("/dev/open").status, 200);
     // The mapping template sees the decision.

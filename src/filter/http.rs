@@ -44,6 +44,8 @@ pub struct Request {
     ids: Rc<Ids>,
     stores: Stores,
     phase: Phase,
+    /// The client's request has ended (its body, if any, has been read).
+    ended: bool,
 }
 
 impl Request {
@@ -54,6 +56,7 @@ impl Request {
             ids,
             stores,
             phase: Phase::Headers,
+            ended: false,
         }
     }
 
@@ -108,14 +111,16 @@ impl Request {
     }
 
     /// Carries out steps until the request waits for the host or is answered.
-    fn drive(&mut self, mut ex: Box<Exchange>, mut step: Step, body_complete: bool) -> Action {
+    fn drive(&mut self, mut ex: Box<Exchange>, mut step: Step) -> Action {
         loop {
             for e in ex.take_events() {
                 self.metrics.event(e);
             }
             step = match step {
                 Step::Reply(outcome) => return self.respond(*outcome),
-                Step::NeedBody if body_complete => {
+                // The request ended with its headers: its body is empty. (A body that
+                // arrived during a call was handed over then.)
+                Step::NeedBody if self.ended => {
                     self.with_host(|g, h| g.body(&mut ex, Vec::new(), h))
                 }
                 Step::NeedBody => {
@@ -153,13 +158,25 @@ impl Request {
         }
     }
 
-    /// The request body is complete: hand it over.
+    /// The request body is complete: hand it over, now or, while a call is in flight (an
+    /// authorizer's), with the exchange for the stage that needs it.
     fn body_done(&mut self, body: Vec<u8>) -> Action {
-        let Phase::Body(mut ex) = std::mem::replace(&mut self.phase, Phase::Done) else {
-            return Action::Pause;
-        };
-        let step = self.with_host(|g, h| g.body(&mut ex, body, h));
-        self.drive(ex, step, true)
+        self.ended = true;
+        match std::mem::replace(&mut self.phase, Phase::Done) {
+            Phase::Body(mut ex) => {
+                let step = self.with_host(|g, h| g.body(&mut ex, body, h));
+                self.drive(ex, step)
+            }
+            Phase::Calling { mut ex, token } => {
+                ex.stash_body(body);
+                self.phase = Phase::Calling { ex, token };
+                Action::Pause
+            }
+            other => {
+                self.phase = other;
+                Action::Pause
+            }
+        }
     }
 }
 
@@ -178,7 +195,7 @@ impl Context for Request {
         if token != token_id {
             let why = format!("an answer with token {token_id} arrived while waiting for {token}");
             let step = self.gateway.stray_answer(&mut ex, &why);
-            self.drive(ex, step, true);
+            self.drive(ex, step);
             return;
         }
         let mut headers = host::headers(MapType::HttpCallResponseHeaders);
@@ -193,9 +210,7 @@ impl Context for Request {
             body: host::buffer(BufferType::HttpCallResponseBody, body_size),
         };
         let step = self.with_host(|g, h| g.resume(&mut ex, &answer, h));
-        // A call can only be made once the stages before the body have run; the body, if
-        // any, is already in by then or not needed.
-        self.drive(ex, step, true);
+        self.drive(ex, step);
     }
 }
 
@@ -214,13 +229,14 @@ impl HttpContext for Request {
         let head = self.read_head();
         #[cfg(feature = "crash-trigger")]
         crash_if_asked(&head);
+        self.ended = end_of_stream;
         let mut ex = Box::new(self.gateway.begin(head));
         let step = self.with_host(|g, h| g.advance(&mut ex, h));
-        self.drive(ex, step, end_of_stream)
+        self.drive(ex, step)
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        let Phase::Body(ex) = &self.phase else {
+        let (Phase::Body(ex) | Phase::Calling { ex, .. }) = &self.phase else {
             return Action::Pause;
         };
         if body_size as u64 > self.gateway.max_body_bytes() {

@@ -157,6 +157,11 @@ impl Exchange {
         Step::Call(Call { kind, request })
     }
 
+    /// Keeps a body that arrived while a call was in flight, for the stage that needs it.
+    pub fn stash_body(&mut self, body: Vec<u8>) {
+        self.body.get_or_insert(body);
+    }
+
     /// The call the request waits for, if any.
     pub fn waiting_for(&self) -> Option<CallKind> {
         self.waiting.as_ref().map(|w| w.kind)
