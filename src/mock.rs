@@ -78,7 +78,7 @@ impl Mock {
                 .render(env)
                 .map_err(|e| MockFailure::Map(MapFailure::from(e)))?,
         };
-        let status = vtl::json::parse(&rendered)
+        let strict = vtl::json::parse(&rendered)
             .ok()
             .and_then(|v| match v {
                 Value::Map(m) => m.get("statusCode"),
@@ -88,7 +88,9 @@ impl Mock {
                 Value::Int(i) => u16::try_from(i).ok(),
                 Value::Str(s) => s.trim().parse().ok(),
                 _ => None,
-            })
+            });
+        let status = strict
+            .or_else(|| lenient_status(&rendered))
             .filter(|s| (100..600).contains(s))
             .ok_or_else(|| MockFailure::Map(MapFailure::Failed(NO_STATUS.into())))?;
         let response = self
@@ -120,6 +122,18 @@ impl Mock {
         )
         .map_err(MockFailure::Map)
     }
+}
+
+/// `statusCode` from a request template's output that is not strict JSON, as API Gateway
+/// reads it: `{statusCode: 200}`, `{'statusCode': '200'}` and the like.
+fn lenient_status(text: &str) -> Option<u16> {
+    let at = text.find("statusCode")?;
+    let rest = text.get(at + "statusCode".len()..)?;
+    let rest = rest.trim_start_matches(['"', '\'', ' ', '\t', '\r', '\n']);
+    let rest = rest.strip_prefix(':')?;
+    let rest = rest.trim_start_matches(['"', '\'', ' ', '\t', '\r', '\n']);
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 #[cfg(test)]
@@ -202,6 +216,36 @@ mod tests {
             (200, r#"{"stage": "prod"}"#.into())
         );
         assert_eq!(respond(&m, Some("text/plain"), None).unwrap().status, 201);
+    }
+
+    #[test]
+    fn request_templates_need_not_be_strict_json() {
+        for (template, status) in [
+            ("{statusCode: 200}", 200),
+            ("{ 'statusCode' : '404' }", 404),
+            ("{\n  statusCode:201\n}", 201),
+        ] {
+            let m = compile(&json!({
+                "requestTemplates": {"application/json": template},
+                "responses": {"default": {"statusCode": "200"}, "404": {"statusCode": "404"}, "201": {"statusCode": "201"}}
+            }));
+            assert_eq!(
+                respond(&m, None, None).unwrap().status,
+                status,
+                "{template}"
+            );
+        }
+        assert_eq!(lenient_status("{statusCode: x}"), None);
+        assert_eq!(lenient_status("{code: 200}"), None);
+    }
+
+    #[test]
+    fn a_response_without_a_template_has_an_empty_body() {
+        let m = compile(&json!({
+            "requestTemplates": {"application/json": "{\"statusCode\": 200}"},
+            "responses": {"default": {"statusCode": "200"}}
+        }));
+        assert_eq!(respond(&m, None, None).unwrap().body_text(), "");
     }
 
     #[test]

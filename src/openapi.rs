@@ -99,6 +99,10 @@ pub enum Integration {
     Mock(Value),
     /// A type this gateway does not serve yet; requests to it get a 500 and a log line.
     Unsupported { kind: String },
+    /// An integration API Gateway imports but fails at every call (500 and a log line):
+    /// a Lambda integration whose `httpMethod` is not POST, or a mapping to a header the
+    /// gateway may not send.
+    Failing { reason: String },
 }
 
 /// One deployed (resource, method) pair.
@@ -521,6 +525,29 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Integration request headers API Gateway may not send: a mapping to one imports, and
+/// every call of the method fails.
+const RESERVED_REQUEST_HEADERS: [&str; 7] = [
+    "content-length",
+    "transfer-encoding",
+    "authorization",
+    "connection",
+    "expect",
+    "proxy-authenticate",
+    "te",
+];
+
+/// The first header an integration's `requestParameters` maps that API Gateway may not send.
+fn reserved_header_mapping(integ: &Value) -> Option<String> {
+    integ
+        .get("requestParameters")
+        .and_then(Value::as_object)?
+        .keys()
+        .filter_map(|k| k.strip_prefix("integration.request.header."))
+        .find(|h| RESERVED_REQUEST_HEADERS.contains(&h.to_ascii_lowercase().as_str()))
+        .map(str::to_string)
+}
+
 /// Names of the security schemes that are API Gateway API keys: `apiKey` in the header
 /// `x-api-key`, not a Lambda authorizer (`securityDefinitions` in Swagger 2.0,
 /// `components.securitySchemes` in OpenAPI 3).
@@ -626,12 +653,29 @@ fn read_integration(
         );
         return Ok((Integration::Unsupported { kind }, Some(warning)));
     }
+    // What API Gateway imports but fails at every call: served the same way (500 per
+    // call), with a warning instead of refusing the whole configuration.
     let http_method = integ.get("httpMethod").and_then(Value::as_str);
     if !http_method.is_some_and(|m| m.eq_ignore_ascii_case("POST")) {
-        return Err(ConfigError::new(
+        let reason = format!(
+            "the Lambda integration uses httpMethod {}; Lambda is invoked with POST only",
+            http_method.unwrap_or("(none)")
+        );
+        let warning = ConfigError::new(
             format!("{at}.httpMethod"),
-            "a Lambda integration must use httpMethod POST (API Gateway answers every call with 500 otherwise)",
-        ));
+            format!("{reason}: every call of this method answers 500, as in API Gateway"),
+        );
+        return Ok((Integration::Failing { reason }, Some(warning)));
+    }
+    if let Some(header) = reserved_header_mapping(integ) {
+        let reason = format!(
+            "requestParameters maps the reserved header {header} (integration.request.header.{header})"
+        );
+        let warning = ConfigError::new(
+            format!("{at}.requestParameters.integration.request.header.{header}"),
+            format!("API Gateway cannot send {header} to an integration: every call of this method answers 500, as in API Gateway"),
+        );
+        return Ok((Integration::Failing { reason }, Some(warning)));
     }
     let uri = integ
         .get("uri")
@@ -784,11 +828,36 @@ mod tests {
             vec![
                 "openapi.x-amazon-apigateway-binary-media-types[1]",
                 "openapi.paths./a.get.x-amazon-apigateway-integration",
-                "openapi.paths./b.get.x-amazon-apigateway-integration.httpMethod",
                 "openapi.paths./c.get.x-amazon-apigateway-integration.timeoutInMillis",
             ]
         );
         assert_eq!(p.export.binary_media_types, vec!["image/png"]);
+    }
+
+    #[test]
+    fn what_api_gateway_imports_but_fails_at_every_call_is_a_warning() {
+        let mut reserved = proxy("u");
+        reserved["x-amazon-apigateway-integration"]["requestParameters"] =
+            json!({"integration.request.header.Content-Length": "'5'"});
+        let doc = json!({"swagger": "2.0", "paths": {
+            "/get": {"get": {"x-amazon-apigateway-integration": {"type": "aws_proxy", "httpMethod": "GET", "uri": "u"}}},
+            "/reserved": {"get": reserved}
+        }});
+        let p = parse(&doc);
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        let warned: Vec<_> = p.warnings.iter().map(|w| w.location.as_str()).collect();
+        assert_eq!(
+            warned,
+            vec![
+                "openapi.paths./get.get.x-amazon-apigateway-integration.httpMethod",
+                "openapi.paths./reserved.get.x-amazon-apigateway-integration.requestParameters.integration.request.header.Content-Length",
+            ]
+        );
+        assert!(p
+            .export
+            .operations
+            .iter()
+            .all(|o| matches!(o.integration, Integration::Failing { .. })));
     }
 
     #[test]
@@ -937,7 +1006,9 @@ mod tests {
             .map(|o| match &o.integration {
                 Integration::AwsProxy { timeout_ms, .. } => *timeout_ms,
                 Integration::Aws { timeout_ms, .. } => *timeout_ms,
-                Integration::Unsupported { .. } | Integration::Mock(_) => 0,
+                Integration::Unsupported { .. }
+                | Integration::Failing { .. }
+                | Integration::Mock(_) => 0,
             })
             .collect();
         assert_eq!(t, vec![1500, DEFAULT_TIMEOUT_MS]);

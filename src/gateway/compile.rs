@@ -178,9 +178,12 @@ impl Gateway {
                 },
             };
             let action = match &op.integration {
-                Integration::Unsupported { kind } => {
-                    RouteAction::Unsupported { kind: kind.clone() }
-                }
+                Integration::Unsupported { kind } => RouteAction::Refused {
+                    reason: format!("integration type `{kind}` is not served yet"),
+                },
+                Integration::Failing { reason } => RouteAction::Refused {
+                    reason: reason.clone(),
+                },
                 Integration::Mock(integ) => {
                     let at = format!("{}.x-amazon-apigateway-integration", op.location);
                     RouteAction::Mock(Box::new(Mock::compile(

@@ -90,6 +90,36 @@ pub fn trace_id(request_id: &str, now_ms: u64) -> String {
     format!("Root=1-{:08x}-{tail}", now_ms / 1000)
 }
 
+/// The trace header of a reply: the client's trace continued when it sent one (its `Root`
+/// and `Parent` kept, a `Parent` generated when it has only a `Root`, other fields kept),
+/// else a new trace.
+pub fn reply_trace(client: Option<&str>, request_id: &str, now_ms: u64) -> String {
+    let Some(client) = client.filter(|c| c.contains("Root=")) else {
+        return trace_id(request_id, now_ms);
+    };
+    let fields: Vec<&str> = client
+        .split(';')
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .collect();
+    if fields.iter().any(|f| f.starts_with("Parent=")) {
+        return fields.join(";");
+    }
+    let parent: String = id_bytes(request_id)
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut out: Vec<String> = Vec::with_capacity(fields.len() + 1);
+    for f in fields {
+        out.push(f.to_string());
+        if f.starts_with("Root=") {
+            out.push(format!("Parent={parent}"));
+        }
+    }
+    out.join(";")
+}
+
 impl Gateway {
     /// `$stageVariables`, fresh for each render (templates may write to it).
     pub(super) fn stage_variables_value(&self) -> vtl::Value {

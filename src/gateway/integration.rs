@@ -80,11 +80,8 @@ impl Gateway {
                 timeout_ms,
                 mapping,
             } => (target, *timeout_ms, Some(mapping)),
-            RouteAction::Unsupported { kind } => {
-                let reason = format!(
-                    "integration type `{kind}` of {} is not served yet",
-                    route.resource
-                );
+            RouteAction::Refused { reason } => {
+                let reason = format!("{} {}: {reason}", head.method, route.resource);
                 return Err(self.fail(head, GatewayError::IntegrationNotSupported, &reason));
             }
             RouteAction::Mock(_) => {

@@ -51,8 +51,10 @@ enum RouteAction {
         mapping: Box<AwsMapping>,
     },
     Mock(Box<Mock>),
-    Unsupported {
-        kind: String,
+    /// Every call is answered 500 with this reason in the log: an integration type not
+    /// served yet, or one API Gateway also fails at every call.
+    Refused {
+        reason: String,
     },
 }
 
@@ -253,7 +255,7 @@ impl Gateway {
             .map(|r| match &r.action {
                 RouteAction::LambdaProxy { timeout_ms, .. }
                 | RouteAction::LambdaAws { timeout_ms, .. } => *timeout_ms,
-                RouteAction::Mock(_) | RouteAction::Unsupported { .. } => 0,
+                RouteAction::Mock(_) | RouteAction::Refused { .. } => 0,
             })
             .max()
             .unwrap_or(0)
@@ -267,7 +269,7 @@ impl Gateway {
                 .filter_map(|r| match &r.action {
                     RouteAction::LambdaProxy { target, .. }
                     | RouteAction::LambdaAws { target, .. } => Some(target.cluster.as_str()),
-                    RouteAction::Mock(_) | RouteAction::Unsupported { .. } => None,
+                    RouteAction::Mock(_) | RouteAction::Refused { .. } => None,
                 })
                 .collect();
         out.sort_unstable();

@@ -109,7 +109,9 @@ impl Gateway {
             extended_request_id(&head.request_id),
         ));
         if integration {
-            reply.set_default_header("X-Amzn-Trace-Id", &trace_id(&head.request_id, head.now_ms));
+            let client = header(&head.headers, "x-amzn-trace-id");
+            let trace = super::context::reply_trace(client, &head.request_id, head.now_ms);
+            reply.set_default_header("X-Amzn-Trace-Id", &trace);
         }
         reply
     }

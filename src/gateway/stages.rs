@@ -18,7 +18,11 @@ impl Gateway {
     /// when it is outside this stage.
     pub(super) fn split_path<'p>(&self, raw: &'p str) -> Option<(&'p str, String)> {
         let rest = match &self.base_path {
-            BasePath::Stage => raw.strip_prefix('/')?.strip_prefix(self.stage.as_str())?,
+            // Extra slashes before the stage are ignored, as API Gateway ignores them.
+            BasePath::Stage => raw
+                .strip_prefix('/')?
+                .trim_start_matches('/')
+                .strip_prefix(self.stage.as_str())?,
             BasePath::Mapping(prefix) => raw.strip_prefix(prefix.as_str())?,
         };
         if !rest.is_empty() && !rest.starts_with('/') {

@@ -107,6 +107,13 @@ fn path_table_recorded_against_aws() {
         ),
         ("/stage", "/", "/stage", json!(null)),
         ("/stage/", "/", "/stage/", json!(null)),
+        // An extra slash before the stage is served like none.
+        (
+            "//stage/proxy-value",
+            "/proxy-value",
+            "//stage/proxy-value",
+            json!({"proxy": "proxy-value"}),
+        ),
     ] {
         let e = event(&g, &head("GET", raw, &[]), b"");
         assert_eq!(e["path"], path, "{raw}");
@@ -567,6 +574,51 @@ fn ids_are_stable_and_shaped() {
     assert_eq!(
         trace_id("c6af9ac6-7b61-11e6-9a41-93e8deadbeef", 1000),
         "Root=1-00000001-7b6111e69a4193e8deadbeef"
+    );
+}
+
+#[test]
+fn a_client_trace_is_continued_on_the_reply() {
+    let id = "c6af9ac6-7b61-11e6-9a41-93e8deadbeef";
+    let root = "Root=1-5759e988-bd862e3fe1be46a994272793";
+    for (client, want) in [
+        (None, "Root=1-00000001-7b6111e69a4193e8deadbeef".to_string()),
+        (Some(root), format!("{root};Parent=c6af9ac67b6111e6")),
+        (
+            Some("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"),
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+                .to_string(),
+        ),
+        (
+            Some(&format!("{root};Sampled=0")),
+            format!("{root};Parent=c6af9ac67b6111e6;Sampled=0"),
+        ),
+        (
+            Some("garbage"),
+            "Root=1-00000001-7b6111e69a4193e8deadbeef".to_string(),
+        ),
+    ] {
+        assert_eq!(
+            super::context::reply_trace(client, id, 1000),
+            want,
+            "{client:?}"
+        );
+    }
+    // Through the pipeline: the integration's reply carries the continued trace.
+    let g = gateway();
+    let h = head("GET", "/stage/hardcoded", &[("x-amzn-trace-id", root)]);
+    let Start::NeedBody(r) = g.start(&h, &Cells::default()) else {
+        panic!("not routed")
+    };
+    let resp = InvokeResponse {
+        status: Some(200),
+        headers: vec![],
+        body: br#"{"statusCode":200,"body":"x"}"#.to_vec(),
+    };
+    let out = g.finish(&h, &r, &resp);
+    assert_eq!(
+        out.reply.header("X-Amzn-Trace-Id"),
+        Some(format!("{root};Parent=c6af9ac67b6111e6").as_str())
     );
 }
 

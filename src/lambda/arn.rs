@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 
 const URI_PREFIX: &str = "arn:aws:apigateway:";
 const PATH_MARK: &str = ":lambda:path/2015-03-31/functions/";
+/// The same with the doubled slash API Gateway also accepts (`path//2015-03-31/…`).
+const PATH_MARK_DOUBLED: &str = ":lambda:path//2015-03-31/functions/";
 const URI_SUFFIX: &str = "/invocations";
 
 /// A function as the Invoke API names it.
@@ -31,7 +33,11 @@ pub fn function_from_uri(
     let uri = substitute_stage_variables(uri, stage_variables)?;
     let rest = uri
         .strip_prefix(URI_PREFIX)
-        .and_then(|r| r.split_once(PATH_MARK).map(|(_, f)| f))
+        .and_then(|r| {
+            r.split_once(PATH_MARK)
+                .or_else(|| r.split_once(PATH_MARK_DOUBLED))
+                .map(|(_, f)| f)
+        })
         .and_then(|f| f.strip_suffix(URI_SUFFIX))
         .ok_or_else(|| {
             format!("not a Lambda integration URI (expected {URI_PREFIX}{{region}}{PATH_MARK}{{functionArn}}{URI_SUFFIX}): {uri}")
@@ -130,6 +136,10 @@ mod tests {
             ("hello:$LATEST", "hello", Some("$LATEST")),
         ] {
             let f = function_from_uri(&format!("{base}{func}/invocations"), &vars()).unwrap();
+            assert_eq!((f.name.as_str(), f.qualifier.as_deref()), (name, qualifier), "{func}");
+            // API Gateway also takes the URI with a doubled slash after `path`.
+            let doubled = base.replace("path/", "path//");
+            let f = function_from_uri(&format!("{doubled}{func}/invocations"), &vars()).unwrap();
             assert_eq!((f.name.as_str(), f.qualifier.as_deref()), (name, qualifier), "{func}");
         }
     }

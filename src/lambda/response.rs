@@ -113,7 +113,8 @@ pub fn first_media_type(value: &str) -> String {
 
 /// Whether `media` (already normalised) is one of the binary media types. A configured
 /// `type/*` matches any subtype and `*/*` matches everything; a left-side wildcard such as
-/// `*/json` matches nothing, as in API Gateway.
+/// `*/json` matches nothing, not even an `Accept` of `*/json` written the same way, as in
+/// API Gateway.
 pub fn is_binary(media: &str, binary_media_types: &[String]) -> bool {
     if media.is_empty() {
         return false;
@@ -125,6 +126,7 @@ pub fn is_binary(media: &str, binary_media_types: &[String]) -> bool {
         }
         match t.strip_suffix("/*") {
             Some(kind) if kind != "*" => media.split_once('/').is_some_and(|(mk, _)| mk == kind),
+            _ if t.starts_with("*/") => false,
             _ => t == media,
         }
     })
@@ -401,6 +403,7 @@ mod tests {
         let t = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert!(is_binary("image/png", &t(&["*/*"])));
         assert!(!is_binary("application/test", &t(&["*/test"])));
+        assert!(!is_binary("*/test", &t(&["*/test"])));
         assert!(is_binary("image/png", &t(&["IMAGE/PNG"])));
         assert!(!is_binary("", &t(&["*/*"])));
         assert_eq!(first_media_type("Image/PNG; q=1, */*"), "image/png");

@@ -668,6 +668,38 @@ impl From<vtl::RenderError> for MapFailure {
 
 /// Builds the reply of an integration response: status, mapped headers, the template
 /// chosen by `Accept` (or the integration body as it is), then the template's overrides.
+/// Response headers a mapping may not set under their own names: API Gateway sends them
+/// renamed `x-amzn-Remapped-{name}`.
+const REMAPPED_RESPONSE_HEADERS: [&str; 14] = [
+    "authorization",
+    "connection",
+    "content-length",
+    "content-md5",
+    "date",
+    "expect",
+    "host",
+    "max-forwards",
+    "proxy-authenticate",
+    "server",
+    "trailer",
+    "upgrade",
+    "user-agent",
+    "www-authenticate",
+];
+
+/// The name a mapped response header is sent under, or `None` when it is not sent
+/// (`Transfer-Encoding`).
+fn mapped_response_header(name: &str) -> Option<String> {
+    let lower = name.to_ascii_lowercase();
+    if lower == "transfer-encoding" {
+        return None;
+    }
+    if REMAPPED_RESPONSE_HEADERS.contains(&lower.as_str()) {
+        return Some(format!("x-amzn-Remapped-{name}"));
+    }
+    Some(name.to_string())
+}
+
 pub fn integration_reply(
     response: &IntegrationResponse,
     responses: &IntegrationResponses,
@@ -690,13 +722,15 @@ pub fn integration_reply(
     }
     let status = override_status(&env.context).unwrap_or(response.status);
     let mut headers: Vec<Header> = vec![("Content-Type".into(), media)];
-    for (name, source) in &response.headers {
-        if let Some(v) = source.resolve(sources) {
-            headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
-            headers.push((name.clone(), v));
-        }
-    }
-    for (name, v) in override_headers(&env.context, "responseOverride") {
+    let mapped = response
+        .headers
+        .iter()
+        .filter_map(|(name, source)| source.resolve(sources).map(|v| (name.clone(), v)))
+        .chain(override_headers(&env.context, "responseOverride"));
+    for (name, v) in mapped {
+        let Some(name) = mapped_response_header(&name) else {
+            continue;
+        };
         headers.retain(|(k, _)| !k.eq_ignore_ascii_case(&name));
         headers.push((name, v));
     }

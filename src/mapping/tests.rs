@@ -347,3 +347,59 @@ fn request_override_sets_invoke_headers_and_others_warn() {
         vec![("X-Amz-Invocation-Type".into(), "Event".into())]
     );
 }
+
+#[test]
+fn mapped_response_headers_api_gateway_reserves_are_renamed() {
+    let mut params = serde_json::Map::new();
+    let names = [
+        "Authorization",
+        "Connection",
+        "Content-Length",
+        "Content-MD5",
+        "Date",
+        "Expect",
+        "Host",
+        "Max-Forwards",
+        "Proxy-Authenticate",
+        "Server",
+        "Trailer",
+        "Upgrade",
+        "User-Agent",
+        "WWW-Authenticate",
+        "Accept",
+        "Accept-Charset",
+        "Accept-Encoding",
+        "Age",
+        "Content-Encoding",
+        "Pragma",
+        "Range",
+        "Referer",
+        "TE",
+        "Warn",
+        "Transfer-Encoding",
+    ];
+    for n in names {
+        params.insert(format!("method.response.header.{n}"), json!("'v'"));
+    }
+    let spec = json!({
+        "type": "aws", "httpMethod": "POST", "uri": "u",
+        "responses": {"default": {"statusCode": "200", "responseParameters": params}}
+    });
+    let m = compile_aws(spec, None);
+    let f = Fixture::new("").result("{}", &[]);
+    let r = m
+        .response(None, &f.response_env(), &f.sources(), None)
+        .unwrap();
+    for n in &names[..14] {
+        assert_eq!(r.header(&format!("x-amzn-Remapped-{n}")), Some("v"), "{n}");
+        assert!(
+            !r.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(n)),
+            "{n} sent under its own name"
+        );
+    }
+    for n in &names[14..24] {
+        assert_eq!(r.header(n), Some("v"), "{n}");
+    }
+    assert_eq!(r.header("Transfer-Encoding"), None);
+    assert_eq!(r.header("x-amzn-Remapped-Transfer-Encoding"), None);
+}

@@ -2,7 +2,7 @@
 //!
 //! Owns: Velocity's runtime semantics: reference resolution (`#set` variables, then
 //! `$input`, `$util`, `$context`, `$stageVariables`, `$foreach`, `$velocityCount`), printing
-//! (a null reference prints as written unless quiet), `#set` (a null value leaves the
+//! (a null reference prints as nothing, as API Gateway renders it), `#set` (a null value leaves the
 //! target unchanged), `#if` truth, `#foreach` (its variable restored afterwards, at most
 //! [`MAX_FOREACH`] iterations), `#break`, `#stop`, arithmetic and comparison, and the
 //! render budget ([`MAX_STEPS`], [`MAX_BYTES`]). Also compiles, once per template, the
@@ -270,8 +270,9 @@ impl Eval<'_, '_> {
                     let v = self.reference(r)?;
                     let start = out.len();
                     match v {
-                        Value::Null if r.quiet => {}
-                        Value::Null => out.push_str(&r.src),
+                        // API Gateway prints a null reference as nothing, quiet or not
+                        // (Velocity would print it as written).
+                        Value::Null => {}
                         v => v.write_text(out),
                     }
                     self.emit(out.len() - start)?;

@@ -45,7 +45,14 @@ fn table() {
     let mut failures = Vec::new();
     for (src, want) in [
         ("plain", "plain"),
-        ("$undefined ${undefined} $!undefined $!{undefined}.", "$undefined ${undefined}  ."),
+        // API Gateway renders null references as nothing, in every form.
+        ("$undefined ${undefined} $!undefined $!{undefined}.", "   ."),
+        ("[$input.path('$.missing')] [$input.path('$.o.nested.deeper')]", "[] []"),
+        ("#set($r = $input.path('$.missing'))\"$r\"", "\"\""),
+        ("[$input.body.someField]", "[]"),
+        ("#if($undefined == \"\")empty#end #if($undefined == $null)null#end", "empty null"),
+        ("[$util.urlEncode($input.path('$.missing'))]", "[]"),
+        ("{\"version\": \"$stageVariables.version\"}", "{\"version\": \"\"}"),
         ("$input.path('$.name')", "Ann"),
         ("$input.json('$.name')", "\"Ann\""),
         ("$input.path('$.o')", "{k=v}"),
@@ -62,7 +69,7 @@ fn table() {
         ("$context.stage $stageVariables.env $stageVariables['env']", "prod test test"),
         ("#set($x = 1 + 2 * 3)$x", "7"),
         ("#set($x = 7 / 2)$x, #set($y = 7.0 / 2)$y", "3,3.5"),
-        ("#set($x = 1 / 0)$x", "$x"),
+        ("#set($x = 1 / 0)$x", ""),
         ("#set($s = \"a\" + 1)$s", "a1"),
         ("#set($n = $input.path('$.n') - 1)$n", "2"),
         ("#set($a = 'lit $x')$a", "lit $x"),
@@ -97,7 +104,7 @@ fn table() {
         ("#set($s = 'x-y')$s.replaceAll('(x)-(y)', '$2-$1')", "y-x"),
         ("$input.path('$.n').toString().length()", "1"),
         ("#set($m = $input.path('$.o'))#foreach($k in $m.keySet())$k=$m.get($k)#end", "k=v"),
-        ("$context.responseOverride.header.foo", "$context.responseOverride.header.foo"),
+        ("$context.responseOverride.header.foo", ""),
     ] {
         let got = render_with(src, BODY).unwrap_or_else(|e| format!("error: {e}"));
         if got != want {

@@ -303,10 +303,12 @@ impl Value {
     }
 
     /// Velocity's `==`: numbers by value, equal types by content, other pairs by their
-    /// printed form; `null` equals only `null`.
+    /// printed form; `null` equals `null` and, as in API Gateway (where a null reference
+    /// renders as the empty string), the empty string.
     pub fn loose_eq(&self, other: &Value) -> bool {
         match (self, other) {
             (Value::Null, Value::Null) => true,
+            (Value::Null, Value::Str(s)) | (Value::Str(s), Value::Null) => s.is_empty(),
             (Value::Null, _) | (_, Value::Null) => false,
             (a, b) if a.as_number().is_some() && b.as_number().is_some() => {
                 a.as_number().map(Number::as_f64) == b.as_number().map(Number::as_f64)
@@ -507,7 +509,9 @@ mod tests {
         assert!(Value::Int(1).loose_eq(&Value::Float(1.0)));
         assert!(Value::str("1").loose_eq(&Value::Int(1)));
         assert!(Value::Null.loose_eq(&Value::Null));
-        assert!(!Value::Null.loose_eq(&Value::str("")));
+        // A null reference is the empty string in API Gateway, and only that.
+        assert!(Value::Null.loose_eq(&Value::str("")));
+        assert!(!Value::Null.loose_eq(&Value::str(" ")));
         assert!(!Value::str("a").loose_eq(&Value::str("b")));
     }
 }
