@@ -48,6 +48,12 @@ fn api() -> Value {
             "/reserved-proxy": {"get": integration("aws_proxy", "proxyfn", reserved.clone())},
             "/reserved-mapped": {"post": integration("aws", "mapped", reserved)},
             "/binary": {"get": integration("aws_proxy", "binaryfn", json!({}))},
+            "/empty": {"get": integration("aws_proxy", "emptyfn", json!({}))},
+            "/ctx": {"post": integration("aws", "mapped", json!({
+                "requestTemplates": {"application/json": "#set($n = 'tag')#set($context.requestOverride.querystring[$n] = 'from-request'){}"},
+                "responses": {"default": {"statusCode": "200", "responseTemplates": {"application/json":
+                    "{\"seen\": \"$context.requestOverride.querystring.tag\", \"stage\": \"$context['stage']\"}"}}}
+            }))},
             "/mock": {"get": {"responses": {"200": {"description": "ok"}}, "x-amazon-apigateway-integration": {"type": "mock",
                 "requestTemplates": {"application/json": "{statusCode: 200}"},
                 "responses": {"default": {"statusCode": "200"}}}}}
@@ -61,6 +67,7 @@ fn stub() -> InvokeStub {
         "binaryfn" => {
             StubReply::payload(r#"{"statusCode": 200, "isBase64Encoded": true, "body": "aGk="}"#)
         }
+        "emptyfn" => StubReply::payload(r#"{"statusCode": 200}"#),
         _ => {
             StubReply::payload(json!({"statusCode": 200, "body": r.json().to_string()}).to_string())
         }
@@ -142,6 +149,20 @@ fn behaviours_recorded_against_api_gateway() {
     // An Accept with a wildcard never matches a binary media type, even written the same way.
     let r = envoy.request("GET", "/dev/binary", &[("Accept", "*/test")], b"");
     assert_eq!(r.text(), "aGk=");
+
+    // An empty proxy response keeps its Content-Type (Envoy drops it from empty local
+    // replies; the filter puts it back).
+    let r = envoy.get("/dev/empty");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "");
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.header("content-length"), Some("0"));
+
+    // `$context` is one writable map: what the request template set, the response
+    // template reads.
+    let r = envoy.request("POST", "/dev/ctx", &json_ct, b"{}");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json(), json!({"seen": "from-request", "stage": "dev"}));
 
     // A mock request template that is not strict JSON still selects its status.
     let r = envoy.get("/dev/mock");

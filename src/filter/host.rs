@@ -58,7 +58,14 @@ pub fn headers(map: MapType) -> Vec<(String, String)> {
     })
 }
 
-/// The one raw host call: the serialized header map, with ownership of the host's buffer.
+/// Sets a header of a map the host holds (replacing any value); `false` when the host
+/// refuses. The SDK's own setter aborts the VM on an unexpected status.
+pub fn set_header(map: MapType, name: &str, value: &str) -> bool {
+    raw::replace_header(map, name, value)
+}
+
+/// The raw host calls: the serialized header map, with ownership of the host's buffer, and
+/// setting one header.
 #[allow(unsafe_code)]
 mod raw {
     use proxy_wasm::types::{MapType, Status};
@@ -70,6 +77,28 @@ mod raw {
             return_map_data: *mut *mut u8,
             return_map_size: *mut usize,
         ) -> Status;
+        fn proxy_replace_header_map_value(
+            map_type: MapType,
+            key_data: *const u8,
+            key_size: usize,
+            value_data: *const u8,
+            value_size: usize,
+        ) -> Status;
+    }
+
+    pub fn replace_header(map: MapType, name: &str, value: &str) -> bool {
+        // SAFETY: both pointers are valid for their lengths for the duration of the call; the
+        // host copies the bytes.
+        let status = unsafe {
+            proxy_replace_header_map_value(
+                map,
+                name.as_ptr(),
+                name.len(),
+                value.as_ptr(),
+                value.len(),
+            )
+        };
+        status == Status::Ok
     }
 
     pub fn header_map(map: MapType) -> Option<Vec<u8>> {

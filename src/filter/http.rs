@@ -46,6 +46,9 @@ pub struct Request {
     phase: Phase,
     /// The client's request has ended (its body, if any, has been read).
     ended: bool,
+    /// The `Content-Type` of a reply sent with an empty body: Envoy strips it from such
+    /// local replies, so it is put back when the reply passes on its way out.
+    empty_reply_type: Option<String>,
 }
 
 impl Request {
@@ -57,6 +60,7 @@ impl Request {
             stores,
             phase: Phase::Headers,
             ended: false,
+            empty_reply_type: None,
         }
     }
 
@@ -105,6 +109,9 @@ impl Request {
             }
         }
         self.metrics.response(outcome.reply.status);
+        if outcome.reply.body.is_empty() {
+            self.empty_reply_type = outcome.reply.header("content-type").map(str::to_string);
+        }
         host::send_reply(&outcome.reply);
         self.phase = Phase::Done;
         Action::Pause
@@ -248,6 +255,15 @@ impl HttpContext for Request {
         }
         let body = host::buffer(BufferType::HttpRequestBody, body_size);
         self.body_done(body)
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        if let Some(content_type) = self.empty_reply_type.take() {
+            if !host::set_header(MapType::HttpResponseHeaders, "content-type", &content_type) {
+                log::debug!("the host refused to keep Content-Type on an empty reply");
+            }
+        }
+        Action::Continue
     }
 
     /// A body that ends with trailers has no end-of-stream body callback: the buffered body

@@ -55,9 +55,20 @@ impl Gateway {
         routed: &Routed,
         body: &[u8],
     ) -> Result<LambdaCall, Outcome> {
-        let mut call = self.build_call(head, routed, body)?;
+        self.invoke_in(head, routed, body).map(|(call, _)| call)
+    }
+
+    /// [`Gateway::invoke`], also returning `$context` as a request template left it.
+    pub(super) fn invoke_in(
+        &self,
+        head: &RequestHead,
+        routed: &Routed,
+        body: &[u8],
+    ) -> Result<(LambdaCall, Option<crate::vtl::Value>), Outcome> {
+        let mut context = None;
+        let mut call = self.build_call(head, routed, body, &mut context)?;
         self.sign(&mut call, head.now_ms);
-        Ok(call)
+        Ok((call, context))
     }
 
     pub(super) fn build_call(
@@ -65,6 +76,7 @@ impl Gateway {
         head: &RequestHead,
         routed: &Routed,
         body: &[u8],
+        context_out: &mut Option<crate::vtl::Value>,
     ) -> Result<LambdaCall, Outcome> {
         let Some(route) = self.routes.get(routed.route) else {
             return Err(self.fail(
@@ -113,7 +125,9 @@ impl Gateway {
             let text = String::from_utf8_lossy(body);
             let scope = self.scope(head, routed.known(self), &routed.params, &f, &text);
             let (env, sources) = (scope.env(&text), scope.sources(&[], ""));
-            return match mapping.request(&env, &sources, content_type) {
+            let rendered = mapping.request(&env, &sources, content_type);
+            *context_out = Some(scope.context.clone());
+            return match rendered {
                 Ok((payload, extra)) => {
                     let mut call =
                         LambdaCall::sync(target, self.user_agent.clone(), payload, timeout_ms);
@@ -302,7 +316,19 @@ impl Gateway {
             .map_err(|e| self.fail(head, e.error, &e.reason));
         };
         let f = self.facts(head);
-        let scope = self.scope(head, routed.known(self), &routed.params, &f, "");
+        let mut scope = self.scope(head, routed.known(self), &routed.params, &f, "");
+        // `$context` is one map for the whole request: what the request template wrote is
+        // there for the response template (with fresh response overrides).
+        if let Some(context) = &routed.template_context {
+            if let crate::vtl::Value::Map(m) = context {
+                for (k, v) in crate::mapping::override_maps() {
+                    if &*k == "responseOverride" {
+                        m.put(&k, v);
+                    }
+                }
+            }
+            scope.context = context.clone();
+        }
         let text = String::from_utf8_lossy(payload);
         let (env, sources) = (scope.env(&text), scope.sources(&resp.headers, &text));
         mapping

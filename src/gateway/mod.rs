@@ -173,6 +173,9 @@ pub struct Routed {
     pub notice: Option<String>,
     /// The authorizer's decision, for methods one guards.
     pub auth: Option<Authorized>,
+    /// `$context` as the request template left it (templates may write to it), for the
+    /// response template to read.
+    template_context: Option<crate::vtl::Value>,
 }
 
 impl Routed {

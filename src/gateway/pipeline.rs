@@ -357,8 +357,13 @@ impl Gateway {
         let Some(body) = &ex.body else {
             return Some(Step::NeedBody);
         };
-        match self.invoke(&ex.head, routed, body) {
-            Ok(request) => Some(ex.call(CallKind::Integration, request, host.now_ms, None)),
+        match self.invoke_in(&ex.head, routed, body) {
+            Ok((request, context)) => {
+                if let Some(r) = ex.routed.as_mut() {
+                    r.template_context = context;
+                }
+                Some(ex.call(CallKind::Integration, request, host.now_ms, None))
+            }
             Err(o) => Some(Step::Reply(Box::new(o))),
         }
     }

@@ -141,6 +141,25 @@ fn budgets_end_runaway_loops() {
 }
 
 #[test]
+fn context_is_a_writable_map() {
+    for (src, want) in [
+        (
+            "#set($name = 'q')#set($context.responseOverride.header[$name] = 'v')$context.responseOverride.header.q",
+            "v",
+        ),
+        (
+            "#set($k = 'a')#set($d = $context.responseOverride.header.put($k, 'v'))$context.responseOverride.header.a",
+            "v",
+        ),
+        ("$context['stage'] ${context[\"stage\"]}", "prod prod"),
+        ("#set($o = $context['responseOverride'])#set($d = $o.header.put('X', '1'))$context.responseOverride.header.X", "1"),
+        ("#set($context.custom = 'c')$context.custom", "c"),
+    ] {
+        assert_eq!(render(src), want, "{src}");
+    }
+}
+
+#[test]
 fn the_body_counts_once_against_the_budgets() {
     // 9 MB of JSON: parsing is work, the JSON text is one intermediate string and the output
     // holds it once; none of these alone exceeds its 16 MiB budget.
