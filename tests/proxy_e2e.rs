@@ -293,15 +293,16 @@ fn response_mapping_rules() {
         1,
     );
     const ISE: &str = r#"{"message":"Internal server error"}"#;
-    // Envoy removes Content-Type from a local reply without a body (API Gateway would send
-    // `application/json` with Content-Length 0): the one documented difference here.
+    // An empty body keeps `Content-Type: application/json` with length 0, as API Gateway
+    // answers (Envoy strips it from empty local replies; the filter puts it back).
     for case in ["no-status", "empty"] {
         let r = envoy.get(&format!("/s/{case}"));
         assert_eq!(
             (r.status, r.text().as_str(), r.header("content-type")),
-            (200, "", None),
+            (200, "", Some("application/json")),
             "{case}"
         );
+        assert_eq!(r.header("content-length"), Some("0"), "{case}");
     }
     for (case, status, content_type, body) in [
         ("status-string", 201, "application/json", "made"),
