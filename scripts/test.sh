@@ -62,6 +62,7 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-90} ./scripts/fuzz.sh
 step "demo (--check)"
 ./scripts/demo.sh --check
 
+[ -f target/e2e/soak-summary.txt ] && cat target/e2e/soak-summary.txt >&2
 echo "all checks passed in $(( $(date +%s) - started ))s" >&2
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$results"

@@ -137,8 +137,12 @@ fn mixed_traffic_with_faults_is_always_answered_and_memory_settles() {
     let end = rss_kib(envoy.pid()) >> 10;
     let counts = counts.lock().unwrap().clone();
     let total: u64 = counts.values().sum();
-    eprintln!("soak {seconds}s: {total} requests answered, by status {counts:?}");
-    eprintln!("RSS MiB: warm {warm}, end {end}, samples {samples:?}");
+    let summary = format!(
+        "soak {seconds}s, two workers, faults injected: {total} requests answered, by status {counts:?}; Envoy RSS MiB warm {warm}, end {end}, samples {samples:?}\n"
+    );
+    eprint!("{summary}");
+    // Kept for the test command's closing lines.
+    let _ = std::fs::write(repo().join("target/e2e/soak-summary.txt"), &summary);
     let failures = failures.lock().unwrap();
     assert!(
         failures.is_empty(),
