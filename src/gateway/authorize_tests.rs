@@ -426,3 +426,19 @@ fn the_api_key_can_come_from_the_authorizer() {
     assert_eq!(r.reply.reply.status, 403);
     assert_eq!(json_body(&r.reply), json!({"message": "Forbidden"}));
 }
+
+#[test]
+fn the_cors_policy_decorates_authorizer_refusals() {
+    let g = gateway_with(
+        json!({}),
+        json!({"cors": {"allowOrigins": ["https://app.example"]}}),
+    );
+    let env = Env::new();
+    let h = head("GET", "/dev/pets/7", &[("origin", "https://app.example")]);
+    let r = env.run(&g, h, &[]);
+    assert_eq!(r.reply.reply.status, 401);
+    assert_eq!(
+        r.reply.reply.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+}
