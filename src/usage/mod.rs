@@ -33,18 +33,25 @@ pub struct Plan {
     quota: Option<QuotaSettings>,
 }
 
+/// What one operation asks of keys and limits.
+#[derive(Debug, Clone, Default)]
+struct OperationUsage {
+    /// The method requires an API key.
+    key_required: bool,
+    /// The stage throttle of the method.
+    stage_rate: Option<Rate>,
+    /// `/resource/path/METHOD`, for cell names.
+    method_key: String,
+}
+
 /// Everything about keys and limits for one stage.
 #[derive(Debug, Clone, Default)]
 pub struct UsagePlans {
     plans: Vec<Plan>,
     /// Key id -> index of the plan that applies to this stage.
     key_plan: BTreeMap<String, usize>,
-    /// Per operation: requires a key.
-    key_required: Vec<bool>,
-    /// Per operation: the stage throttle of that method.
-    stage_rate: Vec<Option<Rate>>,
-    /// Per operation: `/resource/path/METHOD`, for cell names.
-    method_keys: Vec<String>,
+    /// One record per operation, in the export's order.
+    operations: Vec<OperationUsage>,
     stage_prefix: String,
     on_failure: CheckFailure,
     rate_limit_headers: bool,
@@ -261,9 +268,16 @@ impl UsagePlans {
         UsagePlans {
             plans,
             key_plan,
-            key_required,
-            stage_rate,
-            method_keys: operations.iter().map(method_key).collect(),
+            operations: operations
+                .iter()
+                .zip(key_required)
+                .zip(stage_rate)
+                .map(|((op, key_required), stage_rate)| OperationUsage {
+                    key_required,
+                    stage_rate,
+                    method_key: method_key(op),
+                })
+                .collect(),
             stage_prefix: format!("apigw-edge/{}/{}/throttle", d.api.id, d.stage),
             on_failure: d.usage.on_check_failure,
             rate_limit_headers: d.usage.rate_limit_headers,
@@ -272,7 +286,7 @@ impl UsagePlans {
 
     /// Whether a method requires an API key.
     pub fn key_required(&self, op: usize) -> bool {
-        self.key_required.get(op).copied().unwrap_or(false)
+        self.operations.get(op).is_some_and(|o| o.key_required)
     }
 
     /// Ids of the plans, in order (for per-plan stats).
@@ -359,7 +373,8 @@ impl UsagePlans {
         caller: Option<(&Key, usize)>,
         now_ms: u64,
     ) -> Result<Check, CellError> {
-        let method = self.method_keys.get(op).map(String::as_str).unwrap_or("");
+        let usage = self.operations.get(op);
+        let method = usage.map_or("", |o| o.method_key.as_str());
         let plan = caller.and_then(|(key, pi)| Some((key, pi, self.plans.get(pi)?)));
         let mut out = Check::admitted();
         let throttled = |plan: Option<usize>, retry_after_ms: Option<u64>, what: String| {
@@ -399,7 +414,7 @@ impl UsagePlans {
             }
         }
         // 2. The stage's throttle of this method.
-        if let Some(rate) = self.stage_rate.get(op).copied().flatten() {
+        if let Some(rate) = usage.and_then(|o| o.stage_rate) {
             let cell = format!("{}{method}", self.stage_prefix);
             if let Take::Throttled { retry_after_ms } = self.take(cells, &cell, &rate, now_ms)? {
                 return Ok(throttled(
