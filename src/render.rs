@@ -719,6 +719,17 @@ mod tests {
     }
 
     #[test]
+    fn envoy_settings_read_by_their_documented_names() {
+        let d = parse_deployment(json!({"openapi": "a.json", "stage": "prod",
+            "lambda": {"endpoint": "http://127.0.0.1:9000"},
+            "envoy": {"maxHeapMiB": 256, "maxConnections": 5, "requestHeadersTimeoutMs": 1500}}))
+        .unwrap();
+        assert_eq!(d.envoy.max_heap_mib, 256);
+        assert_eq!(d.envoy.max_connections, 5);
+        assert_eq!(d.envoy.request_headers_timeout_ms, 1500);
+    }
+
+    #[test]
     fn envoy_settings_that_cannot_work_are_refused() {
         let mut c = cfg(json!({"endpoint": "http://127.0.0.1:9000"}));
         c.deployment.envoy.max_connections = 0;

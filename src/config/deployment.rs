@@ -440,7 +440,7 @@ pub struct EnvoySettings {
     pub max_connections: u64,
     /// Heap Envoy may use: at 90 % it frees what it can, at 95 % it refuses new requests
     /// with 503 until memory is back under the limit.
-    #[serde(default = "default_max_heap_mib")]
+    #[serde(default = "default_max_heap_mib", rename = "maxHeapMiB")]
     pub max_heap_mib: u32,
 }
 
