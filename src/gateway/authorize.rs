@@ -57,8 +57,16 @@ impl Gateway {
             );
             return Some(self.auth_fail(ex, GatewayError::UriTooLong, &why));
         }
-        let raw_query = ex.head.path.split_once('?').map_or("", |(_, q)| q);
-        let query = crate::query::parse(raw_query);
+        // The query is parsed only for an authorizer that reads it (never for TOKEN).
+        let reads_query = a
+            .spec
+            .sources
+            .iter()
+            .any(|s| matches!(s, authorizer::Source::Query(_)));
+        let query = match ex.head.path.split_once('?') {
+            Some((_, raw)) if reads_query => crate::query::parse(raw),
+            _ => Vec::new(),
+        };
         let context = || {
             let f = self.facts(&ex.head);
             let known = Known {
