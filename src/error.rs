@@ -54,6 +54,8 @@ pub enum GatewayError {
     /// The authorizer's identity is missing or fails its validation expression, or the
     /// authorizer answered `Unauthorized`.
     Unauthorized,
+    /// A Cognito or JWT authorizer's token is past its `exp` (and the clock skew).
+    TokenExpired,
     /// The authorizer's policy denies the method explicitly.
     ExplicitDeny,
     /// The authorizer's policy allows nothing that covers the method.
@@ -119,7 +121,7 @@ impl GatewayError {
             | GatewayError::InvalidApiKey
             | GatewayError::ExplicitDeny
             | GatewayError::ImplicitDeny => 403,
-            GatewayError::Unauthorized => 401,
+            GatewayError::Unauthorized | GatewayError::TokenExpired => 401,
             GatewayError::UriTooLong => 414,
             GatewayError::Throttled | GatewayError::QuotaExceeded => 429,
             GatewayError::RequestTooLarge => 413,
@@ -162,6 +164,7 @@ impl GatewayError {
             GatewayError::UnsupportedMediaType => "Unsupported Media Type",
             GatewayError::InvalidRequestBody => "Could not parse request body into json",
             GatewayError::Unauthorized => "Unauthorized",
+            GatewayError::TokenExpired => "The incoming token has expired",
             GatewayError::ExplicitDeny => {
                 "User is not authorized to access this resource with an explicit deny"
             }
@@ -179,7 +182,7 @@ impl GatewayError {
             GatewayError::CacheInvalidationForbidden
             | GatewayError::ExplicitDeny
             | GatewayError::ImplicitDeny => "AccessDeniedException",
-            GatewayError::Unauthorized => "UnauthorizedException",
+            GatewayError::Unauthorized | GatewayError::TokenExpired => "UnauthorizedException",
             GatewayError::AuthorizerConfiguration => "AuthorizerConfigurationException",
             GatewayError::AuthorizerFailure => "AuthorizerFailureException",
             GatewayError::InvalidApiKey => "ForbiddenException",
@@ -215,7 +218,7 @@ impl GatewayError {
             GatewayError::CacheInvalidationForbidden
             | GatewayError::ExplicitDeny
             | GatewayError::ImplicitDeny => ResponseType::AccessDenied,
-            GatewayError::Unauthorized => ResponseType::Unauthorized,
+            GatewayError::Unauthorized | GatewayError::TokenExpired => ResponseType::Unauthorized,
             GatewayError::AuthorizerConfiguration => ResponseType::AuthorizerConfigurationError,
             GatewayError::AuthorizerFailure => ResponseType::AuthorizerFailure,
             GatewayError::UriTooLong => ResponseType::UriTooLong,

@@ -120,6 +120,9 @@ pub struct Operation {
     /// names one other than an API key: a Lambda authorizer (see [`Export::authorizers`])
     /// or a scheme this gateway does not support, which compilation refuses.
     pub authorizer: Option<String>,
+    /// The scopes the operation's `security` lists for that scheme (Cognito and JWT
+    /// authorizers' `authorizationScopes`).
+    pub authorization_scopes: Vec<String>,
     /// Status codes of the method responses (`responses`), when the export lists them.
     pub method_responses: Option<Vec<u16>>,
     /// Location of the operation in the export, for messages.
@@ -132,6 +135,8 @@ pub struct Export {
     pub operations: Vec<Operation>,
     /// Lambda authorizers declared in the security schemes, by scheme name.
     pub authorizers: Vec<crate::authorizer::Spec>,
+    /// Cognito user pool and JWT authorizers declared in the security schemes.
+    pub token_authorizers: Vec<crate::jwt::config::Scheme>,
     /// Security schemes that authenticate in a way this gateway does not support yet
     /// (Cognito user pools, IAM), by name, with what they are.
     pub unsupported_schemes: Vec<(String, String)>,
@@ -433,22 +438,21 @@ impl<'a> Reader<'a> {
             match crate::authorizer::read_scheme(name, scheme, &at) {
                 Some(Ok(spec)) => out.export.authorizers.push(spec),
                 Some(Err(e)) => out.errors.push(e),
-                None => {
-                    let authtype = scheme
-                        .get("x-amazon-apigateway-authtype")
-                        .and_then(Value::as_str)
-                        .map(str::to_ascii_lowercase);
-                    let what = match authtype.as_deref() {
-                        Some("cognito_user_pools") => Some("Cognito user pool authorizers"),
-                        Some("awssigv4") => Some("IAM authorization (AWS_IAM)"),
-                        _ => None,
-                    };
-                    if let Some(what) = what {
-                        out.export
-                            .unsupported_schemes
-                            .push((name.clone(), what.to_string()));
+                None => match crate::jwt::config::read_scheme(name, scheme, &at) {
+                    Some(Ok(spec)) => out.export.token_authorizers.push(spec),
+                    Some(Err(e)) => out.errors.push(e),
+                    None => {
+                        let authtype = scheme
+                            .get("x-amazon-apigateway-authtype")
+                            .and_then(Value::as_str)
+                            .map(str::to_ascii_lowercase);
+                        if authtype.as_deref() == Some("awssigv4") {
+                            out.export
+                                .unsupported_schemes
+                                .push((name.clone(), "IAM authorization (AWS_IAM)".to_string()));
+                        }
                     }
-                }
+                },
             }
         }
         let mut auth_schemes: Vec<String> = out
@@ -457,6 +461,7 @@ impl<'a> Reader<'a> {
             .iter()
             .map(|a| a.name.clone())
             .collect();
+        auth_schemes.extend(out.export.token_authorizers.iter().map(|a| a.name.clone()));
         auth_schemes.extend(
             out.export
                 .unsupported_schemes
@@ -510,6 +515,7 @@ impl<'a> Reader<'a> {
                         cache_key_parameters,
                         api_key_required: requires_api_key(security, &self.key_schemes),
                         authorizer: named_scheme(security, &self.auth_schemes),
+                        authorization_scopes: scopes_of(security, &self.auth_schemes),
                         method_responses: method_responses(op),
                         location,
                     });
@@ -591,6 +597,25 @@ fn named_scheme(security: Option<&Value>, schemes: &[String]) -> Option<String> 
         .flat_map(|req| req.keys())
         .find(|k| schemes.contains(k))
         .cloned()
+}
+
+/// The scopes listed for the first scheme of `schemes` a `security` list names.
+fn scopes_of(security: Option<&Value>, schemes: &[String]) -> Vec<String> {
+    security
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
+        .flat_map(|req| req.iter())
+        .find(|(k, _)| schemes.contains(k))
+        .and_then(|(_, v)| v.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The numeric keys of an operation's `responses`.
@@ -948,7 +973,9 @@ mod tests {
                         "x-amazon-apigateway-authorizer": {"type": "token", "authorizerUri": "u"}},
                 "pool": {"type": "apiKey", "name": "Authorization", "in": "header",
                          "x-amazon-apigateway-authtype": "cognito_user_pools",
-                         "x-amazon-apigateway-authorizer": {"type": "cognito_user_pools", "providerARNs": ["p"]}},
+                         "x-amazon-apigateway-authorizer": {"type": "cognito_user_pools", "providerARNs": ["arn:aws:cognito-idp:us-east-1:1:userpool/us-east-1_P"]}},
+                "iam": {"type": "apiKey", "name": "Authorization", "in": "header",
+                        "x-amazon-apigateway-authtype": "awsSigv4"},
                 "api_key": {"type": "apiKey", "name": "x-api-key", "in": "header"}
             },
             "paths": {
@@ -961,12 +988,11 @@ mod tests {
         assert!(p.errors.is_empty(), "{:?}", p.errors);
         assert_eq!(p.export.authorizers.len(), 1);
         assert_eq!(p.export.authorizers[0].name, "tok");
+        assert_eq!(p.export.token_authorizers.len(), 1);
+        assert_eq!(p.export.token_authorizers[0].name, "pool");
         assert_eq!(
             p.export.unsupported_schemes,
-            vec![(
-                "pool".to_string(),
-                "Cognito user pool authorizers".to_string()
-            )]
+            vec![("iam".to_string(), "IAM authorization (AWS_IAM)".to_string())]
         );
         let by: Vec<_> = p
             .export
@@ -983,6 +1009,13 @@ mod tests {
         assert!(by.contains(&("/a", Some("tok"), true)));
         assert!(by.contains(&("/b", Some("pool"), false)));
         assert!(by.contains(&("/c", None, false)));
+        let b = p
+            .export
+            .operations
+            .iter()
+            .find(|o| o.resource == "/b")
+            .unwrap();
+        assert_eq!(b.authorization_scopes, vec!["s".to_string()]);
     }
 
     #[test]

@@ -62,7 +62,7 @@ fn is_ip(host: &str) -> bool {
 }
 
 fn duration(ms: u32) -> String {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{}.{:03}s", ms / 1000, ms % 1000)
@@ -126,38 +126,71 @@ fn cluster(upstream: &Upstream, lambda: &Lambda) -> Value {
     });
     if let (true, Some(obj)) = (endpoint.tls, c.as_object_mut()) {
         let ca = lambda.tls.ca_file.as_deref().unwrap_or(SYSTEM_CA_BUNDLE);
-        obj.insert("transport_socket".into(), json!({
-            "name": "envoy.transport_sockets.tls",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
-                "sni": endpoint.host,
-                "common_tls_context": {
-                    "alpn_protocols": [if lambda.http2 { "h2" } else { "http/1.1" }],
-                    // The certificate must name the host (wildcards included), not just
-                    // chain to a trusted CA.
-                    "validation_context": {
-                        "trusted_ca": {"filename": ca},
-                        "match_typed_subject_alt_names": [{
-                            "san_type": if is_ip(&endpoint.host) { "IP_ADDRESS" } else { "DNS" },
-                            "matcher": {"exact": endpoint.host}
-                        }]
-                    }
+        let alpn = if lambda.http2 { "h2" } else { "http/1.1" };
+        obj.insert(
+            "transport_socket".into(),
+            tls_socket(&endpoint.host, ca, alpn),
+        );
+    }
+    c
+}
+
+/// An upstream TLS transport socket that verifies the server's certificate against `ca`
+/// and requires it to name `host`.
+fn tls_socket(host: &str, ca: &str, alpn: &str) -> Value {
+    json!({
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+            "sni": host,
+            "common_tls_context": {
+                "alpn_protocols": [alpn],
+                // The certificate must name the host (wildcards included), not just
+                // chain to a trusted CA.
+                "validation_context": {
+                    "trusted_ca": {"filename": ca},
+                    "match_typed_subject_alt_names": [{
+                        "san_type": if is_ip(host) { "IP_ADDRESS" } else { "DNS" },
+                        "matcher": {"exact": host}
+                    }]
                 }
             }
-        }));
+        }
+    })
+}
+
+/// The cluster a JWKS document is fetched through (HTTP/1.1, TLS for `https` URLs).
+fn jwks_cluster(s: &crate::jwt::Source, lambda: &Lambda) -> Value {
+    let mut c = json!({
+        "name": s.cluster,
+        "type": if is_ip(&s.host) { "STATIC" } else { "STRICT_DNS" },
+        "connect_timeout": duration(lambda.connect_timeout_ms),
+        "dns_lookup_family": "V4_PREFERRED",
+        "load_assignment": {
+            "cluster_name": s.cluster,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": socket(&s.host, s.port)}}]}]
+        }
+    });
+    if let (true, Some(obj)) = (s.tls, c.as_object_mut()) {
+        let ca = s.ca_file.as_deref().unwrap_or(SYSTEM_CA_BUNDLE);
+        obj.insert(
+            "transport_socket".into(),
+            tls_socket(&s.host, ca, "http/1.1"),
+        );
     }
     c
 }
 
 /// Renders the bootstrap. `wasm_path` is where Envoy will find the filter module.
 pub fn bootstrap(cfg: &FilterConfig, wasm_path: &str) -> Result<Value, Vec<ConfigError>> {
-    let (mut errors, upstreams, longest_timeout_ms) = match Gateway::compile(cfg) {
+    let (mut errors, upstreams, longest_timeout_ms, jwks) = match Gateway::compile(cfg) {
         Ok(c) => (
             Vec::new(),
             c.gateway.upstreams().clone(),
             c.gateway.max_integration_timeout_ms(),
+            c.gateway.jwks_sources().to_vec(),
         ),
-        Err(e) => (e, Upstreams::default(), 0),
+        Err(e) => (e, Upstreams::default(), 0, Vec::new()),
     };
     let d = &cfg.deployment;
     let listen = parse_listen(&d.listen)
@@ -204,12 +237,23 @@ pub fn bootstrap(cfg: &FilterConfig, wasm_path: &str) -> Result<Value, Vec<Confi
             &d.envoy,
         ));
     }
+    let mut clusters: Vec<Value> = upstreams
+        .clusters
+        .values()
+        .map(|u| cluster(u, &d.lambda))
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for s in &jwks {
+        if seen.insert(s.cluster.clone()) {
+            clusters.push(jwks_cluster(s, &d.lambda));
+        }
+    }
     Ok(json!({
         "admin": {"address": socket(&admin_host, admin_port)},
         "overload_manager": overload_manager(&d.envoy),
         "static_resources": {
             "listeners": listeners,
-            "clusters": upstreams.clusters.values().map(|u| cluster(u, &d.lambda)).collect::<Vec<_>>()
+            "clusters": clusters
         }
     }))
 }

@@ -238,6 +238,7 @@ mod tests {
                 cache_key_parameters: Vec::new(),
                 api_key_required: false,
                 authorizer: None,
+                authorization_scopes: Vec::new(),
                 method_responses: None,
                 location: format!("openapi.paths.{path}.{}", method.as_str().to_lowercase()),
             })

@@ -1,4 +1,5 @@
-//! One worker's cache of authorizer results.
+//! One worker's cache of authorizer results (and, through the same [`TtlCache`], of verified
+//! tokens).
 //!
 //! Owns: an LRU of decisions keyed by authorizer and identity values, bounded in bytes,
 //! expiring after the authorizer's TTL (against a `now` passed in), and dropped wholesale
@@ -15,17 +16,29 @@ use super::Decision;
 /// Bytes each worker's authorizer cache may hold.
 pub const DEFAULT_CAPACITY_BYTES: usize = 8 << 20;
 
+/// A cached value's approximate size in bytes, for the cache's byte bound.
+pub trait Weighed {
+    fn weight(&self) -> usize;
+}
+
+impl Weighed for Rc<Decision> {
+    fn weight(&self) -> usize {
+        Decision::weight(self)
+    }
+}
+
 #[derive(Debug)]
-struct Entry {
-    decision: Rc<Decision>,
+struct Entry<V> {
+    value: V,
     expires_at_ms: u64,
     size: usize,
 }
 
-/// One worker's authorizer result cache.
+/// An LRU bounded in bytes whose entries expire (against a `now` passed in) and are all
+/// dropped when the generation they were stored under moves on.
 #[derive(Debug)]
-pub struct AuthCache {
-    lru: LruCache<String, Entry>,
+pub struct TtlCache<V> {
+    lru: LruCache<String, Entry<V>>,
     bytes: usize,
     capacity: usize,
     /// The flush generation the entries belong to.
@@ -43,9 +56,12 @@ pub fn key(authorizer: &str, identity: &[Option<String>]) -> String {
     k
 }
 
-impl AuthCache {
+/// One worker's authorizer result cache.
+pub type AuthCache = TtlCache<Rc<Decision>>;
+
+impl<V: Weighed + Clone> TtlCache<V> {
     pub fn new(capacity_bytes: usize) -> Self {
-        AuthCache {
+        TtlCache {
             lru: LruCache::unbounded(),
             bytes: 0,
             capacity: capacity_bytes,
@@ -74,13 +90,13 @@ impl AuthCache {
         }
     }
 
-    /// A live decision for `key`, if any.
-    pub fn get(&mut self, key: &str, now_ms: u64, generation: u64) -> Option<Rc<Decision>> {
+    /// A live value for `key`, if any.
+    pub fn get(&mut self, key: &str, now_ms: u64, generation: u64) -> Option<V> {
         self.sync(generation);
         let live = self
             .lru
             .get(key)
-            .map(|e| (now_ms < e.expires_at_ms, e.decision.clone()));
+            .map(|e| (now_ms < e.expires_at_ms, e.value.clone()));
         match live {
             Some((true, d)) => Some(d),
             Some((false, _)) => {
@@ -93,17 +109,10 @@ impl AuthCache {
         }
     }
 
-    /// Stores a decision for `ttl_ms`, evicting the least recently used as needed.
-    pub fn put(
-        &mut self,
-        key: String,
-        decision: Rc<Decision>,
-        now_ms: u64,
-        ttl_ms: u64,
-        generation: u64,
-    ) {
+    /// Stores a value for `ttl_ms`, evicting the least recently used as needed.
+    pub fn put(&mut self, key: String, value: V, now_ms: u64, ttl_ms: u64, generation: u64) {
         self.sync(generation);
-        let size = key.len() + decision.weight();
+        let size = key.len() + value.weight();
         if ttl_ms == 0 || size > self.capacity {
             return;
         }
@@ -120,7 +129,7 @@ impl AuthCache {
         self.lru.put(
             key,
             Entry {
-                decision,
+                value,
                 expires_at_ms: now_ms.saturating_add(ttl_ms),
                 size,
             },

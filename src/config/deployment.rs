@@ -61,9 +61,81 @@ pub struct Deployment {
     /// Loopback address of the control listener (stage cache flush); absent means none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub control: Option<String>,
+    /// Cognito user pool and JWT authorizers: key sources, clock skew, generic issuers.
+    #[serde(default, skip_serializing_if = "JwtSettings::is_empty")]
+    pub jwt: JwtSettings,
     /// Settings used only when rendering and running Envoy.
     #[serde(default)]
     pub envoy: EnvoySettings,
+}
+
+/// The `jwt` section: how Cognito and JWT authorizers get their keys, and authorizers for
+/// any OIDC issuer.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct JwtSettings {
+    /// Seconds of clock difference tolerated for `exp` and `nbf` (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_skew_seconds: Option<u64>,
+    /// Seconds between two fetches of a JWKS (default 3600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_seconds: Option<u64>,
+    /// Shortest seconds between two fetches; a token with an unknown `kid` triggers one
+    /// no sooner (default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_refresh_seconds: Option<u64>,
+    /// Per Cognito user pool id: where its keys are and what issuer its tokens carry.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pools: BTreeMap<String, JwtPool>,
+    /// JWT authorizers by name: overrides of the export's `jwt` schemes, or new ones
+    /// attached to methods.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub authorizers: BTreeMap<String, JwtIssuer>,
+}
+
+impl JwtSettings {
+    pub fn is_empty(&self) -> bool {
+        self == &JwtSettings::default()
+    }
+}
+
+/// Where a Cognito user pool's keys are (for emulators and private networks).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct JwtPool {
+    /// The `iss` its tokens carry (default `https://cognito-idp.REGION.amazonaws.com/POOL`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// The JWKS URL (default the issuer's `/.well-known/jwks.json` at Cognito).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_url: Option<String>,
+    /// CA bundle for an HTTPS JWKS URL (default the system's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+}
+
+/// A JWT authorizer for any OIDC issuer.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct JwtIssuer {
+    /// The `iss` tokens must carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// Accepted `aud` or `client_id` values (default: any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audiences: Option<Vec<String>>,
+    /// The JWKS URL (default `ISSUER/.well-known/jwks.json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// The header holding the token (default `Authorization`; `Bearer ` is optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_source: Option<String>,
+    /// Methods it guards (`/resource/path/METHOD` or `*/*`) and the scopes each requires
+    /// (any one of them; an empty list requires none).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub methods: BTreeMap<String, Vec<String>>,
 }
 
 /// Identity of the API in `requestContext`.

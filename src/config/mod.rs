@@ -10,9 +10,10 @@ mod deployment;
 
 pub use deployment::{
     Api, ApiKey, CacheSettings, CheckFailure, CorsSettings, CredentialProvider, CredentialSettings,
-    Deployment, EnvoySettings, FunctionSpec, FunctionTarget, Lambda, LambdaTls, Limits,
-    MethodCacheSettings, QuotaPeriod, QuotaSettings, SigningMode, StageThrottle, Throttle,
-    UnauthorizedStrategy, UrlAuthType, UsagePlan, UsageSettings, DEFAULT_MAX_BODY_BYTES,
+    Deployment, EnvoySettings, FunctionSpec, FunctionTarget, JwtIssuer, JwtPool, JwtSettings,
+    Lambda, LambdaTls, Limits, MethodCacheSettings, QuotaPeriod, QuotaSettings, SigningMode,
+    StageThrottle, Throttle, UnauthorizedStrategy, UrlAuthType, UsagePlan, UsageSettings,
+    DEFAULT_MAX_BODY_BYTES,
 };
 
 use serde_json::Value;

@@ -16,7 +16,8 @@ use super::metrics::Metrics;
 use super::root::Ids;
 use crate::authorizer::cache::AuthCache;
 use crate::cache::ResponseCache;
-use crate::gateway::{Exchange, Gateway, Host, Outcome, RequestHead, Step};
+use crate::gateway::{Exchange, Gateway, Host, Outcome, RequestHead, Step, TokenCache};
+use crate::jwt::ring::KeyRing;
 use crate::lambda::invoke::InvokeResponse;
 
 enum Phase {
@@ -36,6 +37,9 @@ enum Phase {
 pub struct Stores {
     pub cache: Option<Rc<RefCell<ResponseCache>>>,
     pub auth: Rc<RefCell<AuthCache>>,
+    /// Signing keys of the Cognito and JWT authorizers (kept fresh by the root context).
+    pub keys: Rc<RefCell<KeyRing>>,
+    pub tokens: Rc<RefCell<TokenCache>>,
 }
 
 pub struct Request {
@@ -95,6 +99,8 @@ impl Request {
             cells: &HostCells,
             store: self.stores.cache.as_deref(),
             auth_cache: Some(&self.stores.auth),
+            keys: Some(&self.stores.keys),
+            tokens: Some(&self.stores.tokens),
             now_ms: host::now_ms(),
         };
         f(&self.gateway, &host)

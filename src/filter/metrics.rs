@@ -30,6 +30,11 @@ pub struct Metrics {
     authorizer_cache_hits: Option<u32>,
     authorizer_errors: Option<u32>,
     authorizer_latency_ms: Option<u32>,
+    token_verified: Option<u32>,
+    token_cache_hits: Option<u32>,
+    token_refused: Option<u32>,
+    jwks_fetches: Option<u32>,
+    jwks_fetch_errors: Option<u32>,
     /// Per usage plan: admitted, throttled, quota exceeded.
     plans: Rc<Vec<[Option<u32>; 3]>>,
 }
@@ -69,6 +74,11 @@ impl Metrics {
             authorizer_calls: define(MetricType::Counter, "apigw_edge.authorizer.calls"),
             authorizer_cache_hits: define(MetricType::Counter, "apigw_edge.authorizer.cache_hit"),
             authorizer_errors: define(MetricType::Counter, "apigw_edge.authorizer.errors"),
+            token_verified: define(MetricType::Counter, "apigw_edge.jwt.verified"),
+            token_cache_hits: define(MetricType::Counter, "apigw_edge.jwt.cache_hit"),
+            token_refused: define(MetricType::Counter, "apigw_edge.jwt.refused"),
+            jwks_fetches: define(MetricType::Counter, "apigw_edge.jwt.jwks_fetch"),
+            jwks_fetch_errors: define(MetricType::Counter, "apigw_edge.jwt.jwks_fetch_errors"),
             authorizer_latency_ms: define(
                 MetricType::Histogram,
                 "apigw_edge.authorizer.latency_ms",
@@ -180,7 +190,27 @@ impl Metrics {
                     add(self.authorizer_errors, 1);
                 }
             }
+            Event::Token { cached, refused } => {
+                add(
+                    if refused {
+                        self.token_refused
+                    } else if cached {
+                        self.token_cache_hits
+                    } else {
+                        self.token_verified
+                    },
+                    1,
+                );
+            }
             Event::Notice(line) => log::warn!("{line}"),
+        }
+    }
+
+    /// Counts one JWKS fetch and whether it failed.
+    pub fn jwks_fetch(&self, failed: bool) {
+        add(self.jwks_fetches, 1);
+        if failed {
+            add(self.jwks_fetch_errors, 1);
         }
     }
 

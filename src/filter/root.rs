@@ -3,12 +3,15 @@
 //! control listener (operator actions such as a stage cache flush).
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::rc::Rc;
+use std::time::Duration;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{BufferType, ContextType};
+use proxy_wasm::types::{BufferType, ContextType, MapType};
 
+use super::cells::HostCells;
 use super::control::ControlRequest;
 use super::http::{Request, Stores};
 use super::metrics::Metrics;
@@ -16,7 +19,12 @@ use crate::authorizer::cache::AuthCache;
 use crate::cache::ResponseCache;
 use crate::config::{parse_plugin_config, GatewayConfig, PluginConfig};
 use crate::control::ControlConfig;
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, TokenCache};
+use crate::jwt::ring::KeyRing;
+
+/// How often the root context looks at the JWKS key ring (adopting what other workers
+/// fetched, and fetching what is due).
+const JWKS_TICK: Duration = Duration::from_millis(500);
 
 /// Per-VM source of request ids: a SplitMix64 stream seeded from the host's randomness.
 #[derive(Debug)]
@@ -77,9 +85,108 @@ enum Role {
 pub struct Root {
     role: Option<Role>,
     metrics: Metrics,
+    /// JWKS fetches in flight: call token to source index.
+    fetching: HashMap<u32, usize>,
 }
 
-impl Context for Root {}
+impl Context for Root {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        let Some(source) = self.fetching.remove(&token_id) else {
+            return;
+        };
+        let Some(Role::Gateway {
+            gateway, stores, ..
+        }) = &self.role
+        else {
+            return;
+        };
+        let status = super::host::headers(MapType::HttpCallResponseHeaders)
+            .iter()
+            .find(|(k, _)| k == ":status")
+            .and_then(|(_, v)| v.parse::<u16>().ok());
+        // Read at most one byte past the limit: the key set reader refuses it.
+        let limit = crate::jwt::keys::MAX_JWKS_BYTES + 1;
+        let body = super::host::buffer(BufferType::HttpCallResponseBody, body_size.min(limit));
+        let result = stores.keys.borrow_mut().fetched(
+            gateway.jwks_sources(),
+            &HostCells,
+            source,
+            super::host::now_ms(),
+            status,
+            &body,
+        );
+        self.metrics.jwks_fetch(result.is_err());
+        match result {
+            Ok(line) => log::info!("{line}"),
+            Err(line) => log::warn!("{line}"),
+        }
+    }
+}
+
+impl Root {
+    /// Adopts key sets other workers fetched and fetches the ones due.
+    fn refresh_keys(&mut self) {
+        let Some(Role::Gateway {
+            gateway, stores, ..
+        }) = &self.role
+        else {
+            return;
+        };
+        let sources = gateway.jwks_sources();
+        let (due, log) = stores
+            .keys
+            .borrow_mut()
+            .due(sources, &HostCells, super::host::now_ms());
+        for line in log {
+            log::warn!("{line}");
+        }
+        for i in due {
+            let Some(s) = sources.get(i) else {
+                continue;
+            };
+            let headers = vec![
+                (":method", "GET"),
+                (":path", s.path.as_str()),
+                (":authority", s.authority.as_str()),
+                ("accept", "application/json"),
+                ("user-agent", "apigw-edge"),
+            ];
+            match hostcalls::dispatch_http_call(
+                &s.cluster,
+                headers,
+                None,
+                vec![],
+                Duration::from_millis(crate::jwt::FETCH_TIMEOUT_MS),
+            ) {
+                Ok(token) => {
+                    self.fetching.insert(token, i);
+                }
+                Err(status) => {
+                    let line = stores.keys.borrow_mut().fetched(
+                        sources,
+                        &HostCells,
+                        i,
+                        super::host::now_ms(),
+                        None,
+                        &[],
+                    );
+                    self.metrics.jwks_fetch(true);
+                    log::warn!(
+                        "JWKS fetch through cluster `{}` could not start ({status:?}): {}",
+                        s.cluster,
+                        line.unwrap_or_else(|e| e)
+                    );
+                }
+            }
+        }
+    }
+}
 
 impl Root {
     fn configure_gateway(&mut self, cfg: GatewayConfig) -> bool {
@@ -117,7 +224,14 @@ impl Root {
                     auth: Rc::new(RefCell::new(AuthCache::new(
                         crate::authorizer::cache::DEFAULT_CAPACITY_BYTES,
                     ))),
+                    keys: Rc::new(RefCell::new(KeyRing::new(gateway.jwks_sources().len()))),
+                    tokens: Rc::new(RefCell::new(TokenCache::new(
+                        crate::gateway::TOKEN_CACHE_BYTES,
+                    ))),
                 };
+                if !gateway.jwks_sources().is_empty() {
+                    hostcalls::set_tick_period(JWKS_TICK).ok();
+                }
                 self.role = Some(Role::Gateway {
                     gateway: Rc::new(gateway),
                     ids: Rc::new(Ids::seeded()),
@@ -169,6 +283,10 @@ impl RootContext for Root {
             }
         };
         ok
+    }
+
+    fn on_tick(&mut self) {
+        self.refresh_keys();
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {

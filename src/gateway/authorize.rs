@@ -34,7 +34,7 @@ impl Gateway {
         )
     }
 
-    fn auth_fail(&self, ex: &Exchange, error: GatewayError, reason: &str) -> Step {
+    pub(super) fn auth_fail(&self, ex: &Exchange, error: GatewayError, reason: &str) -> Step {
         let known = Known {
             route: ex.routed.as_ref().and_then(|r| self.routes.get(r.route)),
             api_key_id: None,
@@ -267,6 +267,7 @@ impl Gateway {
         arn: &str,
     ) -> Option<Step> {
         let verdict = policy::evaluate(&decision.statements, arn);
+        let principal = decision.principal_id.clone();
         let state = authorized(decision, latency_ms);
         match verdict {
             Verdict::Allow => {
@@ -281,10 +282,7 @@ impl Gateway {
                 } else {
                     (GatewayError::ImplicitDeny, "allows nothing that covers")
                 };
-                let why = format!(
-                    "the policy of principal `{}` {how} {arn}",
-                    state.decision.principal_id
-                );
+                let why = format!("the policy of principal `{principal}` {how} {arn}");
                 ex.denied_by = Some(state);
                 Some(self.auth_fail(ex, error, &why))
             }

@@ -107,6 +107,8 @@ impl Env {
             cells: &self.cells,
             store: None,
             auth_cache: Some(&self.auth),
+            keys: None,
+            tokens: None,
             now_ms: self.now_ms,
         };
         let mut ex = g.begin(RequestHead {

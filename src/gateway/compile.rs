@@ -158,9 +158,16 @@ impl Gateway {
             }
             authorizers.push(Authorizer { spec, target });
         }
+        let token = crate::jwt::config::compile(
+            d,
+            &export.token_authorizers,
+            &export.operations,
+            &mut errors,
+        );
         for (i, op) in export.operations.iter().enumerate() {
             let authorizer = match op.authorizer.as_deref() {
                 None => None,
+                Some(name) if token.authorizers.iter().any(|a| a.name == name) => None,
                 Some(name) => match authorizers.iter().position(|a| a.spec.name == name) {
                     Some(a) => Some(a),
                     None => {
@@ -239,6 +246,7 @@ impl Gateway {
                 action,
                 cache: route_caches.get_mut(i).and_then(Option::take),
                 authorizer,
+                token_auth: token.guards.get(i).cloned().flatten(),
             });
         }
 
@@ -269,6 +277,8 @@ impl Gateway {
                 upstreams,
                 signers: BTreeMap::new(),
                 authorizers,
+                token_authorizers: token.authorizers,
+                jwks: token.sources,
                 api_key_from_authorizer,
             },
             warnings,

@@ -239,10 +239,16 @@ impl Gateway {
             resource_id: known.route.map_or("", |r| r.resource_id.as_str()),
             resource_path: known.route.map_or("", |r| r.resource.as_str()),
             stage: &self.stage,
-            authorizer: known.auth.map(|a| AuthorizerView {
-                principal_id: &a.decision.principal_id,
-                context: &a.decision.context,
-                latency_ms: a.latency_ms,
+            authorizer: known.auth.map(|a| match a {
+                Authorized::Lambda {
+                    decision,
+                    latency_ms,
+                } => AuthorizerView::Lambda {
+                    principal_id: &decision.principal_id,
+                    context: &decision.context,
+                    latency_ms: *latency_ms,
+                },
+                Authorized::Token(v) => AuthorizerView::Claims(&v.claims),
             }),
         }
     }

@@ -66,6 +66,9 @@ struct Route {
     cache: Option<RouteCache>,
     /// Index into [`Gateway::authorizers`] of the authorizer guarding the method.
     authorizer: Option<usize>,
+    /// Index into [`Gateway::token_authorizers`] of the Cognito or JWT authorizer guarding
+    /// the method, and the method's scopes.
+    token_auth: Option<(usize, Vec<String>)>,
 }
 
 /// A Lambda authorizer, its function resolved.
@@ -97,6 +100,10 @@ pub struct Gateway {
     /// Signers of the clusters this filter signs, by cluster (see [`Gateway::load_credentials`]).
     signers: BTreeMap<String, Signer>,
     authorizers: Vec<Authorizer>,
+    /// Cognito user pool and JWT authorizers.
+    token_authorizers: Vec<crate::jwt::Authorizer>,
+    /// Where their keys come from (the glue fetches them on the key ring's word).
+    jwks: Vec<crate::jwt::Source>,
     /// API keys come from the authorizer's `usageIdentifierKey`, not `x-api-key`.
     api_key_from_authorizer: bool,
 }
@@ -138,12 +145,16 @@ pub struct RequestHead {
     pub now_ms: u64,
 }
 
-/// What an authorizer decided for this request, and how long it took.
+/// What the method's authorizer established for this request.
 #[derive(Debug, Clone)]
-pub struct Authorized {
-    pub decision: Rc<crate::authorizer::Decision>,
-    /// Milliseconds the authorizer call took (0 for a cached result).
-    pub latency_ms: u64,
+pub enum Authorized {
+    /// A Lambda authorizer's decision, and how long the call took (0 for a cached result).
+    Lambda {
+        decision: Rc<crate::authorizer::Decision>,
+        latency_ms: u64,
+    },
+    /// A Cognito or JWT authorizer's verified token.
+    Token(Rc<crate::jwt::Verified>),
 }
 
 /// What the pipeline knows of a request when it builds `$context` or an event.
@@ -264,6 +275,11 @@ impl Gateway {
             .unwrap_or(0)
     }
 
+    /// The JWKS documents the gateway's Cognito and JWT authorizers need.
+    pub fn jwks_sources(&self) -> &[crate::jwt::Source] {
+        &self.jwks
+    }
+
     /// Every Envoy cluster this gateway invokes through.
     pub fn clusters(&self) -> Vec<&str> {
         let mut out: Vec<&str> =
@@ -292,7 +308,11 @@ mod reply;
 mod stages;
 #[cfg(test)]
 mod tests;
+mod token_auth;
+#[cfg(test)]
+mod token_auth_tests;
 
 pub use authorize::flush_cell as authorizer_flush_cell;
 pub use context::{extended_request_id, trace_id};
 pub use pipeline::{Call, CallKind, Event, Exchange, Host, Stage, Step, STAGES};
+pub use token_auth::{TokenCache, TOKEN_CACHE_BYTES};

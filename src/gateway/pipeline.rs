@@ -30,6 +30,8 @@ pub enum Stage {
     Route,
     /// The method's Lambda authorizer.
     Authorizer,
+    /// The method's Cognito user pool or JWT authorizer.
+    Token,
     /// API key, usage plan, throttles and quota.
     ApiKeyUsage,
     /// The stage cache: plan, invalidate, look up.
@@ -38,12 +40,12 @@ pub enum Stage {
     Integration,
 }
 
-/// API Gateway's order. Resource policies, IAM, Cognito and request validation will be
-/// entries here.
-pub const STAGES: [Stage; 6] = [
+/// API Gateway's order. Resource policies, IAM and request validation will be entries here.
+pub const STAGES: [Stage; 7] = [
     Stage::Preflight,
     Stage::Route,
     Stage::Authorizer,
+    Stage::Token,
     Stage::ApiKeyUsage,
     Stage::Cache,
     Stage::Integration,
@@ -92,6 +94,12 @@ pub enum Event {
         latency_ms: Option<u64>,
         failed: bool,
     },
+    /// A Cognito or JWT authorizer checked a token: from this worker's cache of verified
+    /// tokens or verified afresh, and refused or not.
+    Token {
+        cached: bool,
+        refused: bool,
+    },
     /// A line to log at `warn` although the request goes on.
     Notice(String),
 }
@@ -102,6 +110,9 @@ pub struct Host<'a> {
     pub cells: &'a dyn SharedCells,
     pub store: Option<&'a RefCell<ResponseCache>>,
     pub auth_cache: Option<&'a RefCell<AuthCache>>,
+    /// This worker's signing keys and verified tokens (Cognito and JWT authorizers).
+    pub keys: Option<&'a RefCell<crate::jwt::ring::KeyRing>>,
+    pub tokens: Option<&'a RefCell<super::TokenCache>>,
     pub now_ms: u64,
 }
 
@@ -275,6 +286,7 @@ impl Gateway {
                 Err(o) => reply(o),
             },
             Stage::Authorizer => self.authorize(ex, host),
+            Stage::Token => self.token_stage(ex, host),
             Stage::ApiKeyUsage => {
                 let routed = ex.routed.as_mut()?;
                 match self.admit(&ex.head, routed, host.cells) {
@@ -422,6 +434,8 @@ impl Gateway {
             cells,
             store: None,
             auth_cache: None,
+            keys: None,
+            tokens: None,
             now_ms: head.now_ms,
         };
         let mut ex = self.begin(head.clone());
@@ -443,7 +457,7 @@ impl Gateway {
 
 /// The authorizer's state for a request is shared by the stages that follow it.
 pub(super) fn authorized(decision: Rc<crate::authorizer::Decision>, latency_ms: u64) -> Authorized {
-    Authorized {
+    Authorized::Lambda {
         decision,
         latency_ms,
     }

@@ -98,10 +98,10 @@ impl Gateway {
         let op = routed.route;
         let caller = if self.usage.key_required(op) {
             let (presented, from) = if self.api_key_from_authorizer {
-                let key = routed
-                    .auth
-                    .as_ref()
-                    .and_then(|a| a.decision.usage_key.as_deref());
+                let key = routed.auth.as_ref().and_then(|a| match a {
+                    Authorized::Lambda { decision, .. } => decision.usage_key.as_deref(),
+                    Authorized::Token(_) => None,
+                });
                 (key, "the authorizer's usageIdentifierKey")
             } else {
                 (header(&head.headers, "x-api-key"), "x-api-key")

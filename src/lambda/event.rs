@@ -164,27 +164,57 @@ pub struct RequestContext<'a> {
     pub authorizer: Option<AuthorizerView<'a>>,
 }
 
-/// `requestContext.authorizer` after a Lambda authorizer: `principalId`, each `context`
+/// `requestContext.authorizer`. After a Lambda authorizer: `principalId`, each `context`
 /// value as a string, and `integrationLatency` (milliseconds the authorizer took; 0 when
-/// its result came from the cache).
+/// its result came from the cache). After a Cognito or JWT authorizer: `claims`, each
+/// value as a string.
 #[derive(Debug, Clone, Copy)]
-pub struct AuthorizerView<'a> {
-    pub principal_id: &'a str,
-    pub context: &'a [(String, serde_json::Value)],
-    pub latency_ms: u64,
+pub enum AuthorizerView<'a> {
+    Lambda {
+        principal_id: &'a str,
+        context: &'a [(String, serde_json::Value)],
+        latency_ms: u64,
+    },
+    Claims(&'a [(String, String)]),
+}
+
+/// Name-value pairs as a JSON object.
+struct Pairs<'a>(&'a [(String, String)]);
+
+impl Serialize for Pairs<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
 }
 
 impl Serialize for AuthorizerView<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.context.len() + 2))?;
-        map.serialize_entry("principalId", self.principal_id)?;
-        for (k, v) in self.context {
-            if k != "principalId" && k != "integrationLatency" {
-                map.serialize_entry(k, &crate::authorizer::context_text(v))?;
+        match *self {
+            AuthorizerView::Lambda {
+                principal_id,
+                context,
+                latency_ms,
+            } => {
+                let mut map = s.serialize_map(Some(context.len() + 2))?;
+                map.serialize_entry("principalId", principal_id)?;
+                for (k, v) in context {
+                    if k != "principalId" && k != "integrationLatency" {
+                        map.serialize_entry(k, &crate::authorizer::context_text(v))?;
+                    }
+                }
+                map.serialize_entry("integrationLatency", &latency_ms)?;
+                map.end()
+            }
+            AuthorizerView::Claims(claims) => {
+                let mut map = s.serialize_map(Some(1))?;
+                map.serialize_entry("claims", &Pairs(claims))?;
+                map.end()
             }
         }
-        map.serialize_entry("integrationLatency", &self.latency_ms)?;
-        map.end()
     }
 }
 

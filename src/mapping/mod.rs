@@ -575,7 +575,12 @@ pub fn context_value(rc: &crate::lambda::event::RequestContext) -> Value {
     if let Value::Map(m) = &v {
         match m.get("authorizer") {
             Some(Value::Map(a)) => {
-                a.put("claims", Value::map(Vec::new()));
+                if a.get("claims").is_none() {
+                    a.put("claims", Value::map(Vec::new()));
+                }
+                if a.get("principalId").is_none() {
+                    a.put("principalId", Value::str(""));
+                }
             }
             _ => {
                 m.put(
