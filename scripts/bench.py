@@ -216,6 +216,8 @@ def configs():
     for name, (extra, env) in variants.items():
         text = base.replace("  endpoint: http://127.0.0.1:9000\n",
                             f"  endpoint: http://127.0.0.1:{STAND_IN_PORT}\n{extra}")
+        # The stand-in also serves the user pool's keys.
+        text = text.replace("http://127.0.0.1:9000/", f"http://127.0.0.1:{STAND_IN_PORT}/")
         text += f"listen: 127.0.0.1:{PORT}\nadmin: 127.0.0.1:{ADMIN}\n"
         dep = WORK / f"deployment-{name}.yaml"
         dep.write_text(text)

@@ -60,12 +60,17 @@ impl Utc {
         }
     }
 
-    /// `dd/MMM/yyyy:HH:mm:ss +0000`, the format of `$context.requestTime`.
-    pub fn clf(&self) -> String {
-        let month = MONTHS
+    /// The month's three-letter English name (`Jan`).
+    pub fn month_abbr(&self) -> &'static str {
+        MONTHS
             .get(self.month.saturating_sub(1) as usize)
             .copied()
-            .unwrap_or("Jan");
+            .unwrap_or("Jan")
+    }
+
+    /// `dd/MMM/yyyy:HH:mm:ss +0000`, the format of `$context.requestTime`.
+    pub fn clf(&self) -> String {
+        let month = self.month_abbr();
         format!(
             "{:02}/{}/{:04}:{:02}:{:02}:{:02} +0000",
             self.day, month, self.year, self.hour, self.minute, self.second

@@ -138,17 +138,8 @@ fn envoy_validates(config: &std::path::Path) {
 
 /// Renders `deployment` with the CLI the way the shipped file says it was rendered.
 fn fresh_render(deployment: &str, wasm: &str) -> String {
-    let out = Command::new(cli())
-        .current_dir(repo())
-        .args(["render", deployment, "--wasm", wasm])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    let args = ["render", deployment, "--wasm", wasm];
+    cli_ok(&args.map(std::ffi::OsStr::new))
 }
 
 /// Reads a shipped configuration and asserts it is what the CLI renders today.

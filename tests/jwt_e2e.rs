@@ -75,17 +75,12 @@ impl Moto {
 
     /// A pool, a client and a signed-in user, through boto3.
     fn sign_in(&self) -> Value {
-        let out = Command::new(repo().join(".venv/bin/python"))
-            .arg(repo().join("tests/support/cognito.py"))
-            .arg(&self.url)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = stdout_ok(
+            Command::new(repo().join(".venv/bin/python"))
+                .arg(repo().join("tests/support/cognito.py"))
+                .arg(&self.url),
         );
-        serde_json::from_slice(&out.stdout).unwrap()
+        serde_json::from_slice(&out).unwrap()
     }
 }
 

@@ -10,10 +10,8 @@ use serde_json::{Map, Value};
 
 use crate::time::Utc;
 
+/// Weekdays from the epoch's (a Thursday).
 const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
 
 /// `EEE MMM dd HH:mm:ss 'UTC' yyyy`, the text of a Java `Date` in UTC.
 pub fn java_date(epoch_s: u64) -> String {
@@ -22,13 +20,14 @@ pub fn java_date(epoch_s: u64) -> String {
         .get(((epoch_s / 86_400) % 7) as usize)
         .copied()
         .unwrap_or("Thu");
-    let month = MONTHS
-        .get(t.month.saturating_sub(1) as usize)
-        .copied()
-        .unwrap_or("Jan");
     format!(
-        "{day} {month} {:02} {:02}:{:02}:{:02} UTC {}",
-        t.day, t.hour, t.minute, t.second, t.year
+        "{day} {} {:02} {:02}:{:02}:{:02} UTC {}",
+        t.month_abbr(),
+        t.day,
+        t.hour,
+        t.minute,
+        t.second,
+        t.year
     )
 }
 

@@ -163,16 +163,7 @@ pub struct Compiled {
 
 /// The Envoy cluster of a JWKS endpoint.
 pub fn cluster_name(e: &Endpoint) -> String {
-    let host: String = e
-        .host
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    format!(
-        "apigw_jwks_{}_{host}_{}",
-        if e.tls { "https" } else { "http" },
-        e.port
-    )
+    e.cluster_named("jwks")
 }
 
 struct Builder<'a> {

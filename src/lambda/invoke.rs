@@ -70,13 +70,19 @@ impl Endpoint {
 
     /// Envoy cluster name for this endpoint, the same in the filter and the renderer.
     pub fn cluster_name(&self) -> String {
+        self.cluster_named("lambda")
+    }
+
+    /// `apigw_{purpose}_{scheme}_{host}_{port}`, with every character of the host that
+    /// Envoy's names do not take replaced by `_`.
+    pub fn cluster_named(&self, purpose: &str) -> String {
         let host: String = self
             .host
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
             .collect();
         format!(
-            "apigw_lambda_{}_{}_{}",
+            "apigw_{purpose}_{}_{}_{}",
             if self.tls { "https" } else { "http" },
             host,
             self.port

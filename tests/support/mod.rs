@@ -836,17 +836,19 @@ impl Conn {
     }
 }
 
-/// Runs the CLI with `args`, asserting success; returns standard output.
-pub fn cli_ok(args: &[&std::ffi::OsStr]) -> String {
-    let out = Command::new(cli())
-        .current_dir(repo())
-        .args(args)
-        .output()
-        .unwrap();
+/// Runs `cmd`, asserting success; returns standard output.
+pub fn stdout_ok(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
-        "apigw-edge {args:?}: {}",
+        "{cmd:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).unwrap()
+    out.stdout
+}
+
+/// Runs the CLI with `args`, asserting success; returns standard output.
+pub fn cli_ok(args: &[&std::ffi::OsStr]) -> String {
+    let out = stdout_ok(Command::new(cli()).current_dir(repo()).args(args));
+    String::from_utf8(out).unwrap()
 }
