@@ -12,8 +12,9 @@ Rows (all against the same stand-in Lambda, a second Envoy answering a fixed pro
   TV  apigw-edge, non-proxy integration with request and response templates
   TH  apigw-edge, stage cache hit
   TA  apigw-edge, T behind a TOKEN Lambda authorizer whose result is cached
-  TC  apigw-edge, T behind a Cognito user pool authorizer (RS256 ID token, verified in the
-      filter; the stand-in serves the pool's JWKS)
+  TC  apigw-edge, T behind a Cognito user pool authorizer (an RS256 ID token, verified in the
+      filter once per worker and then found in its cache; the stand-in serves the pool's JWKS,
+      bench/cognito.json)
   TSE T with calls signed by Envoy's aws_request_signing filter
   TSF T with calls signed by the filter itself
 
@@ -26,7 +27,6 @@ micro-benchmarks natively and on wasm32. Writes a JSON file next to the table.
 """
 
 import argparse
-import base64
 import json
 import os
 import platform
@@ -118,31 +118,9 @@ AUTHORIZER_RESPONSE = json.dumps(
     separators=(",", ":"))
 
 
-def b64url(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def cognito_pool():
-    """An RS256 key for the benchmark's user pool: its JWKS and an ID token valid for a day."""
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import padding, rsa
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    numbers = key.public_key().public_numbers()
-    as_bytes = lambda n: n.to_bytes((n.bit_length() + 7) // 8, "big")
-    jwks = {"keys": [{"kty": "RSA", "alg": "RS256", "use": "sig", "kid": "bench-1",
-                      "n": b64url(as_bytes(numbers.n)), "e": b64url(as_bytes(numbers.e))}]}
-    now = int(time.time())
-    claims = {"sub": "7d5c1b9e-bench", "iss": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_bench",
-              "aud": "benchclient", "token_use": "id", "cognito:username": "bench",
-              "cognito:groups": ["admins"], "email": "bench@example.com", "email_verified": True,
-              "auth_time": now, "iat": now, "exp": now + 86400}
-    signed = (b64url(json.dumps({"kid": "bench-1", "alg": "RS256"}).encode()) + "."
-              + b64url(json.dumps(claims, separators=(",", ":")).encode()))
-    signature = key.sign(signed.encode(), padding.PKCS1v15(), hashes.SHA256())
-    return json.dumps(jwks, separators=(",", ":")), signed + "." + b64url(signature)
-
-
-JWKS, ID_TOKEN = cognito_pool()
+# The benchmark's user pool: its keys (served by the stand-in) and an ID token.
+COGNITO = json.loads((ROOT / "bench" / "cognito.json").read_text())
+JWKS, ID_TOKEN = json.dumps(COGNITO["jwks"], separators=(",", ":")), COGNITO["id_token"]
 
 
 def direct(body, headers):
@@ -363,8 +341,13 @@ def start_row(cfg, row):
     """The Envoy under test for `row`, pinned to CPU 0, ready and warmed up."""
     config, env = cfg[row]
     dut = Envoy(config, env, "0", name=row)
-    dut.wait_ready()
-    warm(row)
+    try:
+        dut.wait_ready()
+        warm(row)
+    except BaseException:
+        # Leave no Envoy behind on the benchmark's ports.
+        dut.stop()
+        raise
     return dut
 
 

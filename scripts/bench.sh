@@ -18,4 +18,4 @@ cargo build --quiet --release --target wasm32-wasip1 --lib
 cargo build --quiet --release --bin apigw-edge
 cargo build --quiet --release --target wasm32-wasip1 \
   --manifest-path bench/noop-filter/Cargo.toml --target-dir target/bench-noop
-exec .venv/bin/python scripts/bench.py "$@"
+exec python3 scripts/bench.py "$@"

@@ -25,6 +25,9 @@ use crate::jwt::ring::KeyRing;
 /// How often the root context looks at the JWKS key ring (adopting what other workers
 /// fetched, and fetching what is due).
 const JWKS_TICK: Duration = Duration::from_millis(500);
+/// The same while some JWKS has never been fetched, so that the first keys arrive (or
+/// another worker's are adopted) soon after start-up.
+const JWKS_START_TICK: Duration = Duration::from_millis(100);
 
 /// Per-VM source of request ids: a SplitMix64 stream seeded from the host's randomness.
 #[derive(Debug)]
@@ -87,6 +90,8 @@ pub struct Root {
     metrics: Metrics,
     /// JWKS fetches in flight: call token to source index.
     fetching: HashMap<u32, usize>,
+    /// The tick period asked of the host.
+    tick: Option<Duration>,
 }
 
 impl Context for Root {
@@ -131,12 +136,25 @@ impl Context for Root {
 
 impl Root {
     /// Adopts key sets other workers fetched and fetches the ones due.
+    /// Looks at the key ring every tick: faster until every JWKS has been fetched.
+    fn set_tick(&mut self, period: Duration) {
+        if self.tick != Some(period) && hostcalls::set_tick_period(period).is_ok() {
+            self.tick = Some(period);
+        }
+    }
+
     fn refresh_keys(&mut self) {
+        let complete = self.fetch_due_keys();
+        self.set_tick(if complete { JWKS_TICK } else { JWKS_START_TICK });
+    }
+
+    /// Fetches what is due; returns whether every source has keys.
+    fn fetch_due_keys(&mut self) -> bool {
         let Some(Role::Gateway {
             gateway, stores, ..
         }) = &self.role
         else {
-            return;
+            return true;
         };
         let sources = gateway.jwks_sources();
         let (due, log) = stores
@@ -185,6 +203,7 @@ impl Root {
                 }
             }
         }
+        stores.keys.borrow().complete()
     }
 }
 
@@ -229,8 +248,9 @@ impl Root {
                         crate::gateway::TOKEN_CACHE_BYTES,
                     ))),
                 };
-                if !gateway.jwks_sources().is_empty() {
-                    hostcalls::set_tick_period(JWKS_TICK).ok();
+                let fetches = !gateway.jwks_sources().is_empty();
+                if fetches {
+                    self.set_tick(JWKS_START_TICK);
                 }
                 self.role = Some(Role::Gateway {
                     gateway: Rc::new(gateway),

@@ -115,6 +115,11 @@ impl KeyRing {
         self.slots.get(i).and_then(|s| s.keys.as_deref())
     }
 
+    /// Whether every source has keys.
+    pub fn complete(&self) -> bool {
+        self.slots.iter().all(|s| s.keys.is_some())
+    }
+
     pub fn generation(&self) -> u64 {
         self.generation
     }

@@ -3,7 +3,8 @@
 //! wasm32-wasip1` under Node's WASI), so `scripts/bench.sh` can print a wasm/native ratio
 //! per step.
 //! Each step runs the benchmark API (`bench/`) as the filter would: route and admit, build
-//! the proxy event, render the request template, map a Lambda answer, sign a call.
+//! the proxy event, render the request template, map a Lambda answer, sign a call, verify a
+//! Cognito ID token (RS256, and ES256) as on a worker's first request with that token.
 //! Prints one `core <step> <ns per op>` line per step.
 #![allow(
     clippy::unwrap_used,
@@ -19,6 +20,9 @@ use std::time::{Duration, Instant};
 
 use apigw_edge::config::{parse_deployment, FilterConfig};
 use apigw_edge::gateway::{Gateway, RequestHead, Start};
+use apigw_edge::jwt::keys::KeySet;
+use apigw_edge::jwt::verify::{admit, verify};
+use apigw_edge::jwt::{Authorizer, Flavor};
 use apigw_edge::lambda::invoke::InvokeResponse;
 use apigw_edge::shared::{CellError, SharedCells};
 use apigw_edge::sigv4::{Credentials, Signer, LAMBDA_SERVICE};
@@ -26,6 +30,7 @@ use apigw_edge::sigv4::{Credentials, Signer, LAMBDA_SERVICE};
 const API: &str = include_str!("../../api.json");
 const DEPLOYMENT: &str = include_str!("../../deployment.yaml");
 const ORDER: &str = include_str!("../../order.json");
+const COGNITO: &str = include_str!("../../cognito.json");
 const KEY: &str = "bench-key-0123456789abcdefghij";
 const STAND_IN: &str = r#"{"statusCode":200,"headers":{"content-type":"application/json"},"body":"{\"message\":\"hello from the stand-in\"}"}"#;
 
@@ -134,7 +139,37 @@ fn main() {
         .invoke(&head("GET", "/prod/hello", now), &hello, b"")
         .unwrap();
 
+    let cognito: serde_json::Value = serde_json::from_str(COGNITO).unwrap();
+    let (keys, _) = KeySet::parse(cognito["jwks"].to_string().as_bytes()).unwrap();
+    let id_token = cognito["id_token"].as_str().unwrap();
+    let es256_token = cognito["id_token_es256"].as_str().unwrap();
+    let pool = Authorizer {
+        name: "pool".into(),
+        flavor: Flavor::Cognito,
+        header: "authorization".into(),
+        issuers: vec![0],
+        audiences: Vec::new(),
+        skew_s: 0,
+    };
+    let issuer = ["https://cognito-idp.us-east-1.amazonaws.com/us-east-1_bench"];
+
     let steps: Vec<(&str, f64)> = vec![
+        (
+            "jwt_verify_rs256",
+            measure(budget, |_| {
+                let v = verify(&pool, &issuer, |_| Some(&keys), id_token).unwrap();
+                admit(&pool, &v, &[], now).unwrap();
+                black_box(v);
+            }),
+        ),
+        (
+            "jwt_verify_es256",
+            measure(budget, |_| {
+                let v = verify(&pool, &issuer, |_| Some(&keys), es256_token).unwrap();
+                admit(&pool, &v, &[], now).unwrap();
+                black_box(v);
+            }),
+        ),
         (
             "route_and_admit",
             measure(budget, |i| {
