@@ -228,12 +228,18 @@ impl GatewayError {
     /// The default gateway response: `{"message":"..."}` as API Gateway's default template
     /// `{"message":$context.error.messageString}` renders it.
     pub fn to_reply(self) -> Reply {
+        self.to_reply_with(self.message())
+    }
+
+    /// [`GatewayError::to_reply`] with another message (IAM-style denials name the caller
+    /// and the resource).
+    pub fn to_reply_with(self, message: &str) -> Reply {
         let message = match self {
             // An authorizer that fails or answers nonsense gets `{"message": null}`.
             GatewayError::AuthorizerConfiguration | GatewayError::AuthorizerFailure => {
                 serde_json::Value::Null
             }
-            _ => serde_json::Value::String(self.message().to_string()),
+            _ => serde_json::Value::String(message.to_string()),
         };
         let body = format!("{{\"{}\":{message}}}", self.message_key());
         let mut reply = Reply::json(self.status(), body);

@@ -189,16 +189,16 @@ impl GatewayResponses {
             || self.get(default_kind(error)).is_some())
     }
 
-    /// The reply for `error`. `context` must carry `error.message`, `error.messageString`
-    /// and `error.responseType` besides the request's values.
+    /// The reply for `error` with `message`. `context` must carry `error.message`,
+    /// `error.messageString` and `error.responseType` besides the request's values.
     pub fn reply(
         &self,
-        error: GatewayError,
+        (error, message): (GatewayError, &str),
         accept: Option<&str>,
         sources: &Sources,
         context: &Value,
     ) -> Reply {
-        let mut reply = error.to_reply();
+        let mut reply = error.to_reply_with(message);
         if !self.is_customised(error) {
             return reply;
         }
@@ -306,7 +306,7 @@ mod tests {
         }));
         let f = Fixture::new("").headers(&[("x-ask", "yes")]);
         let e = GatewayError::MissingAuthenticationToken;
-        let r = g.reply(e, None, &f.sources(), &context(e));
+        let r = g.reply((e, e.message()), None, &f.sources(), &context(e));
         assert_eq!(r.status, 404);
         assert_eq!(
             r.body_text(),
@@ -321,7 +321,7 @@ mod tests {
         );
 
         let e = GatewayError::Throttled;
-        let r = g.reply(e, None, &f.sources(), &context(e));
+        let r = g.reply((e, e.message()), None, &f.sources(), &context(e));
         assert_eq!(r.status, 429);
         assert_eq!(
             r.body_text(),
@@ -330,9 +330,15 @@ mod tests {
         assert_eq!(r.header("access-control-allow-origin"), Some("*"));
 
         let e = GatewayError::IntegrationTimeout;
-        assert_eq!(g.reply(e, None, &f.sources(), &context(e)), e.to_reply());
+        assert_eq!(
+            g.reply((e, e.message()), None, &f.sources(), &context(e)),
+            e.to_reply()
+        );
         let e = GatewayError::RequestTooLarge;
-        assert_eq!(g.reply(e, None, &f.sources(), &context(e)), e.to_reply());
+        assert_eq!(
+            g.reply((e, e.message()), None, &f.sources(), &context(e)),
+            e.to_reply()
+        );
     }
 
     #[test]
@@ -340,7 +346,12 @@ mod tests {
         let g = compile(json!({"DEFAULT_5XX": {"statusCode": 503}}));
         let f = Fixture::new("");
         let e = GatewayError::FunctionError;
-        let r = g.reply(e, Some("text/html"), &f.sources(), &context(e));
+        let r = g.reply(
+            (e, e.message()),
+            Some("text/html"),
+            &f.sources(),
+            &context(e),
+        );
         assert_eq!(
             (r.status, r.body_text()),
             (503, r#"{"message":"Internal server error"}"#.into())

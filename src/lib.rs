@@ -23,6 +23,7 @@ pub mod mock;
 pub mod openapi;
 pub mod query;
 pub mod render;
+pub mod resource_policy;
 pub mod router;
 pub mod shared;
 pub mod sigv4;

@@ -147,6 +147,8 @@ pub struct Export {
     pub binary_media_types: Vec<String>,
     /// `x-amazon-apigateway-gateway-responses`, compiled by [`crate::gateway_responses`].
     pub gateway_responses: Option<Value>,
+    /// `x-amazon-apigateway-policy`, compiled by [`crate::resource_policy`].
+    pub policy: Option<Value>,
 }
 
 /// What a `/resource/path/METHOD` key (API Gateway's `methodSettings` form) names.
@@ -258,8 +260,9 @@ pub fn parse_text(text: &str) -> Result<Parsed, ConfigError> {
 }
 
 /// Top-level members of an export that the gateway reads; [`slim`] keeps only these.
-const READ_TOP: [&str; 8] = [
+const READ_TOP: [&str; 9] = [
     "swagger",
+    "x-amazon-apigateway-policy",
     "openapi",
     "x-amazon-apigateway-binary-media-types",
     "x-amazon-apigateway-api-key-source",
@@ -411,6 +414,7 @@ impl<'a> Reader<'a> {
             )),
         }
         out.export.gateway_responses = doc.get("x-amazon-apigateway-gateway-responses").cloned();
+        out.export.policy = doc.get("x-amazon-apigateway-policy").cloned();
         let mut digest = Digest(0xcbf2_9ce4_8422_2325);
         if let Value::Object(top) = doc {
             let read = |k: &str| READ_TOP.contains(&k) || k == "components";

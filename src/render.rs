@@ -420,6 +420,7 @@ fn listener(
                 // The real TCP peer is `sourceIp`; X-Forwarded-For is left to the
                 // filter, which appends the caller as API Gateway does.
                 "use_remote_address": true,
+                "xff_num_trusted_hops": limits.xff_num_trusted_hops,
                 "skip_xff_append": true,
                 "server_header_transformation": "PASS_THROUGH",
                 // Slow or idle clients cannot hold a worker's connections forever.

@@ -61,12 +61,30 @@ pub struct Deployment {
     /// Loopback address of the control listener (stage cache flush); absent means none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub control: Option<String>,
+    /// The API's resource policy, and the network facts its conditions read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_policy: Option<ResourcePolicySettings>,
     /// Cognito user pool and JWT authorizers: key sources, clock skew, generic issuers.
     #[serde(default, skip_serializing_if = "JwtSettings::is_empty")]
     pub jwt: JwtSettings,
     /// Settings used only when rendering and running Envoy.
     #[serde(default)]
     pub envoy: EnvoySettings,
+}
+
+/// The `resourcePolicy` section.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ResourcePolicySettings {
+    /// A policy document; replaces the export's `x-amazon-apigateway-policy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document: Option<serde_json::Value>,
+    /// `aws:SourceVpc` and `aws:SourceVpce` of every request (where this gateway runs, for
+    /// policies written for a private API); absent keys match no positive condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_vpc: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_vpce: Option<String>,
 }
 
 /// The `jwt` section: how Cognito and JWT authorizers get their keys, and authorizers for
@@ -514,6 +532,11 @@ pub struct EnvoySettings {
     /// with 503 until memory is back under the limit.
     #[serde(default = "default_max_heap_mib", rename = "maxHeapMiB")]
     pub max_heap_mib: u32,
+    /// Proxies in front of Envoy whose `X-Forwarded-For` entries are trusted: the caller's
+    /// address (`sourceIp`, `aws:SourceIp`) is then the entry that many hops from the right
+    /// instead of the TCP peer. 0: the TCP peer.
+    #[serde(default)]
+    pub xff_num_trusted_hops: u32,
 }
 
 impl Default for EnvoySettings {
@@ -528,6 +551,7 @@ impl Default for EnvoySettings {
             max_requests_per_connection: default_max_requests_per_connection(),
             max_connections: default_max_connections(),
             max_heap_mib: default_max_heap_mib(),
+            xff_num_trusted_hops: 0,
         }
     }
 }

@@ -24,7 +24,7 @@ pub fn flush_cell(api_id: &str, stage: &str) -> String {
 }
 
 impl Gateway {
-    fn method_arn(&self, ex: &Exchange) -> String {
+    pub(super) fn method_arn(&self, ex: &Exchange) -> String {
         let event_path = ex.routed.as_ref().map_or("/", |r| r.event_path.as_str());
         authorizer::method_arn(
             (&self.api.region, &self.api.account_id, &self.api.id),

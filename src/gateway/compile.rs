@@ -158,6 +158,21 @@ impl Gateway {
             }
             authorizers.push(Authorizer { spec, target });
         }
+        let arn_prefix = format!(
+            "arn:aws:execute-api:{}:{}:{}",
+            d.api.region, d.api.account_id, d.api.id
+        );
+        let policy_settings = d.resource_policy.clone().unwrap_or_default();
+        let resource_policy = match (&policy_settings.document, &export.policy) {
+            (Some(doc), _) => Some((doc, "deployment.resourcePolicy.document")),
+            (None, Some(doc)) => Some((doc, "openapi.x-amazon-apigateway-policy")),
+            (None, None) => None,
+        }
+        .and_then(|(doc, at)| {
+            crate::resource_policy::Policy::compile(doc, &arn_prefix, at)
+                .map_err(|e| errors.push(e))
+                .ok()
+        });
         let token = crate::jwt::config::compile(
             d,
             &export.token_authorizers,
@@ -277,6 +292,8 @@ impl Gateway {
                 upstreams,
                 signers: BTreeMap::new(),
                 authorizers,
+                resource_policy,
+                policy_network: (policy_settings.source_vpc, policy_settings.source_vpce),
                 token_authorizers: token.authorizers,
                 jwks: token.sources,
                 api_key_from_authorizer,

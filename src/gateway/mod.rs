@@ -100,6 +100,9 @@ pub struct Gateway {
     /// Signers of the clusters this filter signs, by cluster (see [`Gateway::load_credentials`]).
     signers: BTreeMap<String, Signer>,
     authorizers: Vec<Authorizer>,
+    /// The API's resource policy, and `aws:SourceVpc` / `aws:SourceVpce` for its conditions.
+    resource_policy: Option<crate::resource_policy::Policy>,
+    policy_network: (Option<String>, Option<String>),
     /// Cognito user pool and JWT authorizers.
     token_authorizers: Vec<crate::jwt::Authorizer>,
     /// Where their keys come from (the glue fetches them on the key ring's word).
@@ -304,6 +307,9 @@ mod compile;
 mod context;
 mod integration;
 mod pipeline;
+mod policy_stage;
+#[cfg(test)]
+mod policy_stage_tests;
 mod reply;
 mod stages;
 #[cfg(test)]

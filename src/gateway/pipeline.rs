@@ -28,6 +28,8 @@ pub enum Stage {
     Preflight,
     /// Stage, resource and method; the declared body size.
     Route,
+    /// The API's resource policy.
+    ResourcePolicy,
     /// The method's Lambda authorizer.
     Authorizer,
     /// The method's Cognito user pool or JWT authorizer.
@@ -40,10 +42,11 @@ pub enum Stage {
     Integration,
 }
 
-/// API Gateway's order. Resource policies, IAM and request validation will be entries here.
-pub const STAGES: [Stage; 7] = [
+/// API Gateway's order. IAM and request validation will be entries here.
+pub const STAGES: [Stage; 8] = [
     Stage::Preflight,
     Stage::Route,
+    Stage::ResourcePolicy,
     Stage::Authorizer,
     Stage::Token,
     Stage::ApiKeyUsage,
@@ -285,6 +288,7 @@ impl Gateway {
                 }
                 Err(o) => reply(o),
             },
+            Stage::ResourcePolicy => self.resource_policy_stage(ex),
             Stage::Authorizer => self.authorize(ex, host),
             Stage::Token => self.token_stage(ex, host),
             Stage::ApiKeyUsage => {

@@ -26,7 +26,18 @@ impl Gateway {
         error: GatewayError,
         reason: &str,
     ) -> Outcome {
-        let reply = self.finalize(self.error_reply(head, known, error), head, false);
+        self.fail_saying(head, known, (error, error.message()), reason)
+    }
+
+    /// [`Gateway::fail_in`] with a message of its own instead of the error's usual one.
+    pub(super) fn fail_saying(
+        &self,
+        head: &RequestHead,
+        known: Known,
+        (error, message): (GatewayError, &str),
+        reason: &str,
+    ) -> Outcome {
+        let reply = self.finalize(self.error_reply(head, known, (error, message)), head, false);
         Outcome {
             log: Some(format!(
                 "{} {} {} -> {} {}: {reason}",
@@ -50,20 +61,20 @@ impl Gateway {
         &self,
         head: &RequestHead,
         known: Known,
-        error: GatewayError,
+        (error, message): (GatewayError, &str),
     ) -> Reply {
         if !self.gateway_responses.is_customised(error) {
-            return error.to_reply();
+            return error.to_reply_with(message);
         }
         let mut message_string = String::new();
-        vtl::value::json_string(error.message(), &mut message_string);
+        vtl::value::json_string(message, &mut message_string);
         let f = self.facts(head);
         let context = mapping::context_value(&self.request_context(head, known, &f));
         if let vtl::Value::Map(m) = &context {
             m.put(
                 "error",
                 vtl::Value::map(vec![
-                    ("message".into(), vtl::Value::str(error.message())),
+                    ("message".into(), vtl::Value::str(message)),
                     ("messageString".into(), vtl::Value::str(message_string)),
                     (
                         "responseType".into(),
@@ -84,8 +95,12 @@ impl Gateway {
             integration_headers: &[],
             integration_body: "",
         };
-        self.gateway_responses
-            .reply(error, header(&head.headers, "accept"), &sources, &context)
+        self.gateway_responses.reply(
+            (error, message),
+            header(&head.headers, "accept"),
+            &sources,
+            &context,
+        )
     }
 
     /// Adds the per-request headers and applies the CORS policy: every reply but a
