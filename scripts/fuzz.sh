@@ -6,12 +6,13 @@
 #            bytes, body, and the Lambda answer (proxy and mapped)
 #   config   deployment files (YAML/JSON), OpenAPI exports, rendering, header map decoding
 #   token    JWKS documents and JWTs: key reading, token reading, signature and claim checks
+#   policy   resource policies: compiling documents, evaluating them for a caller
 # A panic, a run that outlives libFuzzer's timeout, or memory beyond its limit fails the run;
 # the input is left in fuzz/artifacts/<target>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-${FUZZ_SECONDS:-60}}
-targets=(vtl request config token)
+targets=(vtl request config token policy)
 share=$(( seconds / ${#targets[@]} ))
 [ "$share" -ge 1 ] || share=1
 
@@ -36,6 +37,9 @@ jwt_sig=$(head -c 64 /dev/zero | b64url)
 { printf '{"keys":[{"kty":"EC","crv":"P-256","kid":"k1","use":"sig",'
   printf '"x":"axfR8uEsQkf4vOblY6RA8ncDfYEt6zOg9KE5RdiYwpY","y":"T-NC4v4af5uO5-tKfA-eFivOM1drMV7Oy7ZAaDe_UfU"}]}'
   printf '\0Bearer %s.%s.%s' "$jwt_head" "$jwt_claims" "$jwt_sig"; } | seed token es256
+printf '%s\0%s' \
+  '{"Statement":[{"Effect":"Allow","Principal":"*","Action":"execute-api:Invoke","Resource":"execute-api:/*"},{"Effect":"Deny","Principal":{"AWS":["123456789012"]},"NotAction":"execute-api:Inv*","NotResource":"execute-api:/*/POST/*","Condition":{"NotIpAddressIfExists":{"aws:SourceIp":["192.0.2.0/24","2001:db8::/32"]},"StringLike":{"aws:UserAgent":"curl/*"},"DateLessThan":{"aws:CurrentTime":"2030-01-01T00:00:00Z"}}}]}' \
+  $'192.0.2.9\ncurl/8\nhttps://app.example.com/\ndev/GET/pets' | seed policy mixed
 
 # cargo fuzz instruments with unstable compiler flags: the nightly toolchain when the machine
 # has one, else the stable compiler in bootstrap mode without a sanitizer.

@@ -294,6 +294,7 @@ impl Gateway {
                 authorizers,
                 resource_policy,
                 policy_network: (policy_settings.source_vpc, policy_settings.source_vpce),
+                xff_trusted: d.envoy.xff_num_trusted_hops > 0,
                 token_authorizers: token.authorizers,
                 jwks: token.sources,
                 api_key_from_authorizer,

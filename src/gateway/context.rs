@@ -169,12 +169,14 @@ impl Gateway {
             ));
         }
         // API Gateway appends the caller to X-Forwarded-For and sets the port and scheme the
-        // client connected with, replacing whatever the client sent for those two.
+        // client connected with, replacing whatever the client sent for those two. Behind
+        // trusted proxies the caller is already in the header they sent: it is kept as is.
         let prior = out
             .iter()
             .position(|(k, _)| k.eq_ignore_ascii_case("x-forwarded-for"))
             .map(|i| out.remove(i).1);
         let forwarded_for = match prior {
+            Some(prior) if self.xff_trusted => prior,
             Some(prior) => format!("{prior}, {}", head.source_ip),
             None => head.source_ip.clone(),
         };

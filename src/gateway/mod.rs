@@ -103,6 +103,8 @@ pub struct Gateway {
     /// The API's resource policy, and `aws:SourceVpc` / `aws:SourceVpce` for its conditions.
     resource_policy: Option<crate::resource_policy::Policy>,
     policy_network: (Option<String>, Option<String>),
+    /// Envoy takes the caller's address from `X-Forwarded-For` (trusted proxies in front).
+    xff_trusted: bool,
     /// Cognito user pool and JWT authorizers.
     token_authorizers: Vec<crate::jwt::Authorizer>,
     /// Where their keys come from (the glue fetches them on the key ring's word).
