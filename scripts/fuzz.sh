@@ -7,12 +7,13 @@
 #   config   deployment files (YAML/JSON), OpenAPI exports, rendering, header map decoding
 #   token    JWKS documents and JWTs: key reading, token reading, signature and claim checks
 #   policy   resource policies: compiling documents, evaluating them for a caller
+#   sigv4    SigV4 signatures presented by callers: Authorization headers, presigned queries
 # A panic, a run that outlives libFuzzer's timeout, or memory beyond its limit fails the run;
 # the input is left in fuzz/artifacts/<target>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-${FUZZ_SECONDS:-60}}
-targets=(vtl request config token policy)
+targets=(vtl request config token policy sigv4)
 share=$(( seconds / ${#targets[@]} ))
 [ "$share" -ge 1 ] || share=1
 
@@ -40,6 +41,10 @@ jwt_sig=$(head -c 64 /dev/zero | b64url)
 printf '%s\0%s' \
   '{"Statement":[{"Effect":"Allow","Principal":"*","Action":"execute-api:Invoke","Resource":"execute-api:/*"},{"Effect":"Deny","Principal":{"AWS":["123456789012"]},"NotAction":"execute-api:Inv*","NotResource":"execute-api:/*/POST/*","Condition":{"NotIpAddressIfExists":{"aws:SourceIp":["192.0.2.0/24","2001:db8::/32"]},"StringLike":{"aws:UserAgent":"curl/*"},"DateLessThan":{"aws:CurrentTime":"2030-01-01T00:00:00Z"}}}]}' \
   $'192.0.2.9\ncurl/8\nhttps://app.example.com/\ndev/GET/pets' | seed policy mixed
+printf '/dev/pets?b=2&a=1\0%s\0{}' $'x-amz-date: 20231114T221320Z\nx-amz-content-sha256: UNSIGNED-PAYLOAD\nauthorization: AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20231114/us-east-1/execute-api/aws4_request, SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31' \
+  | seed sigv4 header
+printf '/dev/pets?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%%2F20231114%%2Fus-east-1%%2Fexecute-api%%2Faws4_request&X-Amz-Date=20231114T221320Z&X-Amz-Expires=300&X-Amz-SignedHeaders=host&X-Amz-Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31\0\0' \
+  | seed sigv4 presigned
 
 # cargo fuzz instruments with unstable compiler flags: the nightly toolchain when the machine
 # has one, else the stable compiler in bootstrap mode without a sanitizer.

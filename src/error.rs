@@ -56,6 +56,14 @@ pub enum GatewayError {
     Unauthorized,
     /// A Cognito or JWT authorizer's token is past its `exp` (and the clock skew).
     TokenExpired,
+    /// An IAM method's SigV4 signature does not match the request.
+    InvalidSignature,
+    /// An IAM method's signature date is too far from now (or a presigned URL expired).
+    SignatureExpired,
+    /// An IAM method's signature names an access key (or session token) nobody has.
+    InvalidToken,
+    /// An IAM method's `Authorization` header lacks SigV4 parameters.
+    IncompleteSignature,
     /// The authorizer's policy denies the method explicitly.
     ExplicitDeny,
     /// The authorizer's policy allows nothing that covers the method.
@@ -72,6 +80,7 @@ pub enum GatewayError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResponseType {
     MissingAuthenticationToken,
+    InvalidSignature,
     RequestTooLarge,
     IntegrationTimeout,
     IntegrationFailure,
@@ -94,6 +103,7 @@ impl ResponseType {
     pub fn name(self) -> &'static str {
         match self {
             ResponseType::MissingAuthenticationToken => "MISSING_AUTHENTICATION_TOKEN",
+            ResponseType::InvalidSignature => "INVALID_SIGNATURE",
             ResponseType::RequestTooLarge => "REQUEST_TOO_LARGE",
             ResponseType::IntegrationTimeout => "INTEGRATION_TIMEOUT",
             ResponseType::IntegrationFailure => "INTEGRATION_FAILURE",
@@ -120,7 +130,11 @@ impl GatewayError {
             | GatewayError::CacheInvalidationForbidden
             | GatewayError::InvalidApiKey
             | GatewayError::ExplicitDeny
-            | GatewayError::ImplicitDeny => 403,
+            | GatewayError::ImplicitDeny
+            | GatewayError::InvalidSignature
+            | GatewayError::SignatureExpired
+            | GatewayError::InvalidToken
+            | GatewayError::IncompleteSignature => 403,
             GatewayError::Unauthorized | GatewayError::TokenExpired => 401,
             GatewayError::UriTooLong => 414,
             GatewayError::Throttled | GatewayError::QuotaExceeded => 429,
@@ -165,6 +179,10 @@ impl GatewayError {
             GatewayError::InvalidRequestBody => "Could not parse request body into json",
             GatewayError::Unauthorized => "Unauthorized",
             GatewayError::TokenExpired => "The incoming token has expired",
+            GatewayError::InvalidSignature => "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
+            GatewayError::SignatureExpired => "Signature expired",
+            GatewayError::InvalidToken => "The security token included in the request is invalid.",
+            GatewayError::IncompleteSignature => "Authorization header requires 'Credential', 'Signature' and 'SignedHeaders' parameters.",
             GatewayError::ExplicitDeny => {
                 "User is not authorized to access this resource with an explicit deny"
             }
@@ -183,6 +201,11 @@ impl GatewayError {
             | GatewayError::ExplicitDeny
             | GatewayError::ImplicitDeny => "AccessDeniedException",
             GatewayError::Unauthorized | GatewayError::TokenExpired => "UnauthorizedException",
+            GatewayError::InvalidSignature | GatewayError::SignatureExpired => {
+                "InvalidSignatureException"
+            }
+            GatewayError::InvalidToken => "UnrecognizedClientException",
+            GatewayError::IncompleteSignature => "IncompleteSignatureException",
             GatewayError::AuthorizerConfiguration => "AuthorizerConfigurationException",
             GatewayError::AuthorizerFailure => "AuthorizerFailureException",
             GatewayError::InvalidApiKey => "ForbiddenException",
@@ -219,6 +242,10 @@ impl GatewayError {
             | GatewayError::ExplicitDeny
             | GatewayError::ImplicitDeny => ResponseType::AccessDenied,
             GatewayError::Unauthorized | GatewayError::TokenExpired => ResponseType::Unauthorized,
+            GatewayError::InvalidSignature
+            | GatewayError::SignatureExpired
+            | GatewayError::InvalidToken
+            | GatewayError::IncompleteSignature => ResponseType::InvalidSignature,
             GatewayError::AuthorizerConfiguration => ResponseType::AuthorizerConfigurationError,
             GatewayError::AuthorizerFailure => ResponseType::AuthorizerFailure,
             GatewayError::UriTooLong => ResponseType::UriTooLong,

@@ -16,6 +16,7 @@ pub mod error;
 pub mod gateway;
 pub mod gateway_responses;
 pub mod http;
+pub mod iam;
 pub mod jwt;
 pub mod lambda;
 pub mod mapping;

@@ -137,6 +137,8 @@ pub struct Export {
     pub authorizers: Vec<crate::authorizer::Spec>,
     /// Cognito user pool and JWT authorizers declared in the security schemes.
     pub token_authorizers: Vec<crate::jwt::config::Scheme>,
+    /// Schemes that require IAM signatures (`x-amazon-apigateway-authtype: awsSigv4`).
+    pub iam_schemes: Vec<String>,
     /// Security schemes that authenticate in a way this gateway does not support yet
     /// (Cognito user pools, IAM), by name, with what they are.
     pub unsupported_schemes: Vec<(String, String)>,
@@ -451,9 +453,7 @@ impl<'a> Reader<'a> {
                             .and_then(Value::as_str)
                             .map(str::to_ascii_lowercase);
                         if authtype.as_deref() == Some("awssigv4") {
-                            out.export
-                                .unsupported_schemes
-                                .push((name.clone(), "IAM authorization (AWS_IAM)".to_string()));
+                            out.export.iam_schemes.push(name.clone());
                         }
                     }
                 },
@@ -466,6 +466,7 @@ impl<'a> Reader<'a> {
             .map(|a| a.name.clone())
             .collect();
         auth_schemes.extend(out.export.token_authorizers.iter().map(|a| a.name.clone()));
+        auth_schemes.extend(out.export.iam_schemes.iter().cloned());
         auth_schemes.extend(
             out.export
                 .unsupported_schemes
@@ -994,10 +995,8 @@ mod tests {
         assert_eq!(p.export.authorizers[0].name, "tok");
         assert_eq!(p.export.token_authorizers.len(), 1);
         assert_eq!(p.export.token_authorizers[0].name, "pool");
-        assert_eq!(
-            p.export.unsupported_schemes,
-            vec![("iam".to_string(), "IAM authorization (AWS_IAM)".to_string())]
-        );
+        assert_eq!(p.export.iam_schemes, vec!["iam".to_string()]);
+        assert!(p.export.unsupported_schemes.is_empty());
         let by: Vec<_> = p
             .export
             .operations

@@ -183,14 +183,15 @@ fn jwks_cluster(s: &crate::jwt::Source, lambda: &Lambda) -> Value {
 
 /// Renders the bootstrap. `wasm_path` is where Envoy will find the filter module.
 pub fn bootstrap(cfg: &FilterConfig, wasm_path: &str) -> Result<Value, Vec<ConfigError>> {
-    let (mut errors, upstreams, longest_timeout_ms, jwks) = match Gateway::compile(cfg) {
+    let (mut errors, upstreams, longest_timeout_ms, jwks, iam_env) = match Gateway::compile(cfg) {
         Ok(c) => (
             Vec::new(),
             c.gateway.upstreams().clone(),
             c.gateway.max_integration_timeout_ms(),
             c.gateway.jwks_sources().to_vec(),
+            c.gateway.iam_env_keys(),
         ),
-        Err(e) => (e, Upstreams::default(), 0, Vec::new()),
+        Err(e) => (e, Upstreams::default(), 0, Vec::new(), Vec::new()),
     };
     let d = &cfg.deployment;
     let listen = parse_listen(&d.listen)
@@ -217,7 +218,13 @@ pub fn bootstrap(cfg: &FilterConfig, wasm_path: &str) -> Result<Value, Vec<Confi
         .max_body_bytes
         .saturating_add(1 << 20)
         .min(u64::from(u32::MAX));
-    let env_keys = upstreams.env_keys();
+    // The VM gets only the variables it reads: signing credentials and IAM callers' secrets.
+    let mut env_keys = upstreams.env_keys();
+    for k in iam_env {
+        if !env_keys.contains(&k) {
+            env_keys.push(k);
+        }
+    }
     let mut listeners = vec![listener(
         FILTER_NAME,
         (&listen_host, listen_port),

@@ -91,6 +91,15 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
+/// Whether two strings are equal, in time that depends on their lengths only.
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
 /// Lower-case hex SHA-256 of `data`.
 pub fn sha256_hex(data: &[u8]) -> String {
     hex(&Sha256::digest(data))
@@ -267,8 +276,6 @@ impl Signer {
         payload_sha256: &str,
         stamp: &str,
     ) -> Signature {
-        let day = stamp.get(..8).unwrap_or(stamp);
-        let (path_only, query) = path.split_once('?').unwrap_or((path, ""));
         let mut signed: Vec<(String, String)> = Vec::with_capacity(headers.len());
         for (k, v) in headers {
             let name = if k == ":authority" {
@@ -287,6 +294,24 @@ impl Signer {
                 }
                 None => signed.push((name, value)),
             }
+        }
+        self.signature_of(method, path, signed, payload_sha256, stamp)
+    }
+
+    /// [`Signer::signature`] over exactly these signed headers (lower-case names, values
+    /// as sent): what a verifier recomputes from the client's `SignedHeaders`.
+    pub fn signature_of(
+        &self,
+        method: &str,
+        path: &str,
+        mut signed: Vec<(String, String)>,
+        payload_sha256: &str,
+        stamp: &str,
+    ) -> Signature {
+        let day = stamp.get(..8).unwrap_or(stamp);
+        let (path_only, query) = path.split_once('?').unwrap_or((path, ""));
+        for (_, v) in signed.iter_mut() {
+            *v = canonical_value(v);
         }
         signed.sort();
         let signed_headers = signed

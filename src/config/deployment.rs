@@ -64,12 +64,49 @@ pub struct Deployment {
     /// The API's resource policy, and the network facts its conditions read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_policy: Option<ResourcePolicySettings>,
+    /// Callers of IAM-authorised methods (`AWS_IAM`): their keys and permissions.
+    #[serde(default, skip_serializing_if = "IamSettings::is_empty")]
+    pub iam: IamSettings,
     /// Cognito user pool and JWT authorizers: key sources, clock skew, generic issuers.
     #[serde(default, skip_serializing_if = "JwtSettings::is_empty")]
     pub jwt: JwtSettings,
     /// Settings used only when rendering and running Envoy.
     #[serde(default)]
     pub envoy: EnvoySettings,
+}
+
+/// The `iam` section.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct IamSettings {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub callers: Vec<IamCaller>,
+}
+
+impl IamSettings {
+    pub fn is_empty(&self) -> bool {
+        self.callers.is_empty()
+    }
+}
+
+/// One IAM identity that may sign requests. The secret never appears in configuration:
+/// only the name of the environment variable that holds it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct IamCaller {
+    pub access_key_id: String,
+    pub secret_access_key_env: String,
+    /// For temporary credentials: the variable holding the session token they must send.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_token_env: Option<String>,
+    /// `arn:aws:iam::ACCOUNT:user/NAME` (or a role session's ARN).
+    pub arn: String,
+    /// `requestContext.identity.user` / `caller` (default: the ARN's last part).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// The caller's identity policy (statements without `Principal`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<serde_json::Value>,
 }
 
 /// The `resourcePolicy` section.

@@ -39,6 +39,7 @@ impl Gateway {
             route: ex.routed.as_ref().and_then(|r| self.routes.get(r.route)),
             api_key_id: None,
             auth: ex.denied_by.as_ref(),
+            caller: None,
         };
         Step::Reply(Box::new(self.fail_in(&ex.head, known, error, reason)))
     }

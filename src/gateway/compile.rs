@@ -179,9 +179,15 @@ impl Gateway {
             &export.operations,
             &mut errors,
         );
+        let iam = crate::iam::Callers::compile(d, &arn_prefix, &mut errors);
         for (i, op) in export.operations.iter().enumerate() {
+            let signed = op
+                .authorizer
+                .as_deref()
+                .is_some_and(|name| export.iam_schemes.iter().any(|s| s == name));
             let authorizer = match op.authorizer.as_deref() {
                 None => None,
+                Some(_) if signed => None,
                 Some(name) if token.authorizers.iter().any(|a| a.name == name) => None,
                 Some(name) => match authorizers.iter().position(|a| a.spec.name == name) {
                     Some(a) => Some(a),
@@ -262,6 +268,7 @@ impl Gateway {
                 cache: route_caches.get_mut(i).and_then(Option::take),
                 authorizer,
                 token_auth: token.guards.get(i).cloned().flatten(),
+                iam: signed,
             });
         }
 
@@ -295,6 +302,7 @@ impl Gateway {
                 resource_policy,
                 policy_network: (policy_settings.source_vpc, policy_settings.source_vpce),
                 xff_trusted: d.envoy.xff_num_trusted_hops > 0,
+                iam,
                 token_authorizers: token.authorizers,
                 jwks: token.sources,
                 api_key_from_authorizer,
@@ -311,6 +319,7 @@ impl Gateway {
         lookup: &dyn Fn(&str) -> Option<String>,
     ) -> Result<(), ConfigError> {
         self.signers = self.upstreams.signers(lookup)?;
+        self.iam.load(lookup)?;
         Ok(())
     }
 }

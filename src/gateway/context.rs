@@ -231,6 +231,11 @@ impl Gateway {
             identity: Identity {
                 api_key: api_key_id.and(header(&head.headers, "x-api-key")),
                 api_key_id,
+                access_key: known.caller.map(|c| c.access_key_id.as_str()),
+                account_id: known.caller.map(|c| c.account.as_str()),
+                caller: known.caller.map(|c| c.user_id.as_str()),
+                user: known.caller.map(|c| c.user_id.as_str()),
+                user_arn: known.caller.map(|c| c.arn.as_str()),
                 ..Identity::anonymous(&head.source_ip, header(&head.headers, "user-agent"))
             },
             path: head.path.split('?').next().unwrap_or_default(),

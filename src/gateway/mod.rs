@@ -69,6 +69,8 @@ struct Route {
     /// Index into [`Gateway::token_authorizers`] of the Cognito or JWT authorizer guarding
     /// the method, and the method's scopes.
     token_auth: Option<(usize, Vec<String>)>,
+    /// The method requires a SigV4 signature (`AWS_IAM`).
+    iam: bool,
 }
 
 /// A Lambda authorizer, its function resolved.
@@ -105,6 +107,8 @@ pub struct Gateway {
     policy_network: (Option<String>, Option<String>),
     /// Envoy takes the caller's address from `X-Forwarded-For` (trusted proxies in front).
     xff_trusted: bool,
+    /// Callers of IAM-authorised methods.
+    iam: crate::iam::Callers,
     /// Cognito user pool and JWT authorizers.
     token_authorizers: Vec<crate::jwt::Authorizer>,
     /// Where their keys come from (the glue fetches them on the key ring's word).
@@ -168,6 +172,8 @@ struct Known<'a> {
     route: Option<&'a Route>,
     api_key_id: Option<&'a str>,
     auth: Option<&'a Authorized>,
+    /// The IAM caller who signed the request.
+    caller: Option<&'a crate::iam::Caller>,
 }
 
 /// A request that matched a route and waits for its body.
@@ -189,6 +195,8 @@ pub struct Routed {
     pub notice: Option<String>,
     /// The authorizer's decision, for methods one guards.
     pub auth: Option<Authorized>,
+    /// Index of the IAM caller who signed the request (`AWS_IAM` methods).
+    caller: Option<usize>,
     /// `$context` as the request template left it (templates may write to it), for the
     /// response template to read.
     template_context: Option<crate::vtl::Value>,
@@ -200,6 +208,7 @@ impl Routed {
             route: g.routes.get(self.route),
             api_key_id: self.api_key_id.as_deref(),
             auth: self.auth.as_ref(),
+            caller: self.caller.and_then(|i| g.iam.get(i)),
         }
     }
 }
@@ -285,6 +294,11 @@ impl Gateway {
         &self.jwks
     }
 
+    /// Names of the environment variables the VM must be given (IAM callers' secrets).
+    pub fn iam_env_keys(&self) -> Vec<String> {
+        self.iam.env_keys()
+    }
+
     /// Every Envoy cluster this gateway invokes through.
     pub fn clusters(&self) -> Vec<&str> {
         let mut out: Vec<&str> =
@@ -307,6 +321,7 @@ mod authorize;
 mod authorize_tests;
 mod compile;
 mod context;
+mod iam_stage;
 mod integration;
 mod pipeline;
 mod policy_stage;

@@ -28,7 +28,9 @@ pub enum Stage {
     Preflight,
     /// Stage, resource and method; the declared body size.
     Route,
-    /// The API's resource policy.
+    /// The SigV4 signature of an IAM-authorised method.
+    Iam,
+    /// The API's resource policy (with the IAM caller's identity policy).
     ResourcePolicy,
     /// The method's Lambda authorizer.
     Authorizer,
@@ -42,10 +44,11 @@ pub enum Stage {
     Integration,
 }
 
-/// API Gateway's order. IAM and request validation will be entries here.
-pub const STAGES: [Stage; 8] = [
+/// API Gateway's order. Request validation will be an entry here.
+pub const STAGES: [Stage; 9] = [
     Stage::Preflight,
     Stage::Route,
+    Stage::Iam,
     Stage::ResourcePolicy,
     Stage::Authorizer,
     Stage::Token,
@@ -288,6 +291,7 @@ impl Gateway {
                 }
                 Err(o) => reply(o),
             },
+            Stage::Iam => self.iam_stage(ex),
             Stage::ResourcePolicy => self.resource_policy_stage(ex),
             Stage::Authorizer => self.authorize(ex, host),
             Stage::Token => self.token_stage(ex, host),

@@ -81,6 +81,7 @@ impl Gateway {
             limit_headers: Vec::new(),
             notice: None,
             auth: None,
+            caller: None,
             template_context: None,
         })
     }

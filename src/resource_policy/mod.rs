@@ -134,6 +134,25 @@ impl Policy {
     /// Compiles a policy document for the API `arn_prefix`
     /// (`arn:aws:execute-api:{region}:{account}:{apiId}`). Errors name their field under `at`.
     pub fn compile(doc: &Value, arn_prefix: &str, at: &str) -> Result<Policy, ConfigError> {
+        Policy::compile_as(doc, arn_prefix, at, false)
+    }
+
+    /// Compiles an identity policy (a caller's own permissions): statements have no
+    /// `Principal`, since they apply to the caller they are attached to.
+    pub fn compile_identity(
+        doc: &Value,
+        arn_prefix: &str,
+        at: &str,
+    ) -> Result<Policy, ConfigError> {
+        Policy::compile_as(doc, arn_prefix, at, true)
+    }
+
+    fn compile_as(
+        doc: &Value,
+        arn_prefix: &str,
+        at: &str,
+        identity: bool,
+    ) -> Result<Policy, ConfigError> {
         let doc = match doc {
             // The export may hold the policy as a JSON string.
             Value::String(s) => serde_json::from_str(s)
@@ -176,10 +195,16 @@ impl Policy {
                     "not supported",
                 ));
             }
-            let principal = principal(
-                s.get("Principal").unwrap_or(&Value::Null),
-                &format!("{sat}.Principal"),
-            )?;
+            let principal = match (identity, s.get("Principal")) {
+                (true, None) => Principal::Anyone,
+                (true, Some(_)) => {
+                    return Err(ConfigError::new(
+                        format!("{sat}.Principal"),
+                        "an identity policy names no principal: it applies to its caller",
+                    ))
+                }
+                (false, p) => principal(p.unwrap_or(&Value::Null), &format!("{sat}.Principal"))?,
+            };
             let pick = |yes: &str, no: &str| -> Result<Patterns, ConfigError> {
                 match (s.get(yes), s.get(no)) {
                     (Some(v), None) => Ok(Patterns {
