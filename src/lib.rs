@@ -7,6 +7,7 @@
 //! render Envoy configurations, so a configuration error reads the same in both places.
 
 pub mod apikeys;
+pub mod arn;
 pub mod authorizer;
 pub mod cache;
 pub mod config;

@@ -66,17 +66,12 @@ pub struct Callers {
 
 /// `arn:aws:iam::123456789012:user/alice` → (`123456789012`, `alice`).
 fn account_and_name(arn: &str) -> Option<(String, String)> {
-    let mut parts = arn.splitn(6, ':');
-    let (Some("arn"), Some(_), Some(service), Some(_), Some(account), Some(resource)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
-        return None;
-    };
+    let crate::arn::Arn {
+        service,
+        account,
+        resource,
+        ..
+    } = crate::arn::parse(arn)?;
     let valid = matches!(service, "iam" | "sts")
         && account.len() == 12
         && account.bytes().all(|b| b.is_ascii_digit());

@@ -42,18 +42,9 @@ fn identity_header(source: &str) -> Option<String> {
 
 /// `arn:aws:cognito-idp:{region}:{account}:userpool/{poolId}`.
 fn pool_of(arn: &str) -> Option<(String, String)> {
-    let mut parts = arn.splitn(6, ':');
-    let (Some("arn"), Some(_), Some("cognito-idp"), Some(region), Some(_), Some(res)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
-        return None;
-    };
-    let pool = res.strip_prefix("userpool/")?;
+    let a = crate::arn::parse(arn).filter(|a| a.service == "cognito-idp")?;
+    let region = a.region;
+    let pool = a.resource.strip_prefix("userpool/")?;
     (!region.is_empty() && !pool.is_empty() && !pool.contains('/'))
         .then(|| (region.to_string(), pool.to_string()))
 }
