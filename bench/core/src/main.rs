@@ -4,7 +4,8 @@
 //! per step.
 //! Each step runs the benchmark API (`bench/`) as the filter would: route and admit, build
 //! the proxy event, render the request template, map a Lambda answer, sign a call, verify a
-//! Cognito ID token (RS256, and ES256) as on a worker's first request with that token.
+//! Cognito ID token (RS256, and ES256) as on a worker's first request with that token, verify
+//! an IAM caller's SigV4 signature, evaluate a resource policy with an IP condition.
 //! Prints one `core <step> <ns per op>` line per step.
 #![allow(
     clippy::unwrap_used,
@@ -20,10 +21,12 @@ use std::time::{Duration, Instant};
 
 use apigw_edge::config::{parse_deployment, FilterConfig};
 use apigw_edge::gateway::{Gateway, RequestHead, Start};
+use apigw_edge::iam::Callers;
 use apigw_edge::jwt::keys::KeySet;
 use apigw_edge::jwt::verify::{admit, verify};
 use apigw_edge::jwt::{Authorizer, Flavor};
 use apigw_edge::lambda::invoke::InvokeResponse;
+use apigw_edge::resource_policy::{Facts, Policy};
 use apigw_edge::shared::{CellError, SharedCells};
 use apigw_edge::sigv4::{Credentials, Signer, LAMBDA_SERVICE};
 
@@ -153,7 +156,74 @@ fn main() {
     };
     let issuer = ["https://cognito-idp.us-east-1.amazonaws.com/us-east-1_bench"];
 
+    let iam_deployment = parse_deployment(serde_json::json!({
+        "openapi": "a.json", "stage": "prod", "lambda": {"endpoint": "http://127.0.0.1:9000"},
+        "iam": {"callers": [{"accessKeyId": "AKIAIOSFODNN7EXAMPLE", "secretAccessKeyEnv": "S",
+            "arn": "arn:aws:iam::123456789012:user/bench"}]}
+    }))
+    .unwrap();
+    let mut errors = Vec::new();
+    let mut callers = Callers::compile(
+        &iam_deployment,
+        "arn:aws:execute-api:us-east-1:1:a",
+        &mut errors,
+    );
+    callers
+        .load(&|_| Some("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into()))
+        .unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+    let iam_signer = Signer::new(
+        "us-east-1",
+        "execute-api",
+        Credentials {
+            access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
+            secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into(),
+            session_token: None,
+        },
+    );
+    let iam_path = "/prod/hello?name=Ada";
+    let mut iam_headers = vec![
+        (":method".to_string(), "GET".to_string()),
+        (":path".to_string(), iam_path.to_string()),
+        (":authority".to_string(), "api.example.com".to_string()),
+    ];
+    iam_signer.sign(&mut iam_headers, b"", now);
+    let policy = Policy::compile(
+        &serde_json::json!({"Statement": [
+            {"Effect": "Allow", "Principal": "*", "Action": "execute-api:Invoke", "Resource": "execute-api:/*"},
+            {"Effect": "Deny", "Principal": "*", "Action": "execute-api:Invoke", "Resource": "execute-api:/*",
+             "Condition": {"IpAddress": {"aws:SourceIp": ["192.0.2.0/24", "198.51.100.0/24", "2001:db8::/32"]}}}]}),
+        "arn:aws:execute-api:us-east-1:123456789012:bench12345",
+        "policy",
+    )
+    .unwrap();
+    let facts = Facts {
+        source_ip: "203.0.113.7".parse().ok(),
+        now_ms: now,
+        ..Facts::default()
+    };
+
     let steps: Vec<(&str, f64)> = vec![
+        (
+            "iam_verify",
+            measure(budget, |_| {
+                black_box(
+                    callers
+                        .verify("GET", iam_path, &iam_headers, Some(b""), now)
+                        .unwrap(),
+                );
+            }),
+        ),
+        (
+            "resource_policy",
+            measure(budget, |_| {
+                black_box(policy.evaluate(
+                    "arn:aws:execute-api:us-east-1:123456789012:bench12345/prod/GET/hello",
+                    None,
+                    &facts,
+                ));
+            }),
+        ),
         (
             "jwt_verify_rs256",
             measure(budget, |_| {
