@@ -21,18 +21,26 @@ impl Gateway {
         if !route.iam {
             return None;
         }
-        let needs_body =
-            Presented::read(&ex.head.path, &ex.head.headers).is_ok_and(|p| p.needs_body());
-        if needs_body && ex.body.is_none() {
-            return Some(Step::NeedBody);
-        }
-        let verdict = self.iam.verify(
-            &ex.head.method,
-            &ex.head.path,
-            &ex.head.headers,
-            ex.body.as_deref(),
-            ex.head.now_ms,
-        );
+        // The signature is read once; a request whose signature covers the body waits for it.
+        let verdict = Presented::read(&ex.head.path, &ex.head.headers).and_then(|p| {
+            if p.needs_body() && ex.body.is_none() {
+                return Ok(None);
+            }
+            self.iam
+                .verify_presented(
+                    &p,
+                    &ex.head.method,
+                    &ex.head.headers,
+                    ex.body.as_deref(),
+                    ex.head.now_ms,
+                )
+                .map(Some)
+        });
+        let verdict = match verdict {
+            Ok(None) => return Some(Step::NeedBody),
+            Ok(Some(caller)) => Ok(caller),
+            Err(f) => Err(f),
+        };
         let failure = match verdict {
             Ok(caller) => {
                 if let Some(r) = ex.routed.as_mut() {

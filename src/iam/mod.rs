@@ -226,6 +226,18 @@ impl Callers {
         now_ms: u64,
     ) -> Result<usize, Failure> {
         let p = Presented::read(path, headers)?;
+        self.verify_presented(&p, method, headers, body, now_ms)
+    }
+
+    /// [`Callers::verify`] for a signature already read from the request.
+    pub fn verify_presented(
+        &self,
+        p: &Presented,
+        method: &str,
+        headers: &[Header],
+        body: Option<&[u8]>,
+        now_ms: u64,
+    ) -> Result<usize, Failure> {
         let (index, caller) = self
             .list
             .iter()
