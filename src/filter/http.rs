@@ -95,6 +95,18 @@ impl Request {
 
     /// Runs `f` with the host lent to the pipeline.
     fn with_host<T>(&self, f: impl FnOnce(&Gateway, &Host) -> T) -> T {
+        // Until this worker holds every key set, adopt what another worker fetched before
+        // the request is judged (the root context's tick may not have run yet).
+        if !self.stores.keys.borrow().complete() {
+            let log = self
+                .stores
+                .keys
+                .borrow_mut()
+                .sync(self.gateway.jwks_sources(), &HostCells);
+            for line in log {
+                log::warn!("{line}");
+            }
+        }
         let host = Host {
             cells: &HostCells,
             store: self.stores.cache.as_deref(),

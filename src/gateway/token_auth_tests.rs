@@ -460,3 +460,36 @@ fn one_fetch_per_refresh_across_workers_and_backoff_on_failure() {
     assert_eq!(backoff_ms(3), 4000);
     assert_eq!(backoff_ms(40), 30_000);
 }
+
+#[test]
+fn a_worker_adopts_shared_keys_at_once_and_reports_a_broken_document_once() {
+    let g = gateway();
+    let sources = &g.jwks_sources()[..1];
+    let cells = Cells::default();
+    let (mut a, mut b) = (KeyRing::new(1), KeyRing::new(1));
+    assert!(b.sync(sources, &cells).is_empty());
+    assert!(b.keys(0).is_none());
+    let (da, _) = a.due(sources, &cells, NOW_MS);
+    assert_eq!(da, vec![0]);
+    a.fetched(
+        sources,
+        &cells,
+        0,
+        NOW_MS,
+        Some(200),
+        jwks(&[key()]).as_bytes(),
+    )
+    .unwrap();
+    // What a request does while its worker lacks keys: adopt them, no tick needed.
+    assert!(b.sync(sources, &cells).is_empty());
+    assert!(b.keys(0).is_some() && b.complete());
+    // A document nobody can read is reported once, not on every request.
+    use crate::shared::SharedCells;
+    let mut c = KeyRing::new(1);
+    cells
+        .set(&crate::jwt::ring::keys_cell(&sources[0]), &[0; 8], 0)
+        .unwrap();
+    assert_eq!(c.sync(sources, &cells).len(), 1);
+    assert!(c.sync(sources, &cells).is_empty());
+    assert!(c.keys(0).is_none());
+}

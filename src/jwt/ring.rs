@@ -141,7 +141,8 @@ impl KeyRing {
             let Some(slot) = self.slots.get_mut(i) else {
                 continue;
             };
-            if cas == slot.cas && slot.keys.is_some() {
+            // The same document as last time (adopted, or found unusable): nothing to do.
+            if cas == slot.cas && (slot.keys.is_some() || cas != 0) {
                 continue;
             }
             slot.cas = cas;
