@@ -74,6 +74,9 @@ pub enum GatewayError {
     AuthorizerFailure,
     /// The method ARN an authorizer would see is longer than API Gateway allows.
     UriTooLong,
+    /// Mutual TLS is on and the request carries no client certificate the gateway can read
+    /// (Envoy refuses untrusted ones in the handshake; this is the filter's own check).
+    ClientCertificate,
 }
 
 /// API Gateway's gateway response types, used to pick customisations and for logs.
@@ -134,7 +137,8 @@ impl GatewayError {
             | GatewayError::InvalidSignature
             | GatewayError::SignatureExpired
             | GatewayError::InvalidToken
-            | GatewayError::IncompleteSignature => 403,
+            | GatewayError::IncompleteSignature
+            | GatewayError::ClientCertificate => 403,
             GatewayError::Unauthorized | GatewayError::TokenExpired => 401,
             GatewayError::UriTooLong => 414,
             GatewayError::Throttled | GatewayError::QuotaExceeded => 429,
@@ -172,7 +176,7 @@ impl GatewayError {
             GatewayError::RequestTooLarge => "Request Too Long",
             GatewayError::IntegrationTimeout => "Endpoint request timed out",
             GatewayError::CacheInvalidationForbidden => "Unauthorized",
-            GatewayError::InvalidApiKey => "Forbidden",
+            GatewayError::InvalidApiKey | GatewayError::ClientCertificate => "Forbidden",
             GatewayError::Throttled => "Too Many Requests",
             GatewayError::QuotaExceeded => "Limit Exceeded",
             GatewayError::UnsupportedMediaType => "Unsupported Media Type",
@@ -208,7 +212,7 @@ impl GatewayError {
             GatewayError::IncompleteSignature => "IncompleteSignatureException",
             GatewayError::AuthorizerConfiguration => "AuthorizerConfigurationException",
             GatewayError::AuthorizerFailure => "AuthorizerFailureException",
-            GatewayError::InvalidApiKey => "ForbiddenException",
+            GatewayError::InvalidApiKey | GatewayError::ClientCertificate => "ForbiddenException",
             GatewayError::Throttled => "TooManyRequestsException",
             GatewayError::QuotaExceeded => "LimitExceededException",
             GatewayError::UnsupportedMediaType | GatewayError::InvalidRequestBody => {
@@ -240,7 +244,8 @@ impl GatewayError {
             GatewayError::QuotaExceeded => ResponseType::QuotaExceeded,
             GatewayError::CacheInvalidationForbidden
             | GatewayError::ExplicitDeny
-            | GatewayError::ImplicitDeny => ResponseType::AccessDenied,
+            | GatewayError::ImplicitDeny
+            | GatewayError::ClientCertificate => ResponseType::AccessDenied,
             GatewayError::Unauthorized | GatewayError::TokenExpired => ResponseType::Unauthorized,
             GatewayError::InvalidSignature
             | GatewayError::SignatureExpired

@@ -10,6 +10,7 @@ pub mod apikeys;
 pub mod arn;
 pub mod authorizer;
 pub mod cache;
+pub mod client_cert;
 pub mod config;
 pub mod control;
 pub mod cors;

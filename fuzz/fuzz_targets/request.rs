@@ -90,6 +90,7 @@ fuzz_target!(|data: &[u8]| {
         protocol: "HTTP/1.1".into(),
         request_id: "c6af9ac6-7b61-11e6-9a41-93e8deadbeef".into(),
         now_ms: 1_700_000_000_000,
+        client_cert: None,
     };
     GATEWAY.with(|g| {
         let cells = Cells::default();

@@ -70,6 +70,14 @@ pub struct Deployment {
     /// Cognito user pool and JWT authorizers: key sources, clock skew, generic issuers.
     #[serde(default, skip_serializing_if = "JwtSettings::is_empty")]
     pub jwt: JwtSettings,
+    /// TLS on the listener (a custom domain's certificate) and, with a truststore, mutual
+    /// TLS: callers must present a certificate the truststore vouches for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ListenerTls>,
+    /// The certificate the gateway presents to HTTPS backends (API Gateway's client
+    /// certificate of a stage), so they can tell its calls from anyone else's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificate: Option<CertificateFiles>,
     /// Settings used only when rendering and running Envoy.
     #[serde(default)]
     pub envoy: EnvoySettings,
@@ -107,6 +115,27 @@ pub struct IamCaller {
     /// The caller's identity policy (statements without `Principal`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<serde_json::Value>,
+}
+
+/// The `tls` section. Paths are relative to the deployment file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ListenerTls {
+    /// The server certificate chain (PEM), leaf first.
+    pub certificate_file: String,
+    /// Its private key (PEM).
+    pub private_key_file: String,
+    /// CA certificates (PEM) that issue client certificates; present means mutual TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truststore: Option<String>,
+}
+
+/// A certificate and its key, as PEM files (relative to the deployment file).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CertificateFiles {
+    pub certificate_file: String,
+    pub private_key_file: String,
 }
 
 /// The `resourcePolicy` section.

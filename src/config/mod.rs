@@ -9,11 +9,11 @@
 mod deployment;
 
 pub use deployment::{
-    Api, ApiKey, CacheSettings, CheckFailure, CorsSettings, CredentialProvider, CredentialSettings,
-    Deployment, EnvoySettings, FunctionSpec, FunctionTarget, JwtIssuer, JwtPool, JwtSettings,
-    Lambda, LambdaTls, Limits, MethodCacheSettings, QuotaPeriod, QuotaSettings,
-    ResourcePolicySettings, SigningMode, StageThrottle, Throttle, UnauthorizedStrategy,
-    UrlAuthType, UsagePlan, UsageSettings, DEFAULT_MAX_BODY_BYTES,
+    Api, ApiKey, CacheSettings, CertificateFiles, CheckFailure, CorsSettings, CredentialProvider,
+    CredentialSettings, Deployment, EnvoySettings, FunctionSpec, FunctionTarget, JwtIssuer,
+    JwtPool, JwtSettings, Lambda, LambdaTls, Limits, ListenerTls, MethodCacheSettings, QuotaPeriod,
+    QuotaSettings, ResourcePolicySettings, SigningMode, StageThrottle, Throttle,
+    UnauthorizedStrategy, UrlAuthType, UsagePlan, UsageSettings, DEFAULT_MAX_BODY_BYTES,
 };
 
 use serde_json::Value;

@@ -40,6 +40,8 @@ pub struct Stores {
     /// Signing keys of the Cognito and JWT authorizers (kept fresh by the root context).
     pub keys: Rc<RefCell<KeyRing>>,
     pub tokens: Rc<RefCell<TokenCache>>,
+    /// Mutual TLS certificates already read (the `ClientCert` stage).
+    pub certs: Rc<RefCell<crate::client_cert::CertCache>>,
 }
 
 pub struct Request {
@@ -90,6 +92,7 @@ impl Request {
             request_id: self.ids.uuid(),
             now_ms: host::now_ms(),
             headers,
+            client_cert: None,
         }
     }
 
@@ -113,6 +116,7 @@ impl Request {
             auth_cache: Some(&self.stores.auth),
             keys: Some(&self.stores.keys),
             tokens: Some(&self.stores.tokens),
+            certs: Some(&self.stores.certs),
             now_ms: host::now_ms(),
         };
         f(&self.gateway, &host)

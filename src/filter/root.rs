@@ -247,6 +247,9 @@ impl Root {
                     tokens: Rc::new(RefCell::new(TokenCache::new(
                         crate::gateway::TOKEN_CACHE_BYTES,
                     ))),
+                    certs: Rc::new(RefCell::new(crate::client_cert::CertCache::new(
+                        crate::client_cert::CERT_CACHE_BYTES,
+                    ))),
                 };
                 let fetches = !gateway.jwks_sources().is_empty();
                 if fetches {

@@ -109,6 +109,7 @@ impl Env {
             auth_cache: Some(&self.auth),
             keys: None,
             tokens: None,
+            certs: None,
             now_ms: self.now_ms,
         };
         let mut ex = g.begin(RequestHead {

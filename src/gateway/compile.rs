@@ -180,6 +180,7 @@ impl Gateway {
             &mut errors,
         );
         let iam = crate::iam::Callers::compile(d, &arn_prefix, &mut errors);
+        crate::client_cert::check_settings(d, &mut errors);
         for (i, op) in export.operations.iter().enumerate() {
             let signed = op
                 .authorizer
@@ -302,6 +303,7 @@ impl Gateway {
                 resource_policy,
                 policy_network: (policy_settings.source_vpc, policy_settings.source_vpce),
                 xff_trusted: d.envoy.xff_num_trusted_hops > 0,
+                mtls: d.tls.as_ref().is_some_and(|t| t.truststore.is_some()),
                 iam,
                 token_authorizers: token.authorizers,
                 jwks: token.sources,

@@ -20,7 +20,7 @@ use crate::time::Utc;
 use crate::vtl;
 
 /// Request headers that never reach an integration.
-pub(super) const DROPPED_REQUEST_HEADERS: [&str; 14] = [
+pub(super) const DROPPED_REQUEST_HEADERS: [&str; 15] = [
     "connection",
     "content-length",
     "content-md5",
@@ -33,6 +33,8 @@ pub(super) const DROPPED_REQUEST_HEADERS: [&str; 14] = [
     "trailer",
     "upgrade",
     "www-authenticate",
+    // Envoy's record of the mutual TLS certificate; events carry it as `clientCert`.
+    "x-forwarded-client-cert",
     "keep-alive",
     "proxy-connection",
 ];
@@ -236,6 +238,7 @@ impl Gateway {
                 caller: known.caller.map(|c| c.user_id.as_str()),
                 user: known.caller.map(|c| c.user_id.as_str()),
                 user_arn: known.caller.map(|c| c.arn.as_str()),
+                client_cert: head.client_cert.as_deref(),
                 ..Identity::anonymous(&head.source_ip, header(&head.headers, "user-agent"))
             },
             path: head.path.split('?').next().unwrap_or_default(),

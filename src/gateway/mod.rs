@@ -107,6 +107,9 @@ pub struct Gateway {
     policy_network: (Option<String>, Option<String>),
     /// Envoy takes the caller's address from `X-Forwarded-For` (trusted proxies in front).
     xff_trusted: bool,
+    /// The listener requires client certificates: Envoy's `x-forwarded-client-cert` holds the
+    /// one each request came with.
+    mtls: bool,
     /// Callers of IAM-authorised methods.
     iam: crate::iam::Callers,
     /// Cognito user pool and JWT authorizers.
@@ -152,6 +155,8 @@ pub struct RequestHead {
     pub request_id: String,
     /// Arrival time in milliseconds since the Unix epoch.
     pub now_ms: u64,
+    /// The caller's TLS client certificate (mutual TLS); set by the `ClientCert` stage.
+    pub client_cert: Option<Rc<crate::client_cert::ClientCert>>,
 }
 
 /// What the method's authorizer established for this request.
@@ -319,6 +324,8 @@ impl Gateway {
 mod authorize;
 #[cfg(test)]
 mod authorize_tests;
+#[cfg(test)]
+mod client_cert_tests;
 mod compile;
 mod context;
 mod iam_stage;

@@ -24,6 +24,8 @@ use crate::usage::UsageEvent;
 /// The stages, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
+    /// The caller's TLS client certificate, when the listener requires one.
+    ClientCert,
     /// A CORS preflight the deployment's policy answers.
     Preflight,
     /// Stage, resource and method; the declared body size.
@@ -45,7 +47,8 @@ pub enum Stage {
 }
 
 /// API Gateway's order. Request validation will be an entry here.
-pub const STAGES: [Stage; 9] = [
+pub const STAGES: [Stage; 10] = [
+    Stage::ClientCert,
     Stage::Preflight,
     Stage::Route,
     Stage::Iam,
@@ -119,6 +122,8 @@ pub struct Host<'a> {
     /// This worker's signing keys and verified tokens (Cognito and JWT authorizers).
     pub keys: Option<&'a RefCell<crate::jwt::ring::KeyRing>>,
     pub tokens: Option<&'a RefCell<super::TokenCache>>,
+    /// This worker's mutual TLS certificates already read.
+    pub certs: Option<&'a RefCell<crate::client_cert::CertCache>>,
     pub now_ms: u64,
 }
 
@@ -283,6 +288,7 @@ impl Gateway {
     fn run(&self, stage: Stage, ex: &mut Exchange, host: &Host) -> Option<Step> {
         let reply = |o: Outcome| Some(Step::Reply(Box::new(o)));
         match stage {
+            Stage::ClientCert => self.client_cert_stage(&mut ex.head, host).and_then(reply),
             Stage::Preflight => self.preflight(&ex.head).and_then(reply),
             Stage::Route => match self.route(&ex.head) {
                 Ok(routed) => {
@@ -444,6 +450,7 @@ impl Gateway {
             auth_cache: None,
             keys: None,
             tokens: None,
+            certs: None,
             now_ms: head.now_ms,
         };
         let mut ex = self.begin(head.clone());

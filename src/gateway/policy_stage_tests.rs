@@ -48,6 +48,7 @@ fn first_step(g: &Gateway, path: &str, ip: &str) -> Step {
         auth_cache: None,
         keys: None,
         tokens: None,
+        certs: None,
         now_ms: 1_700_000_000_000,
     };
     let mut h = head("GET", path, &[("authorization", "Bearer x")]);

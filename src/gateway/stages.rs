@@ -40,6 +40,59 @@ impl Gateway {
         Some((event_path, match_path))
     }
 
+    /// Stage `ClientCert`: with mutual TLS, the certificate Envoy verified in the handshake
+    /// (its `x-forwarded-client-cert`), read once for `identity.clientCert` (or taken from
+    /// the worker's cache of certificates already read). Without one the request is refused
+    /// with API Gateway's mutual TLS answer, 403 `Forbidden`.
+    pub(super) fn client_cert_stage(
+        &self,
+        head: &mut RequestHead,
+        host: &super::pipeline::Host,
+    ) -> Option<Outcome> {
+        if !self.mtls {
+            return None;
+        }
+        let value = head
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(crate::client_cert::XFCC_HEADER))
+            .map(|(_, v)| v.as_bytes());
+        let Some(value) = value else {
+            return Some(self.fail(
+                head,
+                GatewayError::ClientCertificate,
+                "no client certificate came with the request",
+            ));
+        };
+        let key = String::from_utf8_lossy(value);
+        let cached = host
+            .certs
+            .and_then(|c| c.borrow_mut().get(&key, head.now_ms, 0));
+        let read = match cached {
+            Some(cert) => Ok(cert),
+            None => crate::client_cert::ClientCert::from_xfcc(value).map(|cert| {
+                let cert = Rc::new(cert);
+                if let Some(cache) = host.certs {
+                    cache.borrow_mut().put(
+                        key.into_owned(),
+                        cert.clone(),
+                        head.now_ms,
+                        crate::client_cert::CERT_CACHE_MS,
+                        0,
+                    );
+                }
+                cert
+            }),
+        };
+        match read {
+            Ok(cert) => {
+                head.client_cert = Some(cert);
+                None
+            }
+            Err(why) => Some(self.fail(head, GatewayError::ClientCertificate, &why)),
+        }
+    }
+
     /// Stage `Preflight`: a CORS preflight the deployment's policy answers.
     pub(super) fn preflight(&self, head: &RequestHead) -> Option<Outcome> {
         let reply = self.cors.as_ref()?.preflight(&head.method, &head.headers)?;

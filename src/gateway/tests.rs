@@ -48,6 +48,7 @@ pub(super) fn head(method: &str, path: &str, headers: &[(&str, &str)]) -> Reques
         protocol: "HTTP/1.1".into(),
         request_id: "c6af9ac6-7b61-11e6-9a41-93e8deadbeef".into(),
         now_ms: 1_428_582_896_000,
+        client_cert: None,
     }
 }
 

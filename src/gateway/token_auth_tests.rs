@@ -161,6 +161,7 @@ impl Env {
             auth_cache: None,
             keys: Some(&self.keys),
             tokens: Some(&self.tokens),
+            certs: None,
             now_ms,
         };
         let mut ex = g.begin(RequestHead { now_ms, ..h });

@@ -115,6 +115,9 @@ pub struct Identity<'a> {
     pub user: Option<&'a str>,
     pub user_agent: Option<&'a str>,
     pub user_arn: Option<&'a str>,
+    /// The caller's certificate, on a mutual TLS listener.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<&'a crate::client_cert::ClientCert>,
 }
 
 impl<'a> Identity<'a> {
@@ -134,6 +137,7 @@ impl<'a> Identity<'a> {
             user: None,
             user_agent,
             user_arn: None,
+            client_cert: None,
         }
     }
 }
