@@ -10,7 +10,10 @@
 
 use serde_json::{json, Value};
 
-use crate::config::{CredentialProvider, EnvoySettings, FilterConfig, Lambda, SigningMode};
+use crate::config::{
+    CertificateFiles, CredentialProvider, EnvoySettings, FilterConfig, Lambda, ListenerTls,
+    SigningMode,
+};
 use crate::control::ControlConfig;
 use crate::error::ConfigError;
 use crate::gateway::Gateway;
@@ -94,7 +97,7 @@ fn signing_filters(upstream: &Upstream, lambda: &Lambda) -> Value {
     ])
 }
 
-fn cluster(upstream: &Upstream, lambda: &Lambda) -> Value {
+fn cluster(upstream: &Upstream, lambda: &Lambda, client: Option<&CertificateFiles>) -> Value {
     let endpoint = &upstream.endpoint;
     let name = endpoint.cluster_name();
     let protocol = if lambda.http2 {
@@ -129,16 +132,24 @@ fn cluster(upstream: &Upstream, lambda: &Lambda) -> Value {
         let alpn = if lambda.http2 { "h2" } else { "http/1.1" };
         obj.insert(
             "transport_socket".into(),
-            tls_socket(&endpoint.host, ca, alpn),
+            tls_socket(&endpoint.host, ca, alpn, client),
         );
     }
     c
 }
 
-/// An upstream TLS transport socket that verifies the server's certificate against `ca`
-/// and requires it to name `host`.
-fn tls_socket(host: &str, ca: &str, alpn: &str) -> Value {
+/// A certificate and key as Envoy's `tls_certificates` entry.
+fn tls_certificate(files: &CertificateFiles) -> Value {
     json!({
+        "certificate_chain": {"filename": files.certificate_file},
+        "private_key": {"filename": files.private_key_file}
+    })
+}
+
+/// An upstream TLS transport socket that verifies the server's certificate against `ca`
+/// and requires it to name `host`; with `client`, the gateway presents that certificate.
+fn tls_socket(host: &str, ca: &str, alpn: &str, client: Option<&CertificateFiles>) -> Value {
+    let mut socket = json!({
         "name": "envoy.transport_sockets.tls",
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
@@ -155,6 +166,39 @@ fn tls_socket(host: &str, ca: &str, alpn: &str) -> Value {
                     }]
                 }
             }
+        }
+    });
+    let common = socket
+        .pointer_mut("/typed_config/common_tls_context")
+        .and_then(Value::as_object_mut);
+    if let (Some(files), Some(common)) = (client, common) {
+        common.insert("tls_certificates".into(), json!([tls_certificate(files)]));
+    }
+    socket
+}
+
+/// The listener's TLS: the server certificate, and with a truststore, mutual TLS (a client
+/// certificate the truststore vouches for is required in the handshake).
+fn downstream_tls(tls: &ListenerTls) -> Value {
+    let mut common = json!({
+        "alpn_protocols": ["h2", "http/1.1"],
+        "tls_certificates": [tls_certificate(&CertificateFiles {
+            certificate_file: tls.certificate_file.clone(),
+            private_key_file: tls.private_key_file.clone(),
+        })]
+    });
+    if let (Some(truststore), Some(obj)) = (&tls.truststore, common.as_object_mut()) {
+        obj.insert(
+            "validation_context".into(),
+            json!({"trusted_ca": {"filename": truststore}}),
+        );
+    }
+    json!({
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+            "common_tls_context": common,
+            "require_client_certificate": tls.truststore.is_some()
         }
     })
 }
@@ -175,7 +219,7 @@ fn jwks_cluster(s: &crate::jwt::Source, lambda: &Lambda) -> Value {
         let ca = s.ca_file.as_deref().unwrap_or(SYSTEM_CA_BUNDLE);
         obj.insert(
             "transport_socket".into(),
-            tls_socket(&s.host, ca, "http/1.1"),
+            tls_socket(&s.host, ca, "http/1.1", None),
         );
     }
     c
@@ -233,6 +277,9 @@ pub fn bootstrap(cfg: &FilterConfig, wasm_path: &str) -> Result<Value, Vec<Confi
         (wasm_path, &env_keys),
         &d.envoy,
     )];
+    if let (Some(tls), Some(gateway)) = (&d.tls, listeners.first_mut()) {
+        secure(gateway, tls);
+    }
     if let Some((host, port)) = control {
         let control_config = json!({ "control": ControlConfig::of(d) }).to_string();
         listeners.push(listener(
@@ -247,7 +294,7 @@ pub fn bootstrap(cfg: &FilterConfig, wasm_path: &str) -> Result<Value, Vec<Confi
     let mut clusters: Vec<Value> = upstreams
         .clusters
         .values()
-        .map(|u| cluster(u, &d.lambda))
+        .map(|u| cluster(u, &d.lambda, d.client_certificate.as_ref()))
         .collect();
     let mut seen = std::collections::BTreeSet::new();
     for s in &jwks {
@@ -263,6 +310,28 @@ pub fn bootstrap(cfg: &FilterConfig, wasm_path: &str) -> Result<Value, Vec<Confi
             "clusters": clusters
         }
     }))
+}
+
+/// TLS on the gateway's listener. With mutual TLS, Envoy also records the verified client
+/// certificate in `x-forwarded-client-cert` (replacing anything a client sent) for the
+/// filter to read.
+fn secure(listener: &mut Value, tls: &ListenerTls) {
+    if let Some(chain) = listener
+        .pointer_mut("/filter_chains/0")
+        .and_then(Value::as_object_mut)
+    {
+        chain.insert("transport_socket".into(), downstream_tls(tls));
+    }
+    let hcm = listener
+        .pointer_mut("/filter_chains/0/filters/0/typed_config")
+        .and_then(Value::as_object_mut);
+    if let (true, Some(hcm)) = (tls.truststore.is_some(), hcm) {
+        hcm.insert("forward_client_cert_details".into(), json!("SANITIZE_SET"));
+        hcm.insert(
+            "set_current_client_cert_details".into(),
+            json!({"cert": true}),
+        );
+    }
 }
 
 /// Refuses Envoy settings that cannot work: a zero limit, or a stream idle timeout that
@@ -493,6 +562,66 @@ fn listener(
 mod tests {
     use super::*;
     use crate::config::parse_deployment;
+
+    #[test]
+    fn listener_tls_mutual_tls_and_the_client_certificate_for_backends() {
+        let mut c = cfg(json!({"endpoint": "https://lambda.us-east-1.amazonaws.com"}));
+        c.deployment.control = Some("127.0.0.1:9902".into());
+        c.deployment.tls = Some(ListenerTls {
+            certificate_file: "/certs/server.pem".into(),
+            private_key_file: "/certs/server.key".into(),
+            truststore: Some("/certs/ca.pem".into()),
+        });
+        c.deployment.client_certificate = Some(CertificateFiles {
+            certificate_file: "/certs/gw.pem".into(),
+            private_key_file: "/certs/gw.key".into(),
+        });
+        let b = bootstrap(&c, "/f.wasm").unwrap();
+        let gw = &b["static_resources"]["listeners"][0];
+        let tls = &gw["filter_chains"][0]["transport_socket"]["typed_config"];
+        assert_eq!(tls["require_client_certificate"], true);
+        let common = &tls["common_tls_context"];
+        assert_eq!(
+            common["tls_certificates"][0]["certificate_chain"]["filename"],
+            "/certs/server.pem"
+        );
+        assert_eq!(
+            common["validation_context"]["trusted_ca"]["filename"],
+            "/certs/ca.pem"
+        );
+        let hcm = &gw["filter_chains"][0]["filters"][0]["typed_config"];
+        assert_eq!(hcm["forward_client_cert_details"], "SANITIZE_SET");
+        assert_eq!(hcm["set_current_client_cert_details"]["cert"], true);
+        // The loopback control listener stays plain.
+        let control = &b["static_resources"]["listeners"][1];
+        assert!(control["filter_chains"][0]
+            .get("transport_socket")
+            .is_none());
+        let lambda = &b["static_resources"]["clusters"][0]["transport_socket"]["typed_config"];
+        assert_eq!(
+            lambda["common_tls_context"]["tls_certificates"][0]["private_key"]["filename"],
+            "/certs/gw.key"
+        );
+
+        // TLS without a truststore: no client certificates asked for, none recorded.
+        if let Some(t) = c.deployment.tls.as_mut() {
+            t.truststore = None;
+        }
+        c.deployment.client_certificate = None;
+        let b = bootstrap(&c, "/f.wasm").unwrap();
+        let gw = &b["static_resources"]["listeners"][0];
+        let tls = &gw["filter_chains"][0]["transport_socket"]["typed_config"];
+        assert_eq!(tls["require_client_certificate"], false);
+        assert!(tls["common_tls_context"]
+            .get("validation_context")
+            .is_none());
+        let hcm = &gw["filter_chains"][0]["filters"][0]["typed_config"];
+        assert!(hcm.get("forward_client_cert_details").is_none());
+        let lambda = &b["static_resources"]["clusters"][0]["transport_socket"]["typed_config"];
+        assert!(lambda["common_tls_context"]
+            .get("tls_certificates")
+            .is_none());
+    }
 
     fn cfg(lambda: Value) -> FilterConfig {
         FilterConfig {

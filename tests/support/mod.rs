@@ -546,6 +546,16 @@ impl TestCa {
     }
 
     pub fn new(dir: &Path) -> TestCa {
+        TestCa::with_client_auth(dir, None)
+    }
+
+    /// A server that completes the handshake only with a client certificate that
+    /// `trusted_client` (PEM: a CA, or a self-signed certificate itself) vouches for.
+    pub fn requiring_client_cert(dir: &Path, trusted_client: &str) -> TestCa {
+        TestCa::with_client_auth(dir, Some(trusted_client))
+    }
+
+    fn with_client_auth(dir: &Path, trusted_client: Option<&str>) -> TestCa {
         let ca_key = rcgen::KeyPair::generate().unwrap();
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -562,19 +572,46 @@ impl TestCa {
         let ca_file = dir.join("test-ca.pem");
         std::fs::write(&ca_file, ca.pem()).unwrap();
         let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
-        let server = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![leaf.der().clone(), ca.der().clone()], key)
-        .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap();
+        let builder = match trusted_client {
+            None => builder.with_no_client_auth(),
+            Some(pem) => {
+                let mut roots = rustls::RootCertStore::empty();
+                roots.add(pem_to_der(pem).into()).unwrap();
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .build()
+                .unwrap();
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let server = builder
+            .with_single_cert(vec![leaf.der().clone(), ca.der().clone()], key)
+            .unwrap();
         TestCa {
             ca_file,
             server: Arc::new(server),
         }
     }
+}
+
+/// The DER bytes of the first certificate in a PEM text.
+pub fn pem_to_der(pem: &str) -> Vec<u8> {
+    use base64::Engine;
+    let body: String = pem
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body.trim())
+        .unwrap()
 }
 
 /// `envoy --mode validate`: whether Envoy accepts `config`, and what it said.

@@ -12,6 +12,7 @@ use apigw_edge::error::ConfigError;
 use apigw_edge::gateway::Gateway;
 use apigw_edge::render;
 
+mod cert;
 mod template;
 
 const USAGE: &str = "\
@@ -28,7 +29,8 @@ USAGE:
     apigw-edge usage <deployment.yaml> <key-id>
     apigw-edge key new [--id ID] [--name NAME]
     apigw-edge key hash <value>
-{TEMPLATE_USAGE}
+    {CERT_USAGE}
+    {TEMPLATE_USAGE}
 
 COMMANDS:
     validate       Check the deployment file and the OpenAPI export; print every problem
@@ -48,7 +50,8 @@ COMMANDS:
     key new        Generate an API key: prints the value once, and the `apiKeys` entry
                    (SHA-256 only) to paste into the deployment file.
     key hash       Print the SHA-256 of an existing key value, for `valueSha256`.
-{TEMPLATE_HELP}
+    {CERT_HELP}
+    {TEMPLATE_HELP}
 
 OPTIONS:
     --wasm FILE        The filter module [default: target/wasm32-wasip1/release/apigw_edge.wasm]
@@ -152,8 +155,13 @@ fn load(path: &Path) -> Result<FilterConfig, Vec<ConfigError>> {
     };
     let text = read(path, "deployment")?;
     let value = parse_document(&text).map_err(|e| vec![ConfigError::new("deployment", e)])?;
-    let deployment = parse_deployment(value).map_err(|e| vec![e])?;
+    let mut deployment = parse_deployment(value).map_err(|e| vec![e])?;
     let base = path.parent().unwrap_or(Path::new("."));
+    cert::resolve_paths(&mut deployment, base);
+    let file_errors = cert::check_files(&deployment);
+    if !file_errors.is_empty() {
+        return Err(file_errors);
+    }
     let export_path = base.join(&deployment.openapi);
     let export_text = read(&export_path, "deployment.openapi")?;
     let openapi = parse_document(&export_text).map_err(|e| {
@@ -455,8 +463,31 @@ fn run(args: Args) -> Result<(), ExitCode> {
     }
 }
 
+/// `cert new` and `cert show`.
+fn cert_command(args: &[String]) -> ExitCode {
+    let result = match args {
+        [sub, rest @ ..] if sub == "new" => cert::NewOptions::parse(rest)
+            .map_err(|e| format!("{e}\n\n{}", usage()))
+            .and_then(|o| cert::new(&o)),
+        [sub, file] if sub == "show" => cert::show(Path::new(file)),
+        _ => Err(format!(
+            "`cert` takes `new [--out DIR] [--days N] [--name CN]` or `show <file>`\n\n{}",
+            usage()
+        )),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn usage() -> String {
     USAGE
+        .replace("{CERT_USAGE}", cert::USAGE)
+        .replace("{CERT_HELP}", cert::HELP)
         .replace("{TEMPLATE_USAGE}", template::USAGE)
         .replace("{TEMPLATE_HELP}", template::HELP)
 }
@@ -465,6 +496,9 @@ fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     if argv.first().map(String::as_str) == Some("template") {
         return template::main(argv.get(1..).unwrap_or_default());
+    }
+    if argv.first().map(String::as_str) == Some("cert") {
+        return cert_command(argv.get(1..).unwrap_or_default());
     }
     let args = match parse_args() {
         Ok(a) => a,
