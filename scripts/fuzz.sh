@@ -8,12 +8,13 @@
 #   token    JWKS documents and JWTs: key reading, token reading, signature and claim checks
 #   policy   resource policies: compiling documents, evaluating them for a caller
 #   sigv4    SigV4 signatures presented by callers: Authorization headers, presigned queries
+#   client_cert  mutual TLS certificates as Envoy forwards them (x-forwarded-client-cert)
 # A panic, a run that outlives libFuzzer's timeout, or memory beyond its limit fails the run;
 # the input is left in fuzz/artifacts/<target>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-${FUZZ_SECONDS:-60}}
-targets=(vtl request config token policy sigv4)
+targets=(vtl request config token policy sigv4 client_cert)
 share=$(( seconds / ${#targets[@]} ))
 [ "$share" -ge 1 ] || share=1
 
@@ -45,6 +46,9 @@ printf '/dev/pets?b=2&a=1\0%s\0{}' $'x-amz-date: 20231114T221320Z\nx-amz-content
   | seed sigv4 header
 printf '/dev/pets?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%%2F20231114%%2Fus-east-1%%2Fexecute-api%%2Faws4_request&X-Amz-Date=20231114T221320Z&X-Amz-Expires=300&X-Amz-SignedHeaders=host&X-Amz-Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31\0\0' \
   | seed sigv4 presigned
+# A certificate as Envoy URL-encodes it into x-forwarded-client-cert.
+printf 'Hash=00ff;Cert="%s"' "$(sed -n '/^const PEM/{s/^const PEM: &str = "//;s/";$//;p}' src/client_cert/tests.rs \
+  | sed 's/\\n/%0A/g; s/+/%2B/g; s/\//%2F/g; s/=/%3D/g; s/ /%20/g')" | seed client_cert xfcc
 
 # cargo fuzz instruments with unstable compiler flags: the nightly toolchain when the machine
 # has one, else the stable compiler in bootstrap mode without a sanitizer.

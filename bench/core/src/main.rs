@@ -5,7 +5,8 @@
 //! Each step runs the benchmark API (`bench/`) as the filter would: route and admit, build
 //! the proxy event, render the request template, map a Lambda answer, sign a call, verify a
 //! Cognito ID token (RS256, and ES256) as on a worker's first request with that token, verify
-//! an IAM caller's SigV4 signature, evaluate a resource policy with an IP condition.
+//! an IAM caller's SigV4 signature, evaluate a resource policy with an IP condition, read a
+//! mutual TLS caller's certificate.
 //! Prints one `core <step> <ns per op>` line per step.
 #![allow(
     clippy::unwrap_used,
@@ -19,6 +20,7 @@ use std::collections::HashMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use apigw_edge::client_cert::ClientCert;
 use apigw_edge::config::{parse_deployment, FilterConfig};
 use apigw_edge::gateway::{Gateway, RequestHead, Start};
 use apigw_edge::iam::Callers;
@@ -86,6 +88,7 @@ fn head(method: &str, path: &str, now_ms: u64) -> RequestHead {
         protocol: "HTTP/1.1".into(),
         request_id: "c412d592-1e2e-4b96-8775-5a995112f4e7".into(),
         now_ms,
+        client_cert: None,
     }
 }
 
@@ -203,7 +206,27 @@ fn main() {
         ..Facts::default()
     };
 
+    // A mutual TLS caller's certificate as Envoy forwards it (EC P-256, 3 RDNs).
+    let xfcc = {
+        let pem = "-----BEGIN CERTIFICATE-----\nMIIBhzCCASygAwIBAgIJAJ8eLTxLWml4MAoGCCqGSM49BAMCMDkxCzAJBgNVBAYT\nAlVTMRUwEwYDVQQKDAxFeGFtcGxlIENvcnAxEzARBgNVBAMMCkV4YW1wbGUgQ0Ew\nHhcNMjUwNTI4MTIzMDAyWhcNMzUwODA1MDkzNjA0WjBYMQswCQYDVQQGEwJVUzEV\nMBMGA1UECgwMRXhhbXBsZSBDb3JwMRUwEwYDVQQLDAxQYXltZW50cywgRVUxGzAZ\nBgNVBAMMEmNsaWVudC5leGFtcGxlLmNvbTBZMBMGByqGSM49AgEGCCqGSM49AwEH\nA0IABJ+thK6uCLvvfwEAFNgs72oJ3isM+HG1zgxPHROlmlk0B8tFdp8QcOLCRw/l\nsb/mMTPAsM3GTqS/N5Go7CoH/U8wCgYIKoZIzj0EAwIDSQAwRgIhAMEjcV10ckG8\niM3cU+b9TaX2fohk2UhbVYs7O2VQmvd8AiEAoPoxi6yr/dDeHggWm9n4jKtWa13g\nIyoJdAVzcJOm4/w=\n-----END CERTIFICATE-----\n";
+        let mut cert = String::new();
+        for b in pem.bytes() {
+            if b.is_ascii_alphanumeric() {
+                cert.push(char::from(b));
+            } else {
+                cert.push_str(&format!("%{b:02X}"));
+            }
+        }
+        format!("Hash=00ff;Cert=\"{cert}\"")
+    };
+
     let steps: Vec<(&str, f64)> = vec![
+        (
+            "client_cert",
+            measure(budget, |_| {
+                black_box(ClientCert::from_xfcc(xfcc.as_bytes()).unwrap());
+            }),
+        ),
         (
             "iam_verify",
             measure(budget, |_| {
