@@ -74,6 +74,10 @@ pub enum GatewayError {
     AuthorizerFailure,
     /// The method ARN an authorizer would see is longer than API Gateway allows.
     UriTooLong,
+    /// A request validator found required parameters missing or blank.
+    MissingParameters,
+    /// A request validator found the body invalid against the method's model.
+    InvalidBody,
     /// Mutual TLS is on and the request carries no client certificate the gateway can read
     /// (Envoy refuses untrusted ones in the handshake; this is the filter's own check).
     ClientCertificate,
@@ -94,6 +98,7 @@ pub enum ResponseType {
     QuotaExceeded,
     UnsupportedMediaType,
     BadRequestBody,
+    BadRequestParameters,
     Unauthorized,
     AuthorizerConfigurationError,
     AuthorizerFailure,
@@ -117,6 +122,7 @@ impl ResponseType {
             ResponseType::QuotaExceeded => "QUOTA_EXCEEDED",
             ResponseType::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             ResponseType::BadRequestBody => "BAD_REQUEST_BODY",
+            ResponseType::BadRequestParameters => "BAD_REQUEST_PARAMETERS",
             ResponseType::Unauthorized => "UNAUTHORIZED",
             ResponseType::AuthorizerConfigurationError => "AUTHORIZER_CONFIGURATION_ERROR",
             ResponseType::AuthorizerFailure => "AUTHORIZER_FAILURE",
@@ -144,7 +150,9 @@ impl GatewayError {
             GatewayError::Throttled | GatewayError::QuotaExceeded => 429,
             GatewayError::RequestTooLarge => 413,
             GatewayError::UnsupportedMediaType => 415,
-            GatewayError::InvalidRequestBody => 400,
+            GatewayError::InvalidRequestBody
+            | GatewayError::MissingParameters
+            | GatewayError::InvalidBody => 400,
             GatewayError::IntegrationTimeout => 504,
             GatewayError::IntegrationUnreachable
             | GatewayError::FunctionError
@@ -181,6 +189,8 @@ impl GatewayError {
             GatewayError::QuotaExceeded => "Limit Exceeded",
             GatewayError::UnsupportedMediaType => "Unsupported Media Type",
             GatewayError::InvalidRequestBody => "Could not parse request body into json",
+            GatewayError::MissingParameters => "Missing required request parameters",
+            GatewayError::InvalidBody => "Invalid request body",
             GatewayError::Unauthorized => "Unauthorized",
             GatewayError::TokenExpired => "The incoming token has expired",
             GatewayError::InvalidSignature => "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
@@ -215,9 +225,10 @@ impl GatewayError {
             GatewayError::InvalidApiKey | GatewayError::ClientCertificate => "ForbiddenException",
             GatewayError::Throttled => "TooManyRequestsException",
             GatewayError::QuotaExceeded => "LimitExceededException",
-            GatewayError::UnsupportedMediaType | GatewayError::InvalidRequestBody => {
-                "BadRequestException"
-            }
+            GatewayError::UnsupportedMediaType
+            | GatewayError::InvalidRequestBody
+            | GatewayError::MissingParameters
+            | GatewayError::InvalidBody => "BadRequestException",
             _ => "InternalServerErrorException",
         }
     }
@@ -238,7 +249,10 @@ impl GatewayError {
             | GatewayError::MockFailed
             | GatewayError::MappingFailed => ResponseType::ApiConfigurationError,
             GatewayError::UnsupportedMediaType => ResponseType::UnsupportedMediaType,
-            GatewayError::InvalidRequestBody => ResponseType::BadRequestBody,
+            GatewayError::InvalidRequestBody | GatewayError::InvalidBody => {
+                ResponseType::BadRequestBody
+            }
+            GatewayError::MissingParameters => ResponseType::BadRequestParameters,
             GatewayError::InvalidApiKey => ResponseType::InvalidApiKey,
             GatewayError::Throttled => ResponseType::Throttled,
             GatewayError::QuotaExceeded => ResponseType::QuotaExceeded,

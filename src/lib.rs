@@ -32,6 +32,7 @@ pub mod shared;
 pub mod sigv4;
 pub mod time;
 pub mod usage;
+pub mod validation;
 pub mod vtl;
 
 #[cfg(feature = "proxy")]

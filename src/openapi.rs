@@ -125,6 +125,8 @@ pub struct Operation {
     pub authorization_scopes: Vec<String>,
     /// Status codes of the method responses (`responses`), when the export lists them.
     pub method_responses: Option<Vec<u16>>,
+    /// Parameters and body models the method declares, and its request validator.
+    pub request: crate::validation::MethodRequest,
     /// Location of the operation in the export, for messages.
     pub location: String,
 }
@@ -151,6 +153,8 @@ pub struct Export {
     pub gateway_responses: Option<Value>,
     /// `x-amazon-apigateway-policy`, compiled by [`crate::resource_policy`].
     pub policy: Option<Value>,
+    /// Request validators and the models they check bodies against.
+    pub validation: crate::validation::ApiValidation,
 }
 
 /// What a `/resource/path/METHOD` key (API Gateway's `methodSettings` form) names.
@@ -262,7 +266,11 @@ pub fn parse_text(text: &str) -> Result<Parsed, ConfigError> {
 }
 
 /// Top-level members of an export that the gateway reads; [`slim`] keeps only these.
-const READ_TOP: [&str; 9] = [
+const READ_TOP: [&str; 13] = [
+    "definitions",
+    "consumes",
+    "x-amazon-apigateway-request-validators",
+    "x-amazon-apigateway-request-validator",
     "swagger",
     "x-amazon-apigateway-policy",
     "openapi",
@@ -298,14 +306,23 @@ pub fn slim(doc: &Value) -> Value {
             };
             out.insert(k.clone(), paths);
         } else if k == "components" {
-            if let Some(schemes) = v.get("securitySchemes") {
-                out.insert(k.clone(), serde_json::json!({ "securitySchemes": schemes }));
-            }
+            out.insert(k.clone(), slim_components(v));
         } else if READ_TOP.contains(&k.as_str()) {
             out.insert(k.clone(), v.clone());
         }
     }
     Value::Object(out)
+}
+
+/// `components` as [`slim`] keeps it: security schemes and models.
+fn slim_components(v: &Value) -> Value {
+    let mut kept = serde_json::Map::new();
+    for key in ["securitySchemes", "schemas"] {
+        if let Some(part) = v.get(key) {
+            kept.insert(key.into(), part.clone());
+        }
+    }
+    Value::Object(kept)
 }
 
 /// One path item as [`slim`] keeps it.
@@ -314,6 +331,9 @@ fn slim_item(item: &Value) -> Value {
         return item.clone();
     };
     let kept = ops.iter().filter_map(|(key, op)| {
+        if key == "parameters" {
+            return Some((key.clone(), op.clone()));
+        }
         Method::from_openapi_key(key)?;
         let Value::Object(fields) = op else {
             return Some((key.clone(), op.clone()));
@@ -321,7 +341,12 @@ fn slim_item(item: &Value) -> Value {
         let mut slim_op = serde_json::Map::new();
         for (name, value) in fields {
             match name.as_str() {
-                "security" | "x-amazon-apigateway-integration" => {
+                "security"
+                | "x-amazon-apigateway-integration"
+                | "parameters"
+                | "requestBody"
+                | "consumes"
+                | "x-amazon-apigateway-request-validator" => {
                     slim_op.insert(name.clone(), value.clone());
                 }
                 "responses" => {
@@ -366,6 +391,8 @@ struct Reader<'a> {
     /// Schemes that authenticate callers (authorizers, and unsupported kinds).
     auth_schemes: Vec<String>,
     top_security: Option<&'a Value>,
+    /// The API's `consumes` (Swagger 2.0), default `application/json`.
+    consumes: Vec<String>,
     digest: Digest,
 }
 
@@ -417,17 +444,24 @@ impl<'a> Reader<'a> {
         }
         out.export.gateway_responses = doc.get("x-amazon-apigateway-gateway-responses").cloned();
         out.export.policy = doc.get("x-amazon-apigateway-policy").cloned();
+        out.export.validation = crate::validation::ApiValidation::read(doc);
+        let consumes: Vec<String> = match doc.get("consumes").and_then(Value::as_array) {
+            Some(c) => c
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_ascii_lowercase)
+                .collect(),
+            None => vec!["application/json".to_string()],
+        };
         let mut digest = Digest(0xcbf2_9ce4_8422_2325);
         if let Value::Object(top) = doc {
             let read = |k: &str| READ_TOP.contains(&k) || k == "components";
             for (k, v) in top.iter().filter(|(k, _)| read(k) && k.as_str() != "paths") {
                 let _ = serde_json::to_writer(&mut digest, k);
-                let v = match (k.as_str(), v.get("securitySchemes")) {
-                    ("components", Some(schemes)) => {
-                        serde_json::json!({ "securitySchemes": schemes })
-                    }
-                    ("components", None) => continue,
-                    _ => v.clone(),
+                let v = if k == "components" {
+                    slim_components(v)
+                } else {
+                    v.clone()
                 };
                 let _ = serde_json::to_writer(&mut digest, &v);
             }
@@ -478,6 +512,7 @@ impl<'a> Reader<'a> {
             key_schemes: api_key_schemes(doc),
             auth_schemes,
             top_security: doc.get("security"),
+            consumes,
             digest,
         }
     }
@@ -495,6 +530,7 @@ impl<'a> Reader<'a> {
         let _ = serde_json::to_writer(&mut self.digest, path);
         let _ = serde_json::to_writer(&mut self.digest, &slim_item(item));
         let out = &mut self.out;
+        let item_value = item;
         let Some(item) = item.as_object() else {
             out.errors.push(ConfigError::new(
                 format!("openapi.paths.{path}"),
@@ -522,6 +558,11 @@ impl<'a> Reader<'a> {
                         authorizer: named_scheme(security, &self.auth_schemes),
                         authorization_scopes: scopes_of(security, &self.auth_schemes),
                         method_responses: method_responses(op),
+                        request: crate::validation::read_method_request(
+                            op,
+                            item_value,
+                            &self.consumes,
+                        ),
                         location,
                     });
                 }

@@ -240,6 +240,7 @@ mod tests {
                 authorizer: None,
                 authorization_scopes: Vec::new(),
                 method_responses: None,
+                request: Default::default(),
                 location: format!("openapi.paths.{path}.{}", method.as_str().to_lowercase()),
             })
             .collect()

@@ -130,6 +130,13 @@ impl Gateway {
         };
 
         let mut warnings = parsed.warnings;
+        let requests: Vec<(&crate::validation::MethodRequest, &str)> = export
+            .operations
+            .iter()
+            .map(|op| (&op.request, op.location.as_str()))
+            .collect();
+        let (models, mut checks) =
+            crate::validation::compile(&export.validation, &requests, &mut errors);
         let mut routes = Vec::with_capacity(export.operations.len());
         let api_key_from_authorizer = export.api_key_from_authorizer;
         // Methods that call the same function share one target (large APIs have thousands
@@ -270,6 +277,7 @@ impl Gateway {
                 authorizer,
                 token_auth: token.guards.get(i).cloned().flatten(),
                 iam: signed,
+                validation: checks.get_mut(i).and_then(Option::take),
             });
         }
 
@@ -303,6 +311,7 @@ impl Gateway {
                 resource_policy,
                 policy_network: (policy_settings.source_vpc, policy_settings.source_vpce),
                 xff_trusted: d.envoy.xff_num_trusted_hops > 0,
+                models,
                 mtls: d.tls.as_ref().is_some_and(|t| t.truststore.is_some()),
                 iam,
                 token_authorizers: token.authorizers,

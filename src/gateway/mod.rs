@@ -71,6 +71,8 @@ struct Route {
     token_auth: Option<(usize, Vec<String>)>,
     /// The method requires a SigV4 signature (`AWS_IAM`).
     iam: bool,
+    /// What the method's request validator checks.
+    validation: Option<crate::validation::Check>,
 }
 
 /// A Lambda authorizer, its function resolved.
@@ -107,6 +109,8 @@ pub struct Gateway {
     policy_network: (Option<String>, Option<String>),
     /// Envoy takes the caller's address from `X-Forwarded-For` (trusted proxies in front).
     xff_trusted: bool,
+    /// Every request model, compiled.
+    models: crate::validation::Models,
     /// The listener requires client certificates: Envoy's `x-forwarded-client-cert` holds the
     /// one each request came with.
     mtls: bool,
@@ -341,6 +345,8 @@ mod tests;
 mod token_auth;
 #[cfg(test)]
 mod token_auth_tests;
+#[cfg(test)]
+mod validation_tests;
 
 pub use authorize::flush_cell as authorizer_flush_cell;
 pub use context::{extended_request_id, trace_id};

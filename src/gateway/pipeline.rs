@@ -40,14 +40,16 @@ pub enum Stage {
     Token,
     /// API key, usage plan, throttles and quota.
     ApiKeyUsage,
+    /// The method's request validator: required parameters, then the body's model.
+    Validation,
     /// The stage cache: plan, invalidate, look up.
     Cache,
     /// The integration request, the call, and the integration and method responses.
     Integration,
 }
 
-/// API Gateway's order. Request validation will be an entry here.
-pub const STAGES: [Stage; 10] = [
+/// API Gateway's order.
+pub const STAGES: [Stage; 11] = [
     Stage::ClientCert,
     Stage::Preflight,
     Stage::Route,
@@ -56,6 +58,7 @@ pub const STAGES: [Stage; 10] = [
     Stage::Authorizer,
     Stage::Token,
     Stage::ApiKeyUsage,
+    Stage::Validation,
     Stage::Cache,
     Stage::Integration,
 ];
@@ -316,6 +319,7 @@ impl Gateway {
                     Err(o) => reply(o),
                 }
             }
+            Stage::Validation => self.validation_stage(ex),
             Stage::Cache => self.cache_stage(ex, host),
             Stage::Integration => self.integration(ex, host),
         }

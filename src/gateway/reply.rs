@@ -37,7 +37,23 @@ impl Gateway {
         (error, message): (GatewayError, &str),
         reason: &str,
     ) -> Outcome {
-        let reply = self.finalize(self.error_reply(head, known, (error, message)), head, false);
+        self.fail_validating(head, known, (error, message, ""), reason)
+    }
+
+    /// [`Gateway::fail_saying`] with the details of a failed request validation, for
+    /// `$context.error.validationErrorString`.
+    pub(super) fn fail_validating(
+        &self,
+        head: &RequestHead,
+        known: Known,
+        (error, message, validation): (GatewayError, &str, &str),
+        reason: &str,
+    ) -> Outcome {
+        let reply = self.finalize(
+            self.error_reply(head, known, (error, message), validation),
+            head,
+            false,
+        );
         Outcome {
             log: Some(format!(
                 "{} {} {} -> {} {}: {reason}",
@@ -62,6 +78,7 @@ impl Gateway {
         head: &RequestHead,
         known: Known,
         (error, message): (GatewayError, &str),
+        validation: &str,
     ) -> Reply {
         if !self.gateway_responses.is_customised(error) {
             return error.to_reply_with(message);
@@ -80,7 +97,7 @@ impl Gateway {
                         "responseType".into(),
                         vtl::Value::str(error.response_type().name()),
                     ),
-                    ("validationErrorString".into(), vtl::Value::str("")),
+                    ("validationErrorString".into(), vtl::Value::str(validation)),
                 ]),
             );
         }

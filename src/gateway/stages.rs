@@ -93,6 +93,63 @@ impl Gateway {
         }
     }
 
+    /// Stage `Validation`: the method's request validator. Required parameters first
+    /// (`400 Missing required request parameters: [a, b]`), then the body against the model
+    /// for its content type (`400 Invalid request body`, the details in
+    /// `$context.error.validationErrorString`); the body is waited for only when a model
+    /// applies.
+    pub(super) fn validation_stage(
+        &self,
+        ex: &mut super::pipeline::Exchange,
+    ) -> Option<super::pipeline::Step> {
+        let routed = ex.routed.as_ref()?;
+        let route = self.routes.get(routed.route)?;
+        let check = route.validation.as_ref()?;
+        let known = Known {
+            route: Some(route),
+            ..Known::default()
+        };
+        if !check.params.is_empty() {
+            let raw_query = ex
+                .head
+                .path
+                .split_once('?')
+                .map(|(_, q)| q)
+                .unwrap_or_default();
+            let query = crate::query::parse(raw_query);
+            let missing = check.missing(&routed.params, &query, &ex.head.headers);
+            if !missing.is_empty() {
+                let message = format!(
+                    "Missing required request parameters: [{}]",
+                    missing.join(", ")
+                );
+                let o = self.fail_validating(
+                    &ex.head,
+                    known,
+                    (GatewayError::MissingParameters, &message, &message),
+                    &message,
+                );
+                return Some(super::pipeline::Step::Reply(Box::new(o)));
+            }
+        }
+        let model = check.model_for(header(&ex.head.headers, "content-type"))?;
+        let Some(body) = &ex.body else {
+            return Some(super::pipeline::Step::NeedBody);
+        };
+        let why = self.models.validate(model, body).err()?;
+        let o = self.fail_validating(
+            &ex.head,
+            known,
+            (
+                GatewayError::InvalidBody,
+                GatewayError::InvalidBody.message(),
+                &why,
+            ),
+            &format!("invalid request body: {why}"),
+        );
+        Some(super::pipeline::Step::Reply(Box::new(o)))
+    }
+
     /// Stage `Preflight`: a CORS preflight the deployment's policy answers.
     pub(super) fn preflight(&self, head: &RequestHead) -> Option<Outcome> {
         let reply = self.cors.as_ref()?.preflight(&head.method, &head.headers)?;
