@@ -11,7 +11,9 @@ check=false
 
 ./scripts/setup.sh
 cargo build --release --target wasm32-wasip1 --lib
-cargo build --release --bin apigw-edge
+# $APIGW_EDGE_CLI: a CLI binary built already (the test command passes its debug build).
+cli=${APIGW_EDGE_CLI:-target/release/apigw-edge}
+[ -n "${APIGW_EDGE_CLI:-}" ] || cargo build --release --bin apigw-edge
 cargo build --manifest-path examples/functions/Cargo.toml
 mkdir -p .work
 
@@ -44,8 +46,8 @@ for _ in $(seq 1 600); do
 done
 echo >&2
 
-target/release/apigw-edge validate examples/hello/deployment.yaml
-setsid target/release/apigw-edge run examples/hello/deployment.yaml >.work/envoy.log 2>&1 </dev/null &
+"$cli" validate examples/hello/deployment.yaml
+setsid "$cli" run examples/hello/deployment.yaml >.work/envoy.log 2>&1 </dev/null &
 pids+=($!)
 for _ in $(seq 1 100); do
   curl -sf -o /dev/null http://127.0.0.1:9901/ready && break
@@ -77,6 +79,8 @@ try 502 "curl -i http://127.0.0.1:8080/dev/hello/fail"
 # A non-proxy integration: request and response templates around a plain Lambda function.
 try 200 "curl -X POST http://127.0.0.1:8080/dev/orders/o-7 -H 'Content-Type: application/json' -d '{\"quantity\":4}'"
 try 404 "curl -i -X POST http://127.0.0.1:8080/dev/orders/missing-1 -H 'Content-Type: application/json' -d '{\"quantity\":1}'"
+# Request validation: the body must match the Order model (quantity 1-1000) or nothing runs.
+try 400 "curl -i -X POST http://127.0.0.1:8080/dev/orders/o-8 -H 'Content-Type: application/json' -d '{\"quantity\":\"four\"}'"
 try 403 "curl -i http://127.0.0.1:8080/dev/no/such/route"
 # Lambda authorizers (examples/functions/src/bin/*_authorizer.rs): a TOKEN authorizer on
 # /profile, a REQUEST authorizer on /reports. The echo function shows requestContext.authorizer.
@@ -104,8 +108,8 @@ expect_cache() {
 }
 echo "\$ curl -i 'http://127.0.0.1:8080/dev/hello?name=Ada'    # again: served from the stage cache"
 expect_cache HIT
-echo "\$ target/release/apigw-edge cache flush examples/hello/deployment.yaml"
-target/release/apigw-edge cache flush examples/hello/deployment.yaml || failures=$((failures + 1))
+echo "\$ apigw-edge cache flush examples/hello/deployment.yaml"
+"$cli" cache flush examples/hello/deployment.yaml || failures=$((failures + 1))
 echo "\$ curl -i 'http://127.0.0.1:8080/dev/hello?name=Ada'    # after the flush: fetched again"
 expect_cache MISS
 echo "Metrics: curl -s http://127.0.0.1:9901/stats | grep apigw_edge"

@@ -9,12 +9,13 @@
 #   policy   resource policies: compiling documents, evaluating them for a caller
 #   sigv4    SigV4 signatures presented by callers: Authorization headers, presigned queries
 #   client_cert  mutual TLS certificates as Envoy forwards them (x-forwarded-client-cert)
+#   validation   request bodies against a recursive draft-4 model (request validators)
 # A panic, a run that outlives libFuzzer's timeout, or memory beyond its limit fails the run;
 # the input is left in fuzz/artifacts/<target>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-${FUZZ_SECONDS:-60}}
-targets=(vtl request config token policy sigv4 client_cert)
+targets=(vtl request config token policy sigv4 client_cert validation)
 share=$(( seconds / ${#targets[@]} ))
 [ "$share" -ge 1 ] || share=1
 
@@ -49,16 +50,23 @@ printf '/dev/pets?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN
 # A certificate as Envoy URL-encodes it into x-forwarded-client-cert.
 printf 'Hash=00ff;Cert="%s"' "$(sed -n '/^const PEM/{s/^const PEM: &str = "//;s/";$//;p}' src/client_cert/tests.rs \
   | sed 's/\\n/%0A/g; s/+/%2B/g; s/\//%2F/g; s/=/%3D/g; s/ /%20/g')" | seed client_cert xfcc
+printf '{"id":"a-1","at":"2020-02-29T10:00:00Z","n":3,"tags":["x","y"],"kids":[{"id":"b"}],"any":{"id":"c"},"one":"s","extra":"e"}' \
+  | seed validation node
 
 # cargo fuzz instruments with unstable compiler flags: the nightly toolchain when the machine
 # has one, else the stable compiler in bootstrap mode without a sanitizer.
 if rustup run nightly rustc --version >/dev/null 2>&1; then
   run=(cargo +nightly fuzz run)
+  build=(cargo +nightly fuzz build)
 else
   export RUSTC_BOOTSTRAP=1
   run=(cargo fuzz run --sanitizer none)
+  build=(cargo fuzz build --sanitizer none)
 fi
 cd fuzz
+# Every target in one build (they share the instrumented dependencies and link in parallel);
+# each run below then starts at once.
+"${build[@]}" >../.work/fuzz-build.log 2>&1 || { tail -n 40 ../.work/fuzz-build.log >&2; exit 1; }
 status=0
 for target in "${targets[@]}"; do
   log="../.work/fuzz-$target.log"

@@ -195,6 +195,13 @@ fn example_api_under_cargo_lambda_watch() {
         (r.status, r.json()),
         (400, serde_json::json!({"message": "Invalid quantity 0"}))
     );
+    // The request validator refuses a body that does not match the Order model before
+    // the function runs.
+    let r = envoy.request("POST", "/dev/orders/o-8", &json, br#"{"quantity": "four"}"#);
+    assert_eq!(
+        (r.status, r.json()),
+        (400, serde_json::json!({"message": "Invalid request body"}))
+    );
     let r = envoy.request(
         "POST",
         "/dev/orders/o-9",
