@@ -56,24 +56,8 @@ fn run_with(
     certs: Option<&RefCell<CertCache>>,
 ) -> Result<Value, Outcome> {
     let cells = Cells::default();
-    let host = Host {
-        cells: &cells,
-        store: None,
-        auth_cache: None,
-        keys: None,
-        tokens: None,
-        certs,
-        now_ms: 1_700_000_000_000,
-    };
-    let mut ex = g.begin(head("GET", "/stage/pets", headers));
-    let mut step = g.advance(&mut ex, &host);
-    loop {
-        step = match step {
-            Step::Reply(o) => return Err(*o),
-            Step::NeedBody => g.body(&mut ex, Vec::new(), &host),
-            Step::Call(c) => return Ok(serde_json::from_slice(&c.request.body).unwrap()),
-        };
-    }
+    let host = super::tests::bare_host(&cells, certs);
+    super::tests::run_to_call(g, head("GET", "/stage/pets", headers), b"", &host)
 }
 
 #[test]

@@ -42,15 +42,7 @@ fn gateway(policy: Value, extra: Value) -> Gateway {
 /// The first thing the pipeline does with a request from `ip`: a reply, or a call.
 fn first_step(g: &Gateway, path: &str, ip: &str) -> Step {
     let cells = Cells::default();
-    let host = Host {
-        cells: &cells,
-        store: None,
-        auth_cache: None,
-        keys: None,
-        tokens: None,
-        certs: None,
-        now_ms: 1_700_000_000_000,
-    };
+    let host = super::tests::bare_host(&cells, None);
     let mut h = head("GET", path, &[("authorization", "Bearer x")]);
     h.source_ip = ip.into();
     let mut ex = g.begin(h);

@@ -52,6 +52,42 @@ pub(super) fn head(method: &str, path: &str, headers: &[(&str, &str)]) -> Reques
     }
 }
 
+/// What the stage tests lend the pipeline: shared data and no stores of a worker (a
+/// certificate cache when given), at a fixed time.
+pub(super) fn bare_host<'a>(
+    cells: &'a Cells,
+    certs: Option<&'a std::cell::RefCell<crate::client_cert::CertCache>>,
+) -> Host<'a> {
+    Host {
+        cells,
+        store: None,
+        auth_cache: None,
+        keys: None,
+        tokens: None,
+        certs,
+        now_ms: 1_700_000_000_000,
+    }
+}
+
+/// Runs a request through the pipeline, handing `body` over when asked, to the
+/// integration call (`Ok`, its JSON payload: the event) or a reply.
+pub(super) fn run_to_call(
+    g: &Gateway,
+    h: RequestHead,
+    body: &[u8],
+    host: &Host,
+) -> Result<Value, Outcome> {
+    let mut ex = g.begin(h);
+    let mut step = g.advance(&mut ex, host);
+    loop {
+        step = match step {
+            Step::Reply(o) => return Err(*o),
+            Step::NeedBody => g.body(&mut ex, body.to_vec(), host),
+            Step::Call(c) => return Ok(serde_json::from_slice(&c.request.body).unwrap()),
+        };
+    }
+}
+
 /// Runs start + invoke and returns the event as JSON.
 fn event(g: &Gateway, h: &RequestHead, body: &[u8]) -> Value {
     event_counted(g, h, body, &Cells::default())

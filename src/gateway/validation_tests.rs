@@ -57,26 +57,10 @@ fn run_with(
     headers: &[(&str, &str)],
 ) -> Result<Value, Outcome> {
     let cells = Cells::default();
-    let host = Host {
-        cells: &cells,
-        store: None,
-        auth_cache: None,
-        keys: None,
-        tokens: None,
-        certs: None,
-        now_ms: 1_700_000_000_000,
-    };
+    let host = super::tests::bare_host(&cells, None);
     let mut all = vec![("content-type", "application/json")];
     all.extend_from_slice(headers);
-    let mut ex = g.begin(head("PUT", path, &all));
-    let mut step = g.advance(&mut ex, &host);
-    loop {
-        step = match step {
-            Step::Reply(o) => return Err(*o),
-            Step::NeedBody => g.body(&mut ex, body.as_bytes().to_vec(), &host),
-            Step::Call(c) => return Ok(serde_json::from_slice(&c.request.body).unwrap()),
-        };
-    }
+    super::tests::run_to_call(g, head("PUT", path, &all), body.as_bytes(), &host)
 }
 
 #[test]
