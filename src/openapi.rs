@@ -292,6 +292,7 @@ pub fn slim(doc: &Value) -> Value {
     let Value::Object(top) = doc else {
         return doc.clone();
     };
+    let validates = validates(doc);
     let mut out = serde_json::Map::new();
     for (k, v) in top {
         if k == "paths" {
@@ -299,25 +300,49 @@ pub fn slim(doc: &Value) -> Value {
                 Value::Object(items) => Value::Object(
                     items
                         .iter()
-                        .map(|(path, item)| (path.clone(), slim_item(item)))
+                        .map(|(path, item)| (path.clone(), slim_item(item, validates)))
                         .collect(),
                 ),
                 other => other.clone(),
             };
             out.insert(k.clone(), paths);
         } else if k == "components" {
-            out.insert(k.clone(), slim_components(v));
-        } else if READ_TOP.contains(&k.as_str()) {
+            out.insert(k.clone(), slim_components(v, validates));
+        } else if kept_top(k, validates) {
             out.insert(k.clone(), v.clone());
         }
     }
     Value::Object(out)
 }
 
-/// `components` as [`slim`] keeps it: security schemes and models.
-fn slim_components(v: &Value) -> Value {
+/// Top-level keys only request validation reads.
+const VALIDATION_TOP: [&str; 2] = ["definitions", "consumes"];
+/// Operation keys only request validation reads.
+const VALIDATION_OP: [&str; 4] = [
+    "parameters",
+    "requestBody",
+    "consumes",
+    "x-amazon-apigateway-request-validator",
+];
+
+/// Whether the export declares request validators: without them, parameters and models
+/// are never read, and [`slim`] drops them (a large export keeps its size down).
+fn validates(doc: &Value) -> bool {
+    doc.get("x-amazon-apigateway-request-validators").is_some()
+}
+
+/// Whether [`slim`] keeps a top-level key.
+fn kept_top(key: &str, validates: bool) -> bool {
+    READ_TOP.contains(&key) && (validates || !VALIDATION_TOP.contains(&key))
+}
+
+/// `components` as [`slim`] keeps it: security schemes, and models when validating.
+fn slim_components(v: &Value, validates: bool) -> Value {
     let mut kept = serde_json::Map::new();
     for key in ["securitySchemes", "schemas"] {
+        if key == "schemas" && !validates {
+            continue;
+        }
         if let Some(part) = v.get(key) {
             kept.insert(key.into(), part.clone());
         }
@@ -326,13 +351,13 @@ fn slim_components(v: &Value) -> Value {
 }
 
 /// One path item as [`slim`] keeps it.
-fn slim_item(item: &Value) -> Value {
+fn slim_item(item: &Value, validates: bool) -> Value {
     let Value::Object(ops) = item else {
         return item.clone();
     };
     let kept = ops.iter().filter_map(|(key, op)| {
         if key == "parameters" {
-            return Some((key.clone(), op.clone()));
+            return validates.then(|| (key.clone(), op.clone()));
         }
         Method::from_openapi_key(key)?;
         let Value::Object(fields) = op else {
@@ -341,12 +366,10 @@ fn slim_item(item: &Value) -> Value {
         let mut slim_op = serde_json::Map::new();
         for (name, value) in fields {
             match name.as_str() {
-                "security"
-                | "x-amazon-apigateway-integration"
-                | "parameters"
-                | "requestBody"
-                | "consumes"
-                | "x-amazon-apigateway-request-validator" => {
+                "security" | "x-amazon-apigateway-integration" => {
+                    slim_op.insert(name.clone(), value.clone());
+                }
+                n if validates && VALIDATION_OP.contains(&n) => {
                     slim_op.insert(name.clone(), value.clone());
                 }
                 "responses" => {
@@ -393,6 +416,8 @@ struct Reader<'a> {
     top_security: Option<&'a Value>,
     /// The API's `consumes` (Swagger 2.0), default `application/json`.
     consumes: Vec<String>,
+    /// The export declares request validators.
+    validates: bool,
     digest: Digest,
 }
 
@@ -455,11 +480,12 @@ impl<'a> Reader<'a> {
         };
         let mut digest = Digest(0xcbf2_9ce4_8422_2325);
         if let Value::Object(top) = doc {
-            let read = |k: &str| READ_TOP.contains(&k) || k == "components";
+            let validating = validates(doc);
+            let read = |k: &str| kept_top(k, validating) || k == "components";
             for (k, v) in top.iter().filter(|(k, _)| read(k) && k.as_str() != "paths") {
                 let _ = serde_json::to_writer(&mut digest, k);
                 let v = if k == "components" {
-                    slim_components(v)
+                    slim_components(v, validating)
                 } else {
                     v.clone()
                 };
@@ -513,6 +539,7 @@ impl<'a> Reader<'a> {
             auth_schemes,
             top_security: doc.get("security"),
             consumes,
+            validates: validates(doc),
             digest,
         }
     }
@@ -528,7 +555,7 @@ impl<'a> Reader<'a> {
         // The digest covers what the gateway reads, so the full export and its slim form
         // (what the filter receives) give the same ids.
         let _ = serde_json::to_writer(&mut self.digest, path);
-        let _ = serde_json::to_writer(&mut self.digest, &slim_item(item));
+        let _ = serde_json::to_writer(&mut self.digest, &slim_item(item, self.validates));
         let out = &mut self.out;
         let item_value = item;
         let Some(item) = item.as_object() else {
@@ -831,7 +858,18 @@ mod tests {
                 "/bad": "not an object"
             }
         });
-        for doc in [example, documented] {
+        // With request validators, the parameters and models they check are kept.
+        let mut validating = documented.clone();
+        validating["x-amazon-apigateway-request-validators"] =
+            json!({"all": {"validateRequestParameters": true}});
+        validating["x-amazon-apigateway-request-validator"] = json!("all");
+        let kept = slim(&validating);
+        assert_eq!(kept["paths"]["/pets/{id}"]["parameters"][0]["name"], "id");
+        assert_eq!(kept["definitions"]["Pet"]["type"], "object");
+        let dropped = slim(&documented);
+        assert!(dropped["paths"]["/pets/{id}"].get("parameters").is_none());
+        assert!(dropped.get("definitions").is_none());
+        for doc in [example, documented, validating] {
             let whole = summary(&parse(&doc));
             let slim_doc = slim(&doc);
             assert_eq!(summary(&parse(&slim_doc)), whole);

@@ -13,11 +13,12 @@ mod support;
 use serde_json::{json, Map, Value};
 use support::*;
 
-/// Resident memory Envoy may hold with the large export at 4 workers. Measured: 246 MiB
-/// (664 MiB before the export was read path by path, slimmed and its routes shared). About
-/// 125 MiB of it is Envoy with V8 and the module before any API is loaded.
-const RSS_LIMIT_4_WORKERS_MIB: u64 = 300;
-/// What each worker beyond the first may add (measured: about 18 MiB).
+/// Resident memory Envoy may hold with the large export at 4 workers. Measured: 293 MiB
+/// (246 MiB before the JSON Schema validator made the module 1.5 MB larger; 664 MiB before
+/// the export was read path by path, slimmed and its routes shared). About 170 MiB of it is
+/// Envoy with V8 and the module before any API is loaded.
+const RSS_LIMIT_4_WORKERS_MIB: u64 = 340;
+/// What each worker beyond the first may add (measured: about 19 MiB).
 const RSS_PER_WORKER_MIB: u64 = 30;
 
 /// 7,000 resources with GET and POST each, documented the way exports are: summaries,
