@@ -109,28 +109,54 @@ impl ClientCert {
     }
 }
 
-/// The rules of the `tls` and `clientCertificate` settings that need no files: every path
-/// given, and not blank. (The CLI reads the files; Envoy refuses ones it cannot load.)
-pub fn check_settings(d: &Deployment, errors: &mut Vec<ConfigError>) {
-    let mut paths: Vec<(&str, &str)> = Vec::new();
+/// What a certificate setting names: a certificate (chain or truststore) or a private key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PemKind {
+    Certificate,
+    PrivateKey,
+}
+
+/// Every PEM file the `tls` and `clientCertificate` settings name: field, path, kind.
+pub fn certificate_files(d: &Deployment) -> Vec<(&'static str, &str, PemKind)> {
+    let mut files = Vec::new();
     if let Some(t) = &d.tls {
-        paths.push(("deployment.tls.certificateFile", &t.certificate_file));
-        paths.push(("deployment.tls.privateKeyFile", &t.private_key_file));
+        files.push((
+            "deployment.tls.certificateFile",
+            t.certificate_file.as_str(),
+            PemKind::Certificate,
+        ));
+        files.push((
+            "deployment.tls.privateKeyFile",
+            t.private_key_file.as_str(),
+            PemKind::PrivateKey,
+        ));
         if let Some(ts) = &t.truststore {
-            paths.push(("deployment.tls.truststore", ts));
+            files.push((
+                "deployment.tls.truststore",
+                ts.as_str(),
+                PemKind::Certificate,
+            ));
         }
     }
     if let Some(c) = &d.client_certificate {
-        paths.push((
+        files.push((
             "deployment.clientCertificate.certificateFile",
-            &c.certificate_file,
+            c.certificate_file.as_str(),
+            PemKind::Certificate,
         ));
-        paths.push((
+        files.push((
             "deployment.clientCertificate.privateKeyFile",
-            &c.private_key_file,
+            c.private_key_file.as_str(),
+            PemKind::PrivateKey,
         ));
     }
-    for (at, path) in paths {
+    files
+}
+
+/// The rules of the `tls` and `clientCertificate` settings that need no files: every path
+/// given, and not blank. (The CLI reads the files; Envoy refuses ones it cannot load.)
+pub fn check_settings(d: &Deployment, errors: &mut Vec<ConfigError>) {
+    for (at, path, _) in certificate_files(d) {
         if path.trim().is_empty() {
             errors.push(ConfigError::new(at, "must name a PEM file"));
         }

@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use apigw_edge::client_cert::ClientCert;
+use apigw_edge::client_cert::{certificate_files, ClientCert, PemKind};
 use apigw_edge::config::Deployment;
 use apigw_edge::error::ConfigError;
 
@@ -55,28 +55,8 @@ pub fn resolve_paths(d: &mut Deployment, base: &Path) {
 /// Reads every certificate file the deployment names: certificates must hold a PEM X.509
 /// certificate, keys a PEM private key.
 pub fn check_files(d: &Deployment) -> Vec<ConfigError> {
-    let mut files: Vec<(&str, &str, bool)> = Vec::new();
-    if let Some(t) = &d.tls {
-        files.push(("deployment.tls.certificateFile", &t.certificate_file, true));
-        files.push(("deployment.tls.privateKeyFile", &t.private_key_file, false));
-        if let Some(ts) = &t.truststore {
-            files.push(("deployment.tls.truststore", ts, true));
-        }
-    }
-    if let Some(c) = &d.client_certificate {
-        files.push((
-            "deployment.clientCertificate.certificateFile",
-            &c.certificate_file,
-            true,
-        ));
-        files.push((
-            "deployment.clientCertificate.privateKeyFile",
-            &c.private_key_file,
-            false,
-        ));
-    }
     let mut errors = Vec::new();
-    for (at, path, is_cert) in files {
+    for (at, path, kind) in certificate_files(d) {
         if path.trim().is_empty() {
             continue; // the library's check names it
         }
@@ -87,7 +67,7 @@ pub fn check_files(d: &Deployment) -> Vec<ConfigError> {
                 continue;
             }
         };
-        let problem = if is_cert {
+        let problem = if kind == PemKind::Certificate {
             first_certificate(&text).err()
         } else if text.contains("-----BEGIN") && text.contains("PRIVATE KEY-----") {
             None
