@@ -193,3 +193,23 @@ mod tests {
         assert_eq!(header(&h, "missing"), None);
     }
 }
+
+/// A ready HTTP call for the host to dispatch to one of Envoy's clusters (a Lambda Invoke,
+/// a function URL, an HTTP backend, an authorizer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamCall {
+    pub cluster: String,
+    /// Request headers, pseudo-headers (`:method`, `:path`, `:authority`) first.
+    pub headers: Vec<Header>,
+    pub body: Vec<u8>,
+    pub timeout_ms: u64,
+}
+
+/// What came back from a dispatched call, as the host saw it.
+#[derive(Debug, Clone, Default)]
+pub struct UpstreamAnswer {
+    /// `None` when the host delivered no response headers (stream reset, dispatch failure).
+    pub status: Option<u16>,
+    pub headers: Vec<Header>,
+    pub body: Vec<u8>,
+}

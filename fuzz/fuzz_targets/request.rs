@@ -11,7 +11,7 @@
 use apigw_edge::config::{parse_deployment, FilterConfig};
 use apigw_edge::gateway::{Gateway, RequestHead, Start};
 use apigw_edge::http::header_text;
-use apigw_edge::lambda::invoke::InvokeResponse;
+use apigw_edge::http::UpstreamAnswer;
 use apigw_edge::shared::memory::Cells;
 use libfuzzer_sys::fuzz_target;
 use serde_json::json;
@@ -108,7 +108,7 @@ fuzz_target!(|data: &[u8]| {
         if answer.first().is_some_and(|b| b % 3 == 0) {
             resp_headers.push(("x-amz-function-error".to_string(), "Unhandled".to_string()));
         }
-        let resp = InvokeResponse {
+        let resp = UpstreamAnswer {
             status,
             headers: resp_headers,
             body: answer.get(1..).unwrap_or_default().to_vec(),

@@ -17,8 +17,8 @@ use super::root::Ids;
 use crate::authorizer::cache::AuthCache;
 use crate::cache::ResponseCache;
 use crate::gateway::{Exchange, Gateway, Host, Outcome, RequestHead, Step, TokenCache};
+use crate::http::UpstreamAnswer;
 use crate::jwt::ring::KeyRing;
-use crate::lambda::invoke::InvokeResponse;
 
 enum Phase {
     Headers,
@@ -233,7 +233,7 @@ impl Context for Request {
             .find(|(k, _)| k == ":status")
             .and_then(|(_, v)| v.parse::<u16>().ok());
         headers.retain(|(k, _)| !k.starts_with(':'));
-        let answer = InvokeResponse {
+        let answer = UpstreamAnswer {
             status,
             headers,
             body: host::buffer(BufferType::HttpCallResponseBody, body_size),

@@ -15,7 +15,8 @@ use super::{Gateway, Known};
 use crate::authorizer::policy::{self, Verdict};
 use crate::authorizer::{self, cache, Kind, RequestEvent, RequestView};
 use crate::error::GatewayError;
-use crate::lambda::invoke::{classify, InvokeOutcome, InvokeResponse, LambdaCall};
+use crate::http::{UpstreamAnswer, UpstreamCall};
+use crate::lambda::invoke::{classify, InvokeOutcome};
 use crate::shared;
 
 /// Shared-data cell holding a stage's authorizer flush generation.
@@ -155,7 +156,7 @@ impl Gateway {
                 serde_json::to_vec(&event).unwrap_or_default()
             }
         };
-        let mut request = LambdaCall::sync(
+        let mut request = UpstreamCall::sync(
             &a.target,
             self.user_agent.clone(),
             payload,
@@ -170,7 +171,7 @@ impl Gateway {
         &self,
         ex: &mut Exchange,
         waiting: &Waiting,
-        answer: &InvokeResponse,
+        answer: &UpstreamAnswer,
         host: &Host,
     ) -> Option<Step> {
         let routed = ex.routed.as_ref()?;

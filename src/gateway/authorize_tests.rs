@@ -8,7 +8,7 @@ use super::tests::head;
 use super::*;
 use crate::authorizer::cache::AuthCache;
 use crate::config::parse_deployment;
-use crate::lambda::invoke::InvokeResponse;
+use crate::http::UpstreamAnswer;
 use crate::shared::memory::Cells;
 
 const FN: &str = "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:";
@@ -66,8 +66,8 @@ fn gateway_with(extra: Value, deployment: Value) -> Gateway {
     Gateway::compile(&cfg).unwrap().gateway
 }
 
-fn ok(payload: Value) -> InvokeResponse {
-    InvokeResponse {
+fn ok(payload: Value) -> UpstreamAnswer {
+    UpstreamAnswer {
         status: Some(200),
         headers: vec![],
         body: payload.to_string().into_bytes(),
@@ -102,7 +102,7 @@ impl Env {
         }
     }
 
-    fn run(&self, g: &Gateway, h: RequestHead, answers: &[InvokeResponse]) -> Run {
+    fn run(&self, g: &Gateway, h: RequestHead, answers: &[UpstreamAnswer]) -> Run {
         let host = Host {
             cells: &self.cells,
             store: None,
@@ -174,7 +174,7 @@ fn denials_and_refusals_answer_as_api_gateway_does() {
         {"Action": "execute-api:Invoke", "Effect": "Deny", "Resource": "arn:aws:execute-api:*:*:abc123/*/GET/*"}]}});
     let other = allow("arn:aws:execute-api:us-east-1:123456789012:abc123/dev/POST/*");
     let bearer = [("authorization", "Bearer t")];
-    let function_error = |msg: &str| InvokeResponse {
+    let function_error = |msg: &str| UpstreamAnswer {
         status: Some(200),
         headers: vec![("x-amz-function-error".into(), "Unhandled".into())],
         body: json!({"errorMessage": msg, "errorType": "Error"})
@@ -248,7 +248,7 @@ fn denials_and_refusals_answer_as_api_gateway_does() {
         (
             "timeout",
             &bearer[..],
-            Some(InvokeResponse {
+            Some(UpstreamAnswer {
                 status: Some(504),
                 headers: vec![("x-envoy-upstream-service-time".into(), "0".into())],
                 body: b"upstream request timeout".to_vec(),
@@ -261,7 +261,7 @@ fn denials_and_refusals_answer_as_api_gateway_does() {
         (
             "unreachable",
             &bearer[..],
-            Some(InvokeResponse::default()),
+            Some(UpstreamAnswer::default()),
             500,
             json!({"message": null}),
             "AuthorizerFailureException",
@@ -269,7 +269,7 @@ fn denials_and_refusals_answer_as_api_gateway_does() {
         ),
     ] {
         let env = Env::new();
-        let answers: Vec<InvokeResponse> = answer.into_iter().collect();
+        let answers: Vec<UpstreamAnswer> = answer.into_iter().collect();
         let r = env.run(&g, head("GET", "/dev/pets/7", headers), &answers);
         assert_eq!(
             r.reply.reply.status,

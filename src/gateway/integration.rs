@@ -11,9 +11,10 @@ use super::*;
 use crate::cache::{self, Mode};
 use crate::error::GatewayError;
 use crate::http::{header, Reply};
+use crate::http::{UpstreamAnswer, UpstreamCall};
 use crate::lambda::event::ProxyEvent;
 use crate::lambda::function_url::{self, UrlOutcome};
-use crate::lambda::invoke::{classify, InvokeOutcome, InvokeResponse, LambdaCall, TargetKind};
+use crate::lambda::invoke::{classify, InvokeOutcome, TargetKind};
 use crate::lambda::response::{self, first_media_type, is_binary};
 use crate::mapping::aws::RequestFailure;
 use crate::mapping::MapFailure;
@@ -54,7 +55,7 @@ impl Gateway {
         head: &RequestHead,
         routed: &Routed,
         body: &[u8],
-    ) -> Result<LambdaCall, Outcome> {
+    ) -> Result<UpstreamCall, Outcome> {
         self.invoke_in(head, routed, body).map(|(call, _)| call)
     }
 
@@ -64,7 +65,7 @@ impl Gateway {
         head: &RequestHead,
         routed: &Routed,
         body: &[u8],
-    ) -> Result<(LambdaCall, Option<crate::vtl::Value>), Outcome> {
+    ) -> Result<(UpstreamCall, Option<crate::vtl::Value>), Outcome> {
         let mut context = None;
         let mut call = self.build_call(head, routed, body, &mut context)?;
         self.sign(&mut call, head.now_ms);
@@ -77,7 +78,7 @@ impl Gateway {
         routed: &Routed,
         body: &[u8],
         context_out: &mut Option<crate::vtl::Value>,
-    ) -> Result<LambdaCall, Outcome> {
+    ) -> Result<UpstreamCall, Outcome> {
         let Some(route) = self.routes.get(routed.route) else {
             return Err(self.fail(
                 head,
@@ -130,7 +131,7 @@ impl Gateway {
             return match rendered {
                 Ok((payload, extra)) => {
                     let mut call =
-                        LambdaCall::sync(target, self.user_agent.clone(), payload, timeout_ms);
+                        UpstreamCall::sync(target, self.user_agent.clone(), payload, timeout_ms);
                     for (name, value) in extra {
                         call.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(&name));
                         call.headers.push((name.to_ascii_lowercase(), value));
@@ -185,7 +186,7 @@ impl Gateway {
                 body: body_text.as_deref(),
                 is_base64,
             });
-            return Ok(LambdaCall::sync(
+            return Ok(UpstreamCall::sync(
                 target,
                 self.user_agent.clone(),
                 payload,
@@ -197,7 +198,7 @@ impl Gateway {
             body: body_text.as_deref(),
             is_base64_encoded: is_base64,
         };
-        Ok(LambdaCall::sync(
+        Ok(UpstreamCall::sync(
             target,
             self.user_agent.clone(),
             event.to_vec(),
@@ -206,7 +207,7 @@ impl Gateway {
     }
 
     /// Step 3: map the Invoke answer to the client reply, and say what the cache may keep.
-    pub fn finish(&self, head: &RequestHead, routed: &Routed, resp: &InvokeResponse) -> Outcome {
+    pub fn finish(&self, head: &RequestHead, routed: &Routed, resp: &UpstreamAnswer) -> Outcome {
         let mut outcome = match self.map_invoke(head, routed, resp) {
             Ok(reply) => {
                 // The answer is kept as mapped: per-request headers and CORS are added
@@ -239,7 +240,7 @@ impl Gateway {
         &self,
         head: &RequestHead,
         routed: &Routed,
-        resp: &InvokeResponse,
+        resp: &UpstreamAnswer,
     ) -> Result<Reply, Outcome> {
         const INVOKE: TargetKind = TargetKind::Invoke;
         let (aws, kind) = match self.routes.get(routed.route).map(|r| (r, &r.action)) {

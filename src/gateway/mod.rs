@@ -20,8 +20,9 @@ use crate::config::Api;
 use crate::cors::CorsPolicy;
 use crate::error::{ConfigError, GatewayError};
 use crate::gateway_responses::GatewayResponses;
+use crate::http::UpstreamCall;
 use crate::http::{Header, Reply};
-use crate::lambda::invoke::{InvokeTarget, LambdaCall};
+use crate::lambda::invoke::InvokeTarget;
 use crate::lambda::upstream::Upstreams;
 use crate::mapping::aws::AwsMapping;
 use crate::mock::Mock;
@@ -264,7 +265,7 @@ impl Gateway {
     }
 
     /// Signs a call in place when this filter signs its cluster.
-    fn sign(&self, call: &mut LambdaCall, now_ms: u64) {
+    fn sign(&self, call: &mut UpstreamCall, now_ms: u64) {
         if let Some(signer) = self.signers.get(&call.cluster) {
             signer.sign(&mut call.headers, &call.body, now_ms);
         }

@@ -17,7 +17,7 @@ use crate::authorizer::cache::AuthCache;
 use crate::cache::store::{Generations, Lookup, Stored};
 use crate::cache::{CacheEvent, Mode, ResponseCache};
 use crate::error::GatewayError;
-use crate::lambda::invoke::{InvokeResponse, LambdaCall};
+use crate::http::{UpstreamAnswer, UpstreamCall};
 use crate::shared::SharedCells;
 use crate::usage::UsageEvent;
 
@@ -74,7 +74,7 @@ pub enum CallKind {
 #[derive(Debug, Clone)]
 pub struct Call {
     pub kind: CallKind,
-    pub request: LambdaCall,
+    pub request: UpstreamCall,
 }
 
 /// What the glue does next.
@@ -170,7 +170,7 @@ impl Exchange {
     pub(super) fn call(
         &mut self,
         kind: CallKind,
-        request: LambdaCall,
+        request: UpstreamCall,
         now_ms: u64,
         auth_key: Option<String>,
     ) -> Step {
@@ -233,7 +233,7 @@ impl Gateway {
     }
 
     /// Hands over the answer to the call the request waits for and goes on.
-    pub fn resume(&self, ex: &mut Exchange, answer: &InvokeResponse, host: &Host) -> Step {
+    pub fn resume(&self, ex: &mut Exchange, answer: &UpstreamAnswer, host: &Host) -> Step {
         let Some(waiting) = ex.waiting.take() else {
             let outcome = self.fail(
                 &ex.head,
@@ -258,7 +258,7 @@ impl Gateway {
     /// The glue could not make the call (`why` says what the host answered): it is
     /// answered as a call that failed to connect.
     pub fn call_failed(&self, ex: &mut Exchange, why: &str, host: &Host) -> Step {
-        let step = self.resume(ex, &InvokeResponse::default(), host);
+        let step = self.resume(ex, &UpstreamAnswer::default(), host);
         if let Step::Reply(outcome) = &step {
             let mut outcome = outcome.clone();
             outcome.log = Some(format!(
@@ -404,7 +404,7 @@ impl Gateway {
         &self,
         ex: &mut Exchange,
         waiting: &Waiting,
-        answer: &InvokeResponse,
+        answer: &UpstreamAnswer,
         host: &Host,
     ) -> Step {
         let Some(routed) = ex.routed.as_ref() else {

@@ -3,7 +3,7 @@ use serde_json::{json, Value};
 use super::*;
 use crate::cache::Mode;
 use crate::config::{parse_deployment, FilterConfig};
-use crate::lambda::invoke::InvokeResponse;
+use crate::http::UpstreamAnswer;
 use crate::shared::memory::Cells;
 
 const FN: &str = "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:";
@@ -473,7 +473,7 @@ fn finish(
     if let Some(a) = accept {
         h.headers.push(("accept".into(), a.into()));
     }
-    let resp = InvokeResponse {
+    let resp = UpstreamAnswer {
         status,
         headers: headers
             .iter()
@@ -647,7 +647,7 @@ fn a_client_trace_is_continued_on_the_reply() {
     let Start::NeedBody(r) = g.start(&h, &Cells::default()) else {
         panic!("not routed")
     };
-    let resp = InvokeResponse {
+    let resp = UpstreamAnswer {
         status: Some(200),
         headers: vec![],
         body: br#"{"statusCode":200,"body":"x"}"#.to_vec(),
@@ -680,8 +680,8 @@ fn routed(g: &Gateway, h: &RequestHead) -> Routed {
     }
 }
 
-fn lambda_ok(body: &str) -> InvokeResponse {
-    InvokeResponse {
+fn lambda_ok(body: &str) -> UpstreamAnswer {
+    UpstreamAnswer {
         status: Some(200),
         headers: vec![],
         body: json!({"statusCode": 200, "headers": {"X-From": "fn"}, "body": body})
@@ -746,7 +746,7 @@ fn finish_offers_2xx_answers_without_per_request_headers() {
     let err = g.finish(
         &h,
         &r,
-        &InvokeResponse {
+        &UpstreamAnswer {
             status: Some(200),
             headers: vec![],
             body: b"nope".to_vec(),
@@ -754,7 +754,7 @@ fn finish_offers_2xx_answers_without_per_request_headers() {
     );
     assert_eq!(err.reply.status, 502);
     assert!(err.store.is_none());
-    let not_found = InvokeResponse {
+    let not_found = UpstreamAnswer {
         body: br#"{"statusCode":404}"#.to_vec(),
         ..lambda_ok("")
     };
@@ -930,7 +930,7 @@ fn cors_on_preflights_errors_and_answers() {
     // A function's answer gets them too, replacing the function's own.
     let h = head("GET", "/stage/open", &[("origin", "http://app.test")]);
     let routed = outcome_of(&g, &h, &cells).unwrap();
-    let resp = InvokeResponse {
+    let resp = UpstreamAnswer {
         status: Some(200),
         headers: vec![],
         body: br#"{"statusCode":200,"headers":{"Access-Control-Allow-Origin":"*"}}"#.to_vec(),

@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 use super::tests::head;
 use super::*;
 use crate::config::parse_deployment;
+use crate::http::UpstreamAnswer;
 use crate::jwt::ring::{backoff_ms, KeyRing};
-use crate::lambda::invoke::InvokeResponse;
 use crate::shared::memory::Cells;
 
 use crate::jwt::jwt_keys::{jwks, TestKey};
@@ -175,7 +175,7 @@ impl Env {
                 Step::NeedBody => g.body(&mut ex, b"{}".to_vec(), &host),
                 Step::Call(c) => {
                     payload = Some(serde_json::from_slice(&c.request.body).unwrap());
-                    let answer = InvokeResponse {
+                    let answer = UpstreamAnswer {
                         status: Some(200),
                         headers: vec![],
                         body: br#"{"statusCode": 200, "body": "backend"}"#.to_vec(),

@@ -11,10 +11,8 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use crate::error::GatewayError;
-use crate::http::{header, Header, Reply};
-use crate::lambda::invoke::{
-    error_type, transport_failure, InvokeResponse, InvokeTarget, LambdaCall, TransportFailure,
-};
+use crate::http::{header, Header, Reply, UpstreamAnswer, UpstreamCall};
+use crate::lambda::invoke::{error_type, transport_failure, InvokeTarget, TransportFailure};
 use crate::lambda::response::{decode_base64_body, MappingError};
 
 /// Request headers never forwarded to a function URL: hop-by-hop headers, the client's
@@ -50,7 +48,7 @@ pub fn forward(
     headers: &[Header],
     body: &[u8],
     timeout_ms: u64,
-) -> LambdaCall {
+) -> UpstreamCall {
     let (method, path, raw_query) = head;
     let mut url_path = format!("{prefix}{path}");
     if url_path.is_empty() {
@@ -76,7 +74,7 @@ pub fn forward(
         }
         out.push((lower, v.clone()));
     }
-    LambdaCall {
+    UpstreamCall {
         cluster: target.cluster.clone(),
         headers: out,
         body: body.to_vec(),
@@ -101,7 +99,7 @@ pub enum UrlOutcome {
 /// Classifies a function URL answer. Envoy's own transport failures look as they do for
 /// Invoke calls; an answer with `x-amzn-ErrorType` and an error status comes from the URL
 /// service, not from the function.
-pub fn classify(resp: &InvokeResponse) -> UrlOutcome {
+pub fn classify(resp: &UpstreamAnswer) -> UrlOutcome {
     match transport_failure(resp, "the function URL") {
         Some(TransportFailure::Timeout) => return UrlOutcome::Timeout,
         Some(TransportFailure::Unreachable(why)) => return UrlOutcome::Unreachable(why),
@@ -116,7 +114,7 @@ pub fn classify(resp: &InvokeResponse) -> UrlOutcome {
 }
 
 /// The client reply for a function URL answer.
-pub fn passthrough(resp: &InvokeResponse) -> Reply {
+pub fn passthrough(resp: &UpstreamAnswer) -> Reply {
     let mut headers = Vec::with_capacity(resp.headers.len());
     for (k, v) in &resp.headers {
         let lower = k.to_ascii_lowercase();
@@ -379,8 +377,8 @@ mod tests {
         assert_eq!(root.headers[1].1, "/");
     }
 
-    fn resp(status: Option<u16>, headers: &[(&str, &str)], body: &str) -> InvokeResponse {
-        InvokeResponse {
+    fn resp(status: Option<u16>, headers: &[(&str, &str)], body: &str) -> UpstreamAnswer {
+        UpstreamAnswer {
             status,
             headers: h(headers),
             body: body.as_bytes().to_vec(),

@@ -5,7 +5,7 @@
 //! agree), and the classification of an Invoke answer: payload, function error, rejected
 //! invocation, timeout or unreachable endpoint. Must not: dispatch anything.
 
-use crate::http::{header, Header};
+use crate::http::{header, Header, UpstreamAnswer, UpstreamCall};
 
 /// A parsed Lambda endpoint URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,17 +149,7 @@ impl InvokeTarget {
     }
 }
 
-/// A ready Invoke API call for the host to dispatch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LambdaCall {
-    pub cluster: String,
-    /// Request headers, pseudo-headers (`:method`, `:path`, `:authority`) first.
-    pub headers: Vec<Header>,
-    pub body: Vec<u8>,
-    pub timeout_ms: u64,
-}
-
-impl LambdaCall {
+impl UpstreamCall {
     /// A synchronous (`RequestResponse`) invocation with a JSON payload.
     pub fn sync(
         target: &InvokeTarget,
@@ -167,7 +157,7 @@ impl LambdaCall {
         payload: Vec<u8>,
         timeout_ms: u64,
     ) -> Self {
-        LambdaCall {
+        UpstreamCall {
             cluster: target.cluster.clone(),
             headers: vec![
                 (":method".into(), "POST".into()),
@@ -181,15 +171,6 @@ impl LambdaCall {
             timeout_ms,
         }
     }
-}
-
-/// What came back from a dispatched Invoke call, as the host saw it.
-#[derive(Debug, Clone, Default)]
-pub struct InvokeResponse {
-    /// `None` when the host delivered no response headers (stream reset, dispatch failure).
-    pub status: Option<u16>,
-    pub headers: Vec<Header>,
-    pub body: Vec<u8>,
 }
 
 /// The meaning of an Invoke answer.
@@ -232,7 +213,7 @@ pub enum TransportFailure {
 /// `upstream connect error …` / `no healthy upstream` when nothing answers, or no response
 /// headers at all. Answers carrying AWS's `x-amzn-RequestId` are never Envoy's. `what` names
 /// the upstream in the message.
-pub fn transport_failure(resp: &InvokeResponse, what: &str) -> Option<TransportFailure> {
+pub fn transport_failure(resp: &UpstreamAnswer, what: &str) -> Option<TransportFailure> {
     let Some(status) = resp.status else {
         return Some(TransportFailure::Unreachable(format!(
             "no response from {what}"
@@ -261,7 +242,7 @@ pub fn error_type(headers: &[Header]) -> Option<String> {
 /// with `X-Amz-Function-Error`; local emulators answer 500 with an `errorMessage` payload
 /// instead, which is recognised by the payload having `errorMessage` and no
 /// `x-amzn-ErrorType` header.
-pub fn classify(resp: &InvokeResponse) -> InvokeOutcome<'_> {
+pub fn classify(resp: &UpstreamAnswer) -> InvokeOutcome<'_> {
     match transport_failure(resp, "the Lambda endpoint") {
         Some(TransportFailure::Timeout) => return InvokeOutcome::Timeout,
         Some(TransportFailure::Unreachable(why)) => return InvokeOutcome::Unreachable(why),
@@ -379,8 +360,8 @@ mod tests {
         );
     }
 
-    fn resp(status: Option<u16>, headers: &[(&str, &str)], body: &str) -> InvokeResponse {
-        InvokeResponse {
+    fn resp(status: Option<u16>, headers: &[(&str, &str)], body: &str) -> UpstreamAnswer {
+        UpstreamAnswer {
             status,
             headers: headers
                 .iter()
@@ -393,7 +374,7 @@ mod tests {
     #[test]
     fn classify_table() {
         let rid = ("x-amzn-RequestId", "r-1");
-        let cases: Vec<(InvokeResponse, InvokeOutcome)> = vec![
+        let cases: Vec<(UpstreamAnswer, InvokeOutcome)> = vec![
             (resp(Some(200), &[rid], "{}"), InvokeOutcome::Payload(b"{}")),
             (
                 resp(Some(200), &[rid, ("X-Amz-Function-Error", "Unhandled")], r#"{"errorMessage":"boom","errorType":"E"}"#),

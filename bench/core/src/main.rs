@@ -27,7 +27,7 @@ use apigw_edge::iam::Callers;
 use apigw_edge::jwt::keys::KeySet;
 use apigw_edge::jwt::verify::{admit, verify};
 use apigw_edge::jwt::{Authorizer, Flavor};
-use apigw_edge::lambda::invoke::InvokeResponse;
+use apigw_edge::http::UpstreamAnswer;
 use apigw_edge::resource_policy::{Facts, Policy};
 use apigw_edge::shared::{CellError, SharedCells};
 use apigw_edge::sigv4::{Credentials, Signer, LAMBDA_SERVICE};
@@ -127,7 +127,7 @@ fn main() {
     };
     let hello = routed("GET", "/prod/hello");
     let order = routed("POST", "/prod/orders/7?currency=EUR");
-    let answer = InvokeResponse {
+    let answer = UpstreamAnswer {
         status: Some(200),
         headers: vec![("x-amzn-requestid".into(), "stand-in".into())],
         body: STAND_IN.as_bytes().to_vec(),
