@@ -20,6 +20,9 @@ pub enum GatewayError {
     IntegrationTimeout,
     /// The Lambda endpoint could not be reached (connection refused, reset, no upstream).
     IntegrationUnreachable,
+    /// An HTTP backend could not be reached (connection refused or reset, TLS failure), or
+    /// its answer is larger than `limits.maxResponseBytes`.
+    BackendFailed,
     /// The Lambda Invoke API rejected the call (throttled, not found, access denied, ...).
     InvokeRejected,
     /// The function ran and failed (`X-Amz-Function-Error`, or an emulator's HTTP 500).
@@ -158,6 +161,7 @@ impl GatewayError {
             | GatewayError::FunctionError
             | GatewayError::MalformedProxyResponse => 502,
             GatewayError::InvokeRejected
+            | GatewayError::BackendFailed
             | GatewayError::BinaryDecodeFailed
             | GatewayError::IntegrationNotSupported
             | GatewayError::UsageCheckFailed
@@ -244,6 +248,7 @@ impl GatewayError {
             | GatewayError::FunctionError
             | GatewayError::MalformedProxyResponse => ResponseType::IntegrationFailure,
             GatewayError::BinaryDecodeFailed
+            | GatewayError::BackendFailed
             | GatewayError::IntegrationNotSupported
             | GatewayError::UsageCheckFailed
             | GatewayError::MockFailed

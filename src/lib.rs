@@ -18,6 +18,7 @@ pub mod error;
 pub mod gateway;
 pub mod gateway_responses;
 pub mod http;
+pub mod http_integration;
 pub mod iam;
 pub mod jwt;
 pub mod lambda;

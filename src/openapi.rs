@@ -95,6 +95,16 @@ pub enum Integration {
         /// The whole `x-amazon-apigateway-integration` object.
         spec: Value,
     },
+    /// `http_proxy` (`proxy`) or `http`: an HTTP backend (compiled by
+    /// [`crate::http_integration`]).
+    Http {
+        proxy: bool,
+        uri: String,
+        http_method: String,
+        timeout_ms: u64,
+        /// The whole `x-amazon-apigateway-integration` object.
+        spec: Value,
+    },
     /// `mock`: answered by the gateway from its templates (compiled by [`crate::mock`]).
     Mock(Value),
     /// A type this gateway does not serve yet; requests to it get a 500 and a log line.
@@ -719,6 +729,62 @@ fn read_cache_key_parameters(op: &Value, location: &str) -> Result<Vec<String>, 
         })
 }
 
+/// `timeoutInMillis`, checked against API Gateway's range.
+fn read_timeout(integ: &Value, at: &str) -> Result<u64, ConfigError> {
+    match integ.get("timeoutInMillis") {
+        None => Ok(DEFAULT_TIMEOUT_MS),
+        Some(v) => match v.as_u64() {
+            Some(ms) if TIMEOUT_RANGE_MS.contains(&ms) => Ok(ms),
+            _ => Err(ConfigError::new(
+                format!("{at}.timeoutInMillis"),
+                format!(
+                    "expected an integer from {} to {}",
+                    TIMEOUT_RANGE_MS.start(),
+                    TIMEOUT_RANGE_MS.end()
+                ),
+            )),
+        },
+    }
+}
+
+/// An `http` or `http_proxy` integration; one through a VPC link is not served (the
+/// gateway reaches backends over its own network).
+fn read_http_integration(
+    integ: &Value,
+    kind: &str,
+    at: &str,
+) -> Result<(Integration, Option<ConfigError>), ConfigError> {
+    let vpc_link = integ
+        .get("connectionType")
+        .and_then(Value::as_str)
+        .is_some_and(|c| c.eq_ignore_ascii_case("VPC_LINK"));
+    if vpc_link {
+        let kind = format!("{kind} through a VPC link");
+        let warning = ConfigError::new(
+            format!("{at}.connectionType"),
+            format!("`{kind}` is not served (point the uri at the backend's own address instead); requests to this method get 500"),
+        );
+        return Ok((Integration::Unsupported { kind }, Some(warning)));
+    }
+    let text = |field: &str| {
+        integ
+            .get(field)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| ConfigError::new(format!("{at}.{field}"), "missing or not a string"))
+    };
+    Ok((
+        Integration::Http {
+            proxy: kind == "http_proxy",
+            uri: text("uri")?,
+            http_method: text("httpMethod")?,
+            timeout_ms: read_timeout(integ, at)?,
+            spec: integ.clone(),
+        },
+        None,
+    ))
+}
+
 fn read_integration(
     op: &Value,
     location: &str,
@@ -734,6 +800,9 @@ fn read_integration(
         .to_ascii_lowercase();
     if kind == "mock" {
         return Ok((Integration::Mock(integ.clone()), None));
+    }
+    if kind == "http" || kind == "http_proxy" {
+        return read_http_integration(integ, &kind, &at);
     }
     let lambda_uri = integ
         .get("uri")
@@ -780,22 +849,7 @@ fn read_integration(
         .and_then(Value::as_str)
         .ok_or_else(|| ConfigError::new(format!("{at}.uri"), "missing or not a string"))?
         .to_string();
-    let timeout_ms = match integ.get("timeoutInMillis") {
-        None => DEFAULT_TIMEOUT_MS,
-        Some(v) => match v.as_u64() {
-            Some(ms) if TIMEOUT_RANGE_MS.contains(&ms) => ms,
-            _ => {
-                return Err(ConfigError::new(
-                    format!("{at}.timeoutInMillis"),
-                    format!(
-                        "expected an integer from {} to {}",
-                        TIMEOUT_RANGE_MS.start(),
-                        TIMEOUT_RANGE_MS.end()
-                    ),
-                ))
-            }
-        },
-    };
+    let timeout_ms = read_timeout(integ, &at)?;
     if kind == "aws" {
         let spec = integ.clone();
         return Ok((
@@ -892,7 +946,7 @@ mod tests {
             "swagger": "2.0",
             "paths": {
                 "/pets": {"get": proxy("u1"), "parameters": [], "x-amazon-apigateway-any-method": proxy("u2")},
-                "/{proxy+}": {"options": {"x-amazon-apigateway-integration": {"type": "http"}}}
+                "/{proxy+}": {"options": {"x-amazon-apigateway-integration": {"type": "aws", "httpMethod": "POST", "uri": "arn:aws:apigateway:us-east-1:sqs:path/1/q"}}}
             }
         });
         let p = parse(&doc);
@@ -917,6 +971,40 @@ mod tests {
             p.warnings[0].location,
             "openapi.paths./{proxy+}.options.x-amazon-apigateway-integration.type"
         );
+    }
+
+    #[test]
+    fn http_integrations_are_read_and_vpc_links_are_not_served() {
+        let doc = json!({
+            "swagger": "2.0",
+            "paths": {
+                "/a": {"get": {"x-amazon-apigateway-integration": {"type": "HTTP_PROXY", "httpMethod": "ANY", "uri": "http://h/{proxy}", "timeoutInMillis": 5000}}},
+                "/b": {"get": {"x-amazon-apigateway-integration": {"type": "http", "httpMethod": "GET", "uri": "http://h/", "connectionType": "VPC_LINK"}}},
+                "/c": {"get": {"x-amazon-apigateway-integration": {"type": "http", "uri": "http://h/"}}}
+            }
+        });
+        let p = parse(&doc);
+        let errors: Vec<_> = p.errors.iter().map(|e| e.location.as_str()).collect();
+        assert_eq!(
+            errors,
+            vec!["openapi.paths./c.get.x-amazon-apigateway-integration.httpMethod"]
+        );
+        let warnings: Vec<_> = p.warnings.iter().map(|e| e.location.as_str()).collect();
+        assert_eq!(
+            warnings,
+            vec!["openapi.paths./b.get.x-amazon-apigateway-integration.connectionType"]
+        );
+        let a = p
+            .export
+            .operations
+            .iter()
+            .find(|o| o.resource == "/a")
+            .unwrap();
+        assert!(matches!(
+            &a.integration,
+            Integration::Http { proxy: true, uri, http_method, timeout_ms: 5000, .. }
+                if uri == "http://h/{proxy}" && http_method == "ANY"
+        ));
     }
 
     #[test]
@@ -1120,7 +1208,9 @@ mod tests {
             .iter()
             .map(|o| match &o.integration {
                 Integration::AwsProxy { timeout_ms, .. } => *timeout_ms,
-                Integration::Aws { timeout_ms, .. } => *timeout_ms,
+                Integration::Aws { timeout_ms, .. } | Integration::Http { timeout_ms, .. } => {
+                    *timeout_ms
+                }
                 Integration::Unsupported { .. }
                 | Integration::Failing { .. }
                 | Integration::Mock(_) => 0,

@@ -3,7 +3,7 @@
 //! Owns: the shape of the Envoy configuration apigw-edge runs in: one listener with the wasm
 //! filter (configuration embedded as a `StringValue`) in front of the router, optionally a
 //! loopback control listener running the same module in its control role, one cluster per
-//! Lambda endpoint or function URL (plain HTTP for local emulators; TLS with SNI and the
+//! Lambda endpoint or function URL and one per HTTP integration backend (plain HTTP for local emulators; TLS with SNI and the
 //! system or a private CA bundle for AWS; Envoy's SigV4 signer as an upstream filter where
 //! Envoy signs), and the admin interface. The configuration is compiled first, so nothing invalid is
 //! ever rendered. Must not: write files or start processes (the CLI does).
@@ -11,12 +11,13 @@
 use serde_json::{json, Value};
 
 use crate::config::{
-    CertificateFiles, CredentialProvider, EnvoySettings, FilterConfig, Lambda, ListenerTls,
-    SigningMode,
+    CertificateFiles, CredentialProvider, EnvoySettings, FilterConfig, HttpBackends, Lambda,
+    ListenerTls, SigningMode,
 };
 use crate::control::ControlConfig;
 use crate::error::ConfigError;
 use crate::gateway::Gateway;
+use crate::lambda::invoke::Endpoint;
 use crate::lambda::upstream::{Upstream, Upstreams};
 use crate::sigv4::LAMBDA_SERVICE;
 
@@ -138,6 +139,43 @@ fn cluster(upstream: &Upstream, lambda: &Lambda, client: Option<&CertificateFile
     c
 }
 
+/// The cluster of an HTTP integration backend: HTTP/1.1 with keep-alive; for `https://`,
+/// TLS with SNI, the certificate verified against the system or `http.caFile` bundle, and
+/// the stage's client certificate presented when the deployment has one.
+fn backend_cluster(
+    endpoint: &Endpoint,
+    http: &HttpBackends,
+    client: Option<&CertificateFiles>,
+) -> Value {
+    let name = endpoint.cluster_named("backend");
+    let mut c = json!({
+        "name": name,
+        "type": if is_ip(&endpoint.host) { "STATIC" } else { "STRICT_DNS" },
+        "connect_timeout": duration(http.connect_timeout_ms),
+        "dns_lookup_family": "V4_PREFERRED",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": socket(&endpoint.host, endpoint.port)}}]}]
+        },
+        "circuit_breakers": {"thresholds": [{"max_connections": 1024, "max_pending_requests": 1024, "max_requests": http.max_requests}]},
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "common_http_protocol_options": {"idle_timeout": "60s"},
+                "explicit_http_config": {"http_protocol_options": {}}
+            }
+        }
+    });
+    if let (true, Some(obj)) = (endpoint.tls, c.as_object_mut()) {
+        let ca = http.ca_file.as_deref().unwrap_or(SYSTEM_CA_BUNDLE);
+        obj.insert(
+            "transport_socket".into(),
+            tls_socket(&endpoint.host, ca, "http/1.1", client),
+        );
+    }
+    c
+}
+
 /// A certificate and key as Envoy's `tls_certificates` entry.
 fn tls_certificate(files: &CertificateFiles) -> Value {
     json!({
@@ -227,16 +265,25 @@ fn jwks_cluster(s: &crate::jwt::Source, lambda: &Lambda) -> Value {
 
 /// Renders the bootstrap. `wasm_path` is where Envoy will find the filter module.
 pub fn bootstrap(cfg: &FilterConfig, wasm_path: &str) -> Result<Value, Vec<ConfigError>> {
-    let (mut errors, upstreams, longest_timeout_ms, jwks, iam_env) = match Gateway::compile(cfg) {
-        Ok(c) => (
-            Vec::new(),
-            c.gateway.upstreams().clone(),
-            c.gateway.max_integration_timeout_ms(),
-            c.gateway.jwks_sources().to_vec(),
-            c.gateway.iam_env_keys(),
-        ),
-        Err(e) => (e, Upstreams::default(), 0, Vec::new(), Vec::new()),
-    };
+    let (mut errors, upstreams, longest_timeout_ms, jwks, iam_env, backends) =
+        match Gateway::compile(cfg) {
+            Ok(c) => (
+                Vec::new(),
+                c.gateway.upstreams().clone(),
+                c.gateway.max_integration_timeout_ms(),
+                c.gateway.jwks_sources().to_vec(),
+                c.gateway.iam_env_keys(),
+                c.gateway.http_backends().into_iter().cloned().collect(),
+            ),
+            Err(e) => (
+                e,
+                Upstreams::default(),
+                0,
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+            ),
+        };
     let d = &cfg.deployment;
     let listen = parse_listen(&d.listen)
         .map_err(|m| errors.push(ConfigError::new("deployment.listen", m)))
@@ -296,6 +343,9 @@ pub fn bootstrap(cfg: &FilterConfig, wasm_path: &str) -> Result<Value, Vec<Confi
         .values()
         .map(|u| cluster(u, &d.lambda, d.client_certificate.as_ref()))
         .collect();
+    for b in &backends {
+        clusters.push(backend_cluster(b, &d.http, d.client_certificate.as_ref()));
+    }
     let mut seen = std::collections::BTreeSet::new();
     for s in &jwks {
         if seen.insert(s.cluster.clone()) {
@@ -712,6 +762,59 @@ mod tests {
         let parsed = crate::config::parse_filter_config(embedded.as_bytes()).unwrap();
         assert_eq!(parsed.deployment.stage, "prod");
         assert_eq!(config["vm_config"]["code"]["local"]["filename"], "/f.wasm");
+    }
+
+    #[test]
+    fn http_backends_get_one_cluster_each_with_verified_tls() {
+        let integ = |uri: &str| {
+            json!({"get": {"x-amazon-apigateway-integration": {
+                "type": "http", "httpMethod": "GET", "uri": uri}}})
+        };
+        let c = FilterConfig {
+            deployment: parse_deployment(json!({
+                "openapi": "a.json", "stage": "prod",
+                "lambda": {"endpoint": "http://127.0.0.1:9000"},
+                "http": {"caFile": "/etc/private-ca.pem", "connectTimeoutMs": 1500},
+                "clientCertificate": {"certificateFile": "/c.pem", "privateKeyFile": "/k.pem"}
+            }))
+            .unwrap(),
+            openapi: json!({"swagger": "2.0", "paths": {
+                "/a": integ("https://api.example.com/a"),
+                "/b": integ("https://api.example.com/b?x=1"),
+                "/c": integ("http://10.1.2.3:8080/c")
+            }}),
+        };
+        let b = bootstrap(&c, "/f.wasm").unwrap();
+        let clusters = clusters(&b);
+        let names: Vec<&str> = clusters.iter().filter_map(|c| c["name"].as_str()).collect();
+        assert_eq!(
+            names,
+            vec![
+                "apigw_lambda_http_127_0_0_1_9000",
+                "apigw_backend_https_api_example_com_443",
+                "apigw_backend_http_10_1_2_3_8080"
+            ]
+        );
+        let tls_backend = &clusters[1];
+        assert_eq!(tls_backend["type"], "STRICT_DNS");
+        assert_eq!(tls_backend["connect_timeout"], "1.500s");
+        let tls = &tls_backend["transport_socket"]["typed_config"];
+        assert_eq!(tls["sni"], "api.example.com");
+        let common = &tls["common_tls_context"];
+        assert_eq!(
+            common["validation_context"]["trusted_ca"]["filename"],
+            "/etc/private-ca.pem"
+        );
+        assert_eq!(
+            common["validation_context"]["match_typed_subject_alt_names"][0]["matcher"]["exact"],
+            "api.example.com"
+        );
+        assert_eq!(
+            common["tls_certificates"][0]["certificate_chain"]["filename"],
+            "/c.pem"
+        );
+        assert_eq!(clusters[2]["type"], "STATIC");
+        assert!(clusters[2].get("transport_socket").is_none());
     }
 
     #[test]

@@ -78,9 +78,38 @@ pub struct Deployment {
     /// certificate of a stage), so they can tell its calls from anyone else's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_certificate: Option<CertificateFiles>,
+    /// The backends of `http` and `http_proxy` integrations.
+    #[serde(default)]
+    pub http: HttpBackends,
     /// Settings used only when rendering and running Envoy.
     #[serde(default)]
     pub envoy: EnvoySettings,
+}
+
+/// The `http` section: how Envoy reaches the backends of HTTP integrations (one cluster per
+/// scheme, host and port of their URIs).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HttpBackends {
+    /// PEM bundle of the CAs trusted for `https://` backends; absent: the system bundle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// Connect timeout of each backend cluster.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_ms: u32,
+    /// Circuit breaker of each backend cluster: calls in flight at most.
+    #[serde(default = "default_max_requests")]
+    pub max_requests: u32,
+}
+
+impl Default for HttpBackends {
+    fn default() -> Self {
+        HttpBackends {
+            ca_file: None,
+            connect_timeout_ms: default_connect_timeout(),
+            max_requests: default_max_requests(),
+        }
+    }
 }
 
 /// The `iam` section.
@@ -385,14 +414,25 @@ pub struct Limits {
     /// Largest request body in bytes; larger bodies get 413.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: u64,
+    /// Largest answer an HTTP backend may give; a larger one is refused with 500.
+    #[serde(default = "default_max_response")]
+    pub max_response_bytes: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
+}
+
+/// API Gateway's payload limit, 10 MB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 10 * 1024 * 1024;
+
+fn default_max_response() -> u64 {
+    DEFAULT_MAX_RESPONSE_BYTES
 }
 
 /// One API key. The value itself never appears in configuration: only its SHA-256.

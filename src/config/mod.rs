@@ -10,9 +10,9 @@ mod deployment;
 
 pub use deployment::{
     Api, ApiKey, CacheSettings, CertificateFiles, CheckFailure, CorsSettings, CredentialProvider,
-    CredentialSettings, Deployment, EnvoySettings, FunctionSpec, FunctionTarget, JwtIssuer,
-    JwtPool, JwtSettings, Lambda, LambdaTls, Limits, ListenerTls, MethodCacheSettings, QuotaPeriod,
-    QuotaSettings, ResourcePolicySettings, SigningMode, StageThrottle, Throttle,
+    CredentialSettings, Deployment, EnvoySettings, FunctionSpec, FunctionTarget, HttpBackends,
+    JwtIssuer, JwtPool, JwtSettings, Lambda, LambdaTls, Limits, ListenerTls, MethodCacheSettings,
+    QuotaPeriod, QuotaSettings, ResourcePolicySettings, SigningMode, StageThrottle, Throttle,
     UnauthorizedStrategy, UrlAuthType, UsagePlan, UsageSettings, DEFAULT_MAX_BODY_BYTES,
 };
 

@@ -17,6 +17,7 @@ use crate::config::FilterConfig;
 use crate::cors::CorsPolicy;
 use crate::error::ConfigError;
 use crate::gateway_responses::GatewayResponses;
+use crate::http_integration::{self, HttpIntegration};
 use crate::lambda::invoke::{InvokeTarget, TargetKind};
 use crate::lambda::upstream::Upstreams;
 use crate::mapping::aws::AwsMapping;
@@ -229,6 +230,32 @@ impl Gateway {
                         &mut errors,
                     )))
                 }
+                Integration::Http {
+                    proxy,
+                    uri,
+                    http_method,
+                    timeout_ms,
+                    spec,
+                } => {
+                    let at = format!("{}.x-amazon-apigateway-integration", op.location);
+                    let Some(h) = HttpIntegration::compile(
+                        http_integration::Spec {
+                            integration: spec,
+                            proxy: *proxy,
+                            uri,
+                            http_method,
+                            timeout_ms: *timeout_ms,
+                        },
+                        op.method_responses.clone(),
+                        &d.stage_variables,
+                        &at,
+                        &mut errors,
+                        &mut warnings,
+                    ) else {
+                        continue;
+                    };
+                    RouteAction::Http(Box::new(h))
+                }
                 Integration::AwsProxy { uri, timeout_ms } => {
                     let at = format!("{}.x-amazon-apigateway-integration.uri", op.location);
                     let Some(target) = target_of(uri, at, &mut errors) else {
@@ -300,6 +327,7 @@ impl Gateway {
                 api: d.api.clone(),
                 deployment_id,
                 max_body_bytes: d.limits.max_body_bytes,
+                max_response_bytes: d.limits.max_response_bytes,
                 api_keys,
                 cache: stage_cache,
                 usage,

@@ -16,7 +16,6 @@ use crate::lambda::event::ProxyEvent;
 use crate::lambda::function_url::{self, UrlOutcome};
 use crate::lambda::invoke::{classify, InvokeOutcome, TargetKind};
 use crate::lambda::response::{self, first_media_type, is_binary};
-use crate::mapping::aws::RequestFailure;
 use crate::mapping::MapFailure;
 use crate::mock::{Mock, MockFailure};
 
@@ -86,6 +85,12 @@ impl Gateway {
                 "route table out of step",
             ));
         };
+        if let RouteAction::Http(h) = &route.action {
+            if body.len() as u64 > self.max_body_bytes {
+                return Err(self.request_too_large(head));
+            }
+            return self.backend_call(head, routed, h, body, context_out);
+        }
         let (target, timeout_ms, aws) = match &route.action {
             RouteAction::LambdaProxy { target, timeout_ms } => (target, *timeout_ms, None),
             RouteAction::LambdaAws {
@@ -97,7 +102,7 @@ impl Gateway {
                 let reason = format!("{} {}: {reason}", head.method, route.resource);
                 return Err(self.fail(head, GatewayError::IntegrationNotSupported, &reason));
             }
-            RouteAction::Mock(_) => {
+            RouteAction::Mock(_) | RouteAction::Http(_) => {
                 return Err(self.fail(
                     head,
                     GatewayError::IntegrationNotSupported,
@@ -138,20 +143,7 @@ impl Gateway {
                     }
                     Ok(call)
                 }
-                Err(RequestFailure::UnsupportedMediaType) => Err(self.fail(
-                    head,
-                    GatewayError::UnsupportedMediaType,
-                    &format!(
-                        "passthroughBehavior refuses Content-Type {}",
-                        content_type.unwrap_or("(none)")
-                    ),
-                )),
-                Err(RequestFailure::Map(MapFailure::InvalidBody(m))) => {
-                    Err(self.fail(head, GatewayError::InvalidRequestBody, &m))
-                }
-                Err(RequestFailure::Map(MapFailure::Failed(m))) => {
-                    Err(self.fail(head, GatewayError::MappingFailed, &m))
-                }
+                Err(e) => Err(self.request_failure(head, content_type, e)),
             };
         }
         let binary = content_type
@@ -243,6 +235,9 @@ impl Gateway {
         resp: &UpstreamAnswer,
     ) -> Result<Reply, Outcome> {
         const INVOKE: TargetKind = TargetKind::Invoke;
+        if let Some(RouteAction::Http(h)) = self.routes.get(routed.route).map(|r| &r.action) {
+            return self.map_backend(head, routed, h, resp);
+        }
         let (aws, kind) = match self.routes.get(routed.route).map(|r| (r, &r.action)) {
             Some((route, RouteAction::LambdaAws { mapping, .. })) => {
                 (Some((route, mapping)), &INVOKE)
@@ -318,18 +313,7 @@ impl Gateway {
         };
         let f = self.facts(head);
         let mut scope = self.scope(head, routed.known(self), &routed.params, &f, "");
-        // `$context` is one map for the whole request: what the request template wrote is
-        // there for the response template (with fresh response overrides).
-        if let Some(context) = &routed.template_context {
-            if let crate::vtl::Value::Map(m) = context {
-                for (k, v) in crate::mapping::override_maps() {
-                    if &*k == "responseOverride" {
-                        m.put(&k, v);
-                    }
-                }
-            }
-            scope.context = context.clone();
-        }
+        self.restore_template_context(routed, &mut scope);
         let text = String::from_utf8_lossy(payload);
         let (env, sources) = (scope.env(&text), scope.sources(&resp.headers, &text));
         mapping
@@ -344,5 +328,24 @@ impl Gateway {
                     self.fail(head, GatewayError::MappingFailed, &m)
                 }
             })
+    }
+
+    /// `$context` is one map for the whole request: what the request template wrote is
+    /// there for the response template (with fresh response overrides).
+    pub(super) fn restore_template_context(
+        &self,
+        routed: &Routed,
+        scope: &mut crate::mapping::Scope,
+    ) {
+        if let Some(context) = &routed.template_context {
+            if let crate::vtl::Value::Map(m) = context {
+                for (k, v) in crate::mapping::override_maps() {
+                    if &*k == "responseOverride" {
+                        m.put(&k, v);
+                    }
+                }
+            }
+            scope.context = context.clone();
+        }
     }
 }

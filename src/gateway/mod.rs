@@ -22,6 +22,7 @@ use crate::error::{ConfigError, GatewayError};
 use crate::gateway_responses::GatewayResponses;
 use crate::http::UpstreamCall;
 use crate::http::{Header, Reply};
+use crate::http_integration::HttpIntegration;
 use crate::lambda::invoke::InvokeTarget;
 use crate::lambda::upstream::Upstreams;
 use crate::mapping::aws::AwsMapping;
@@ -51,6 +52,8 @@ enum RouteAction {
         timeout_ms: u64,
         mapping: Box<AwsMapping>,
     },
+    /// An `http_proxy` or `http` integration.
+    Http(Box<HttpIntegration>),
     Mock(Box<Mock>),
     /// Every call is answered 500 with this reason in the log: an integration type not
     /// served yet, or one API Gateway also fails at every call.
@@ -95,6 +98,8 @@ pub struct Gateway {
     api: Api,
     deployment_id: String,
     max_body_bytes: u64,
+    /// Largest answer accepted from an HTTP backend.
+    max_response_bytes: u64,
     user_agent: String,
     api_keys: ApiKeys,
     cache: Option<StageCache>,
@@ -293,6 +298,7 @@ impl Gateway {
             .map(|r| match &r.action {
                 RouteAction::LambdaProxy { timeout_ms, .. }
                 | RouteAction::LambdaAws { timeout_ms, .. } => *timeout_ms,
+                RouteAction::Http(h) => h.timeout_ms,
                 RouteAction::Mock(_) | RouteAction::Refused { .. } => 0,
             })
             .max()
@@ -309,6 +315,20 @@ impl Gateway {
         self.iam.env_keys()
     }
 
+    /// The HTTP backends the gateway's `http` and `http_proxy` integrations call, one per
+    /// Envoy cluster.
+    pub fn http_backends(&self) -> Vec<&crate::lambda::invoke::Endpoint> {
+        let mut out: Vec<&crate::lambda::invoke::Endpoint> = Vec::new();
+        for r in &self.routes {
+            if let RouteAction::Http(h) = &r.action {
+                if !out.contains(&&h.target.endpoint) {
+                    out.push(&h.target.endpoint);
+                }
+            }
+        }
+        out
+    }
+
     /// Every Envoy cluster this gateway invokes through.
     pub fn clusters(&self) -> Vec<&str> {
         let mut out: Vec<&str> =
@@ -317,6 +337,7 @@ impl Gateway {
                 .filter_map(|r| match &r.action {
                     RouteAction::LambdaProxy { target, .. }
                     | RouteAction::LambdaAws { target, .. } => Some(target.cluster.as_str()),
+                    RouteAction::Http(h) => Some(h.target.cluster.as_str()),
                     RouteAction::Mock(_) | RouteAction::Refused { .. } => None,
                 })
                 .collect();
@@ -329,6 +350,9 @@ impl Gateway {
 mod authorize;
 #[cfg(test)]
 mod authorize_tests;
+mod backend;
+#[cfg(test)]
+mod backend_tests;
 #[cfg(test)]
 mod client_cert_tests;
 mod compile;

@@ -12,7 +12,7 @@ fn proxy_op(function: &str) -> Value {
     json!({"x-amazon-apigateway-integration": {"type": "aws_proxy", "httpMethod": "POST", "uri": format!("{FN}{function}/invocations")}})
 }
 
-fn gateway_with(deployment: Value, paths: Value) -> Gateway {
+pub(super) fn gateway_with(deployment: Value, paths: Value) -> Gateway {
     let mut d = json!({"openapi": "api.json", "stage": "stage", "lambda": {"endpoint": "http://127.0.0.1:9000"}});
     for (k, v) in deployment.as_object().unwrap() {
         d[k] = v.clone();
@@ -31,7 +31,7 @@ fn gateway() -> Gateway {
             "/{proxy+}": {"x-amazon-apigateway-any-method": proxy_op("proxyfn")},
             "/hardcoded": {"get": proxy_op("hardfn")},
             "/": {"get": proxy_op("rootfn")},
-            "/mock": {"get": {"x-amazon-apigateway-integration": {"type": "http"}}}
+            "/mock": {"get": {"x-amazon-apigateway-integration": {"type": "aws", "httpMethod": "POST", "uri": "arn:aws:apigateway:us-east-1:sqs:path/1/q"}}}
         }),
     )
 }
@@ -418,7 +418,10 @@ fn unsupported_integration_answers_500() {
     };
     let out = g.invoke(&h, &r, b"").unwrap_err();
     assert_eq!(out.reply.status, 500);
-    assert!(out.log.unwrap().contains("`http`"));
+    assert!(out
+        .log
+        .unwrap()
+        .contains("an AWS service other than Lambda"));
 }
 
 #[test]

@@ -226,7 +226,11 @@ pub fn transport_failure(resp: &UpstreamAnswer, what: &str) -> Option<TransportF
     if status == 504 && text.starts_with("upstream request timeout") {
         return Some(TransportFailure::Timeout);
     }
-    if status == 503 && (text.starts_with("upstream") || text.starts_with("no healthy upstream")) {
+    // 503 when no connection could be made; 502 when the upstream's answer was not HTTP.
+    let reset = text.starts_with("upstream connect error or disconnect/reset");
+    if (status == 503 && (text.starts_with("upstream") || text.starts_with("no healthy upstream")))
+        || (status == 502 && reset)
+    {
         return Some(TransportFailure::Unreachable(text));
     }
     None

@@ -631,10 +631,16 @@ fn override_map(context: &Value, which: &str) -> Option<Rc<vtl::value::Map>> {
 
 /// Headers a template set through `$context.<which>.header.NAME`.
 pub fn override_headers(context: &Value, which: &str) -> Vec<Header> {
+    override_entries(context, which, "header")
+}
+
+/// What a template set through `$context.<which>.<part>.NAME` (`part`: `header`, `path`
+/// or `querystring`), as (NAME, text) pairs.
+pub fn override_entries(context: &Value, which: &str, part: &str) -> Vec<(String, String)> {
     let Some(m) = override_map(context, which) else {
         return Vec::new();
     };
-    let Some(Value::Map(h)) = m.get("header") else {
+    let Some(Value::Map(h)) = m.get(part) else {
         return Vec::new();
     };
     let entries = h.entries.borrow();

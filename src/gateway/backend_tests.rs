@@ -1,0 +1,111 @@
+//! The HTTP side of the integration stage: calls to `http_proxy` and `http` backends and the
+//! replies made from their answers.
+
+use serde_json::json;
+
+use super::tests::{gateway_with, head};
+use super::*;
+use crate::http::UpstreamAnswer;
+use crate::shared::memory::Cells;
+
+fn backend_gateway() -> Gateway {
+    gateway_with(
+        json!({"stageVariables": {"host": "10.0.0.5:8080"}, "limits": {"maxResponseBytes": 100}}),
+        json!({
+            "/p/{proxy+}": {"get": {"x-amazon-apigateway-integration": {
+                "type": "http_proxy", "httpMethod": "ANY",
+                "uri": "http://${stageVariables.host}/{proxy}",
+                "requestParameters": {"integration.request.path.proxy": "method.request.path.proxy"}}}},
+            "/h": {"get": {"x-amazon-apigateway-integration": {
+                "type": "http", "httpMethod": "GET", "uri": "https://api.example.com/items",
+                "responses": {"default": {"statusCode": "200",
+                    "responseTemplates": {"application/json": "{\"n\": $input.json('$.n')}"}},
+                    "404": {"statusCode": "404"}}}}}
+        }),
+    )
+}
+
+fn answer(g: &Gateway, path: &str, status: Option<u16>, body: &str) -> Outcome {
+    let h = head("GET", path, &[]);
+    let Start::NeedBody(routed) = g.start(&h, &Cells::default()) else {
+        panic!("GET {path} did not route")
+    };
+    let resp = UpstreamAnswer {
+        status,
+        headers: vec![("Server".into(), "b".into())],
+        body: body.as_bytes().to_vec(),
+    };
+    g.finish(&h, &routed, &resp)
+}
+
+#[test]
+fn calls_go_to_the_backend_cluster() {
+    let g = backend_gateway();
+    for (path, cluster, want_path) in [
+        (
+            "/stage/p/a/b?x=1",
+            "apigw_backend_http_10_0_0_5_8080",
+            "/a/b?x=1",
+        ),
+        (
+            "/stage/h?ignored=1",
+            "apigw_backend_https_api_example_com_443",
+            "/items",
+        ),
+    ] {
+        let h = head("GET", path, &[]);
+        let Start::NeedBody(routed) = g.start(&h, &Cells::default()) else {
+            panic!("{path} did not route")
+        };
+        let call = g.invoke(&h, &routed, b"").unwrap();
+        assert_eq!(call.cluster, cluster, "{path}");
+        assert_eq!(crate::http::header(&call.headers, ":path"), Some(want_path));
+    }
+    let mut backends: Vec<String> = g.http_backends().iter().map(|e| e.authority()).collect();
+    backends.sort();
+    assert_eq!(backends, vec!["10.0.0.5:8080", "api.example.com"]);
+    assert!(g.clusters().contains(&"apigw_backend_http_10_0_0_5_8080"));
+}
+
+#[test]
+fn answers_become_replies_or_api_gateway_errors() {
+    let g = backend_gateway();
+    let oversized = "x".repeat(101);
+    for (path, status, body, want_status, want_body) in [
+        ("/stage/p/a", Some(418), "teapot", 418, "teapot"),
+        ("/stage/h", Some(200), r#"{"n": 2}"#, 200, r#"{"n": 2}"#),
+        ("/stage/h", Some(404), "gone", 404, "gone"),
+        (
+            "/stage/p/a",
+            Some(504),
+            "upstream request timeout",
+            504,
+            r#"{"message":"Endpoint request timed out"}"#,
+        ),
+        (
+            "/stage/p/a",
+            Some(503),
+            "upstream connect error or disconnect/reset before headers. reset reason: connection failure",
+            500,
+            r#"{"message":"Internal server error"}"#,
+        ),
+        ("/stage/p/a", None, "", 500, r#"{"message":"Internal server error"}"#),
+        (
+            "/stage/p/a",
+            Some(200),
+            oversized.as_str(),
+            500,
+            r#"{"message":"Internal server error"}"#,
+        ),
+    ] {
+        let out = answer(&g, path, status, body);
+        assert_eq!(out.reply.status, want_status, "{path} {status:?}");
+        assert_eq!(out.reply.body_text(), want_body, "{path} {status:?}");
+        assert_eq!(out.log.is_some(), want_status == 500 || want_status == 504);
+    }
+    let proxied = answer(&g, "/stage/p/a", Some(200), "ok");
+    assert_eq!(proxied.reply.header("x-amzn-Remapped-Server"), Some("b"));
+    let mapped = answer(&g, "/stage/h", Some(200), r#"{"n": 1}"#);
+    assert_eq!(mapped.reply.header("x-amzn-Remapped-Server"), None);
+    assert_eq!(mapped.reply.header("Server"), None);
+}
