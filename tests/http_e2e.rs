@@ -257,3 +257,45 @@ fn https_backends_are_verified_against_the_configured_ca() {
     let r = envoy.get("/dev/s/hello");
     assert_eq!(r.status, 500, "{}", r.text());
 }
+
+/// The shipped example, against a backend serving its `site` folder.
+#[test]
+fn the_http_backend_example_serves_its_site() {
+    let site = repo().join("examples/http-backend/site");
+    let backend = InvokeStub::start(move |r| {
+        let file = site.join(r.path.trim_start_matches('/'));
+        match std::fs::read(&file) {
+            Ok(bytes) => StubReply::payload(bytes).with_header("Content-Type", "application/json"),
+            Err(_) => StubReply::payload("not found").status(404),
+        }
+    });
+    let example = repo().join("examples/http-backend");
+    let doc: Value =
+        serde_json::from_slice(&std::fs::read(example.join("openapi.json")).unwrap()).unwrap();
+    let deployment: String = std::fs::read_to_string(example.join("deployment.yaml"))
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            !["openapi:", "listen:", "admin:"]
+                .iter()
+                .any(|k| l.starts_with(k))
+        })
+        .map(|l| l.replace("127.0.0.1:8000", &format!("127.0.0.1:{}", backend.port)) + "\n")
+        .collect();
+    let envoy = Envoy::start("http-example", &deployment, &doc, 2);
+
+    let r = envoy.get("/dev/items/1");
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), envoy.log());
+    assert_eq!(
+        r.json(),
+        json!({"id": "1", "name": "teapot", "stage": "dev"})
+    );
+    let seen = backend.requests().pop().unwrap();
+    assert_eq!(seen.path, "/items/1.json");
+    assert_eq!(seen.header("x-requested-by"), Some("apigw-edge"));
+    let r = envoy.get("/dev/items/2");
+    assert_eq!((r.status, r.json()), (404, json!({"message": "no item 2"})));
+    let r = envoy.get("/dev/catalog/items/1.json");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["price"], 18);
+}

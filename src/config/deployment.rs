@@ -26,7 +26,8 @@ pub struct Deployment {
     /// Identity of the API as events report it.
     #[serde(default)]
     pub api: Api,
-    /// Where the Lambda Invoke API is.
+    /// Where the Lambda Invoke API is (not needed without Lambda integrations).
+    #[serde(default)]
     pub lambda: Lambda,
     /// Listener address of the rendered Envoy configuration (loopback by default).
     #[serde(default = "default_listen")]
@@ -278,7 +279,9 @@ impl Default for Api {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Lambda {
-    /// `http://host:port` (local emulators) or `https://lambda.<region>.amazonaws.com`.
+    /// `http://host:port` (local emulators) or `https://lambda.<region>.amazonaws.com`;
+    /// empty when no integration needs it.
+    #[serde(default)]
     pub endpoint: String,
     /// Optional mapping keyed by function ARN, `name:qualifier` or name.
     #[serde(default)]
@@ -306,6 +309,23 @@ pub struct Lambda {
     /// Circuit breaker of each Lambda cluster: calls in flight at most.
     #[serde(default = "default_max_requests")]
     pub max_requests: u32,
+}
+
+impl Default for Lambda {
+    /// No Invoke API: for APIs without Lambda integrations.
+    fn default() -> Self {
+        Lambda {
+            endpoint: String::new(),
+            functions: BTreeMap::new(),
+            region: None,
+            signing: None,
+            credentials: CredentialSettings::default(),
+            tls: LambdaTls::default(),
+            http2: false,
+            connect_timeout_ms: default_connect_timeout(),
+            max_requests: default_max_requests(),
+        }
+    }
 }
 
 /// Who signs the calls to Lambda with AWS Signature Version 4.

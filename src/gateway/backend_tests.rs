@@ -109,3 +109,29 @@ fn answers_become_replies_or_api_gateway_errors() {
     assert_eq!(mapped.reply.header("x-amzn-Remapped-Server"), None);
     assert_eq!(mapped.reply.header("Server"), None);
 }
+
+#[test]
+fn apis_without_lambda_integrations_need_no_lambda_section() {
+    let compile = |paths: serde_json::Value| {
+        Gateway::compile(&crate::config::FilterConfig {
+            deployment: crate::config::parse_deployment(json!({"openapi": "a.json", "stage": "s"}))
+                .unwrap(),
+            openapi: json!({"swagger": "2.0", "paths": paths}),
+        })
+    };
+    let http_only = compile(json!({"/h": {"get": {"x-amazon-apigateway-integration": {
+        "type": "http_proxy", "httpMethod": "GET", "uri": "http://127.0.0.1:8000/"}}}}));
+    let g = http_only.unwrap().gateway;
+    assert_eq!(g.clusters(), vec!["apigw_backend_http_127_0_0_1_8000"]);
+    let errors = compile(json!({"/l": {"get": {"x-amazon-apigateway-integration": {
+        "type": "aws_proxy", "httpMethod": "POST",
+        "uri": "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:1:function:f/invocations"}}}}))
+    .unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].location, "deployment.lambda.endpoint");
+    assert!(
+        errors[0].message.contains("openapi.paths./l.get"),
+        "{}",
+        errors[0].message
+    );
+}

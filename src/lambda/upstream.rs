@@ -47,6 +47,8 @@ pub struct Upstreams {
     /// Every cluster, by name.
     pub clusters: BTreeMap<String, Upstream>,
     credentials: CredentialSettings,
+    /// `lambda.endpoint` is not set.
+    endpoint_missing: bool,
 }
 
 /// The region in an AWS host name: `lambda.<region>.amazonaws.com[.cn]` or
@@ -86,9 +88,15 @@ impl Upstreams {
             credentials: l.credentials.clone(),
             ..Upstreams::default()
         };
-        out.default = Endpoint::parse(&l.endpoint)
-            .map_err(|m| errors.push(ConfigError::new("deployment.lambda.endpoint", m)))
-            .ok();
+        // An API without Lambda integrations (HTTP backends, mocks) needs no endpoint.
+        out.default = (!l.endpoint.is_empty())
+            .then(|| {
+                Endpoint::parse(&l.endpoint)
+                    .map_err(|m| errors.push(ConfigError::new("deployment.lambda.endpoint", m)))
+                    .ok()
+            })
+            .flatten();
+        out.endpoint_missing = l.endpoint.is_empty();
         if let Some(e) = out.default.clone() {
             let signing = out.signing_for(d, &e);
             out.add_cluster(d, e, signing, "deployment.lambda.endpoint", errors);
@@ -243,6 +251,17 @@ impl Upstreams {
         Some(Mapped::Invoke { name, endpoint, v2 })
     }
 
+    /// `lambda.endpoint`, or the error of a function that needs it when there is none.
+    fn default_endpoint(&self, at: &str, errors: &mut Vec<ConfigError>) -> Option<&Endpoint> {
+        if self.endpoint_missing {
+            errors.push(ConfigError::new(
+                "deployment.lambda.endpoint",
+                format!("missing: {at} invokes a Lambda function, which needs the Invoke API's address (or a lambda.functions entry with its own endpoint or url)"),
+            ));
+        }
+        self.default.as_ref()
+    }
+
     /// Where an integration `uri` invokes: the function it names, remapped by
     /// `lambda.functions`, on its endpoint or function URL.
     pub fn target(
@@ -274,7 +293,7 @@ impl Upstreams {
                     .map(|(k, t)| (k, t, false))
             });
         let Some((key, target, replaces_qualifier)) = found else {
-            let endpoint = self.default.as_ref()?;
+            let endpoint = self.default_endpoint(&at, errors)?;
             return Some(InvokeTarget::new(
                 endpoint,
                 &function.name,
@@ -307,7 +326,10 @@ impl Upstreams {
         } else {
             function.qualifier.clone()
         });
-        let endpoint = endpoint.or_else(|| self.default.clone())?;
+        let endpoint = match endpoint {
+            Some(e) => e,
+            None => self.default_endpoint(&at, errors)?.clone(),
+        };
         let mut t = InvokeTarget::new(&endpoint, &mapped.name, qualifier.as_deref());
         if v2 {
             t.kind = TargetKind::InvokeV2;

@@ -349,6 +349,14 @@ fn run(args: Args) -> Result<(), ExitCode> {
                         u.region
                     );
                 }
+                for b in gateway.http_backends() {
+                    eprintln!(
+                        "backend {}: {}://{}",
+                        b.cluster_named("backend"),
+                        if b.tls { "https" } else { "http" },
+                        b.authority()
+                    );
+                }
                 // Envoy passes its own environment into the VM; this one may differ.
                 if let Err(e) = gateway.load_credentials(&|n| std::env::var(n).ok()) {
                     warnings += 1;
