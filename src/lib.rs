@@ -9,6 +9,7 @@
 pub mod apikeys;
 pub mod arn;
 pub mod authorizer;
+pub mod aws_service;
 pub mod cache;
 pub mod client_cert;
 pub mod config;

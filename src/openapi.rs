@@ -105,6 +105,15 @@ pub enum Integration {
         /// The whole `x-amazon-apigateway-integration` object.
         spec: Value,
     },
+    /// `aws` with a service other than Lambda (`arn:aws:apigateway:{region}:{service}:...`),
+    /// compiled as an HTTP integration to the service ([`crate::aws_service`]).
+    AwsService {
+        uri: String,
+        http_method: String,
+        timeout_ms: u64,
+        /// The whole `x-amazon-apigateway-integration` object.
+        spec: Value,
+    },
     /// `mock`: answered by the gateway from its templates (compiled by [`crate::mock`]).
     Mock(Value),
     /// A type this gateway does not serve yet; requests to it get a 500 and a log line.
@@ -747,8 +756,8 @@ fn read_timeout(integ: &Value, at: &str) -> Result<u64, ConfigError> {
     }
 }
 
-/// An `http` or `http_proxy` integration; one through a VPC link is not served (the
-/// gateway reaches backends over its own network).
+/// An `http`, `http_proxy` or AWS service (`kind` `aws_service`) integration; one through a
+/// VPC link is not served (the gateway reaches backends over its own network).
 fn read_http_integration(
     integ: &Value,
     kind: &str,
@@ -773,16 +782,25 @@ fn read_http_integration(
             .map(str::to_string)
             .ok_or_else(|| ConfigError::new(format!("{at}.{field}"), "missing or not a string"))
     };
-    Ok((
+    let (uri, http_method, timeout_ms) =
+        (text("uri")?, text("httpMethod")?, read_timeout(integ, at)?);
+    let integration = if kind == "aws_service" {
+        Integration::AwsService {
+            uri,
+            http_method,
+            timeout_ms,
+            spec: integ.clone(),
+        }
+    } else {
         Integration::Http {
             proxy: kind == "http_proxy",
-            uri: text("uri")?,
-            http_method: text("httpMethod")?,
-            timeout_ms: read_timeout(integ, at)?,
+            uri,
+            http_method,
+            timeout_ms,
             spec: integ.clone(),
-        },
-        None,
-    ))
+        }
+    };
+    Ok((integration, None))
 }
 
 fn read_integration(
@@ -808,12 +826,10 @@ fn read_integration(
         .get("uri")
         .and_then(Value::as_str)
         .is_some_and(|u| u.contains(":lambda:path/"));
-    if kind != "aws_proxy" && !(kind == "aws" && lambda_uri) {
-        let kind = if kind == "aws" {
-            "aws (an AWS service other than Lambda)".to_string()
-        } else {
-            kind
-        };
+    if kind == "aws" && !lambda_uri {
+        return read_http_integration(integ, "aws_service", &at);
+    }
+    if kind != "aws_proxy" && kind != "aws" {
         let warning = ConfigError::new(
             format!("{at}.type"),
             format!("integration type `{kind}` is not served yet; requests to this method get 500"),
@@ -946,7 +962,7 @@ mod tests {
             "swagger": "2.0",
             "paths": {
                 "/pets": {"get": proxy("u1"), "parameters": [], "x-amazon-apigateway-any-method": proxy("u2")},
-                "/{proxy+}": {"options": {"x-amazon-apigateway-integration": {"type": "aws", "httpMethod": "POST", "uri": "arn:aws:apigateway:us-east-1:sqs:path/1/q"}}}
+                "/{proxy+}": {"options": {"x-amazon-apigateway-integration": {"type": "http", "httpMethod": "POST", "uri": "http://h/", "connectionType": "VPC_LINK"}}}
             }
         });
         let p = parse(&doc);
@@ -969,7 +985,7 @@ mod tests {
         assert_eq!(p.warnings.len(), 1);
         assert_eq!(
             p.warnings[0].location,
-            "openapi.paths./{proxy+}.options.x-amazon-apigateway-integration.type"
+            "openapi.paths./{proxy+}.options.x-amazon-apigateway-integration.connectionType"
         );
     }
 
@@ -1208,9 +1224,9 @@ mod tests {
             .iter()
             .map(|o| match &o.integration {
                 Integration::AwsProxy { timeout_ms, .. } => *timeout_ms,
-                Integration::Aws { timeout_ms, .. } | Integration::Http { timeout_ms, .. } => {
-                    *timeout_ms
-                }
+                Integration::Aws { timeout_ms, .. }
+                | Integration::Http { timeout_ms, .. }
+                | Integration::AwsService { timeout_ms, .. } => *timeout_ms,
                 Integration::Unsupported { .. }
                 | Integration::Failing { .. }
                 | Integration::Mock(_) => 0,

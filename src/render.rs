@@ -11,13 +11,12 @@
 use serde_json::{json, Value};
 
 use crate::config::{
-    CertificateFiles, CredentialProvider, EnvoySettings, FilterConfig, HttpBackends, Lambda,
+    CertificateFiles, CredentialProvider, Deployment, EnvoySettings, FilterConfig, Lambda,
     ListenerTls, SigningMode,
 };
 use crate::control::ControlConfig;
 use crate::error::ConfigError;
-use crate::gateway::Gateway;
-use crate::lambda::invoke::Endpoint;
+use crate::gateway::{Backend, Gateway};
 use crate::lambda::upstream::{Upstream, Upstreams};
 use crate::sigv4::LAMBDA_SERVICE;
 
@@ -76,11 +75,11 @@ fn duration(ms: u32) -> String {
 /// Envoy's SigV4 signer as an upstream HTTP filter of a Lambda cluster: it signs every call
 /// the wasm filter dispatches to the cluster (`dispatch_http_call` goes through the
 /// cluster's upstream filters), with Envoy's credential providers.
-fn signing_filters(upstream: &Upstream, lambda: &Lambda) -> Value {
+fn signing_filters(service: &str, region: &str, lambda: &Lambda) -> Value {
     let mut signing = json!({
         "@type": "type.googleapis.com/envoy.extensions.filters.http.aws_request_signing.v3.AwsRequestSigning",
-        "service_name": LAMBDA_SERVICE,
-        "region": upstream.region,
+        "service_name": service,
+        "region": region,
         "use_unsigned_payload": false
     });
     if let (CredentialProvider::Environment, Some(obj)) =
@@ -112,7 +111,10 @@ fn cluster(upstream: &Upstream, lambda: &Lambda, client: Option<&CertificateFile
         "explicit_http_config": protocol
     });
     if let (SigningMode::Envoy, Some(obj)) = (upstream.signing, options.as_object_mut()) {
-        obj.insert("http_filters".into(), signing_filters(upstream, lambda));
+        obj.insert(
+            "http_filters".into(),
+            signing_filters(LAMBDA_SERVICE, &upstream.region, lambda),
+        );
     }
     let mut c = json!({
         "name": name,
@@ -142,12 +144,29 @@ fn cluster(upstream: &Upstream, lambda: &Lambda, client: Option<&CertificateFile
 /// The cluster of an HTTP integration backend: HTTP/1.1 with keep-alive; for `https://`,
 /// TLS with SNI, the certificate verified against the system or `http.caFile` bundle, and
 /// the stage's client certificate presented when the deployment has one.
-fn backend_cluster(
-    endpoint: &Endpoint,
-    http: &HttpBackends,
-    client: Option<&CertificateFiles>,
-) -> Value {
-    let name = endpoint.cluster_named("backend");
+fn backend_cluster(b: &Backend, d: &Deployment) -> Value {
+    let (endpoint, name) = (b.endpoint, b.cluster);
+    let http = &d.http;
+    // AWS services: their own CA setting, no client certificate, Envoy's signer when it
+    // signs. HTTP backends: `http.caFile` and the stage's client certificate.
+    let (ca_file, client) = match b.signing {
+        Some(_) => (d.aws.ca_file.as_deref(), None),
+        None => (http.ca_file.as_deref(), d.client_certificate.as_ref()),
+    };
+    let mut options = json!({
+        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+        "common_http_protocol_options": {"idle_timeout": "60s"},
+        "explicit_http_config": {"http_protocol_options": {}}
+    });
+    if let (Some(s), Some(obj)) = (
+        b.signing.filter(|s| s.mode == SigningMode::Envoy),
+        options.as_object_mut(),
+    ) {
+        obj.insert(
+            "http_filters".into(),
+            signing_filters(&s.service, &s.region, &d.lambda),
+        );
+    }
     let mut c = json!({
         "name": name,
         "type": if is_ip(&endpoint.host) { "STATIC" } else { "STRICT_DNS" },
@@ -159,15 +178,11 @@ fn backend_cluster(
         },
         "circuit_breakers": {"thresholds": [{"max_connections": 1024, "max_pending_requests": 1024, "max_requests": http.max_requests}]},
         "typed_extension_protocol_options": {
-            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                "common_http_protocol_options": {"idle_timeout": "60s"},
-                "explicit_http_config": {"http_protocol_options": {}}
-            }
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": options
         }
     });
     if let (true, Some(obj)) = (endpoint.tls, c.as_object_mut()) {
-        let ca = http.ca_file.as_deref().unwrap_or(SYSTEM_CA_BUNDLE);
+        let ca = ca_file.unwrap_or(SYSTEM_CA_BUNDLE);
         obj.insert(
             "transport_socket".into(),
             tls_socket(&endpoint.host, ca, "http/1.1", client),
@@ -265,16 +280,28 @@ fn jwks_cluster(s: &crate::jwt::Source, lambda: &Lambda) -> Value {
 
 /// Renders the bootstrap. `wasm_path` is where Envoy will find the filter module.
 pub fn bootstrap(cfg: &FilterConfig, wasm_path: &str) -> Result<Value, Vec<ConfigError>> {
+    let d = &cfg.deployment;
     let (mut errors, upstreams, longest_timeout_ms, jwks, iam_env, backends) =
         match Gateway::compile(cfg) {
-            Ok(c) => (
-                Vec::new(),
-                c.gateway.upstreams().clone(),
-                c.gateway.max_integration_timeout_ms(),
-                c.gateway.jwks_sources().to_vec(),
-                c.gateway.iam_env_keys(),
-                c.gateway.http_backends().into_iter().cloned().collect(),
-            ),
+            Ok(c) => {
+                let backends = c.gateway.http_backends();
+                let mut env = c.gateway.iam_env_keys();
+                let filter_signed = backends
+                    .iter()
+                    .any(|b| b.signing.is_some_and(|s| s.mode == SigningMode::Filter));
+                if filter_signed {
+                    env.extend(c.gateway.upstreams().credential_env_keys());
+                }
+                let clusters: Vec<Value> = backends.iter().map(|b| backend_cluster(b, d)).collect();
+                (
+                    Vec::new(),
+                    c.gateway.upstreams().clone(),
+                    c.gateway.max_integration_timeout_ms(),
+                    c.gateway.jwks_sources().to_vec(),
+                    env,
+                    clusters,
+                )
+            }
             Err(e) => (
                 e,
                 Upstreams::default(),
@@ -284,7 +311,6 @@ pub fn bootstrap(cfg: &FilterConfig, wasm_path: &str) -> Result<Value, Vec<Confi
                 Vec::new(),
             ),
         };
-    let d = &cfg.deployment;
     let listen = parse_listen(&d.listen)
         .map_err(|m| errors.push(ConfigError::new("deployment.listen", m)))
         .ok();
@@ -343,9 +369,7 @@ pub fn bootstrap(cfg: &FilterConfig, wasm_path: &str) -> Result<Value, Vec<Confi
         .values()
         .map(|u| cluster(u, &d.lambda, d.client_certificate.as_ref()))
         .collect();
-    for b in &backends {
-        clusters.push(backend_cluster(b, &d.http, d.client_certificate.as_ref()));
-    }
+    clusters.extend(backends);
     let mut seen = std::collections::BTreeSet::new();
     for s in &jwks {
         if seen.insert(s.cluster.clone()) {
@@ -815,6 +839,47 @@ mod tests {
         );
         assert_eq!(clusters[2]["type"], "STATIC");
         assert!(clusters[2].get("transport_socket").is_none());
+    }
+
+    #[test]
+    fn aws_services_get_their_own_signed_clusters() {
+        let c = FilterConfig {
+            deployment: parse_deployment(json!({
+                "openapi": "a.json", "stage": "prod",
+                "aws": {"endpoints": {"s3": "http://127.0.0.1:5000"}}
+            }))
+            .unwrap(),
+            openapi: json!({"swagger": "2.0", "paths": {
+                "/q": {"post": {"x-amazon-apigateway-integration": {"type": "aws", "httpMethod": "POST",
+                    "uri": "arn:aws:apigateway:eu-west-1:sqs:path/1/q"}}},
+                "/f": {"get": {"x-amazon-apigateway-integration": {"type": "aws", "httpMethod": "GET",
+                    "uri": "arn:aws:apigateway:eu-west-1:s3:path/b/k"}}}
+            }}),
+        };
+        let b = bootstrap(&c, "/f.wasm").unwrap();
+        let clusters = clusters(&b);
+        let sqs = clusters
+            .iter()
+            .find(|c| c["name"] == "apigw_aws_sqs_https_sqs_eu_west_1_amazonaws_com_443")
+            .unwrap();
+        let filters = &sqs["typed_extension_protocol_options"]
+            ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["http_filters"];
+        assert_eq!(filters[0]["typed_config"]["service_name"], "sqs");
+        assert_eq!(filters[0]["typed_config"]["region"], "eu-west-1");
+        assert_eq!(
+            sqs["transport_socket"]["typed_config"]["sni"],
+            "sqs.eu-west-1.amazonaws.com"
+        );
+        // An emulator over plain HTTP: unsigned by default, no TLS.
+        let s3 = clusters
+            .iter()
+            .find(|c| c["name"] == "apigw_aws_s3_http_127_0_0_1_5000")
+            .unwrap();
+        assert!(s3["typed_extension_protocol_options"]
+            ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+            .get("http_filters")
+            .is_none());
+        assert!(s3.get("transport_socket").is_none());
     }
 
     #[test]

@@ -322,7 +322,12 @@ impl Signer {
         let mut canonical_request = String::with_capacity(256);
         canonical_request.push_str(method);
         canonical_request.push('\n');
-        canonical_request.push_str(&canonical_uri(path_only));
+        // S3 signs the path as sent: neither normalised nor encoded again.
+        if self.service == "s3" {
+            canonical_request.push_str(if path_only.is_empty() { "/" } else { path_only });
+        } else {
+            canonical_request.push_str(&canonical_uri(path_only));
+        }
         canonical_request.push('\n');
         canonical_request.push_str(&canonical_query(query));
         canonical_request.push('\n');
@@ -366,6 +371,12 @@ impl Signer {
         });
         let (stamp, _) = amz_date(now_ms);
         headers.push(("x-amz-date".into(), stamp.clone()));
+        let payload_hash = sha256_hex(body);
+        // S3 requires the payload's hash as a header, signed with the others.
+        if self.service == "s3" {
+            headers.retain(|(k, _)| !k.eq_ignore_ascii_case("x-amz-content-sha256"));
+            headers.push(("x-amz-content-sha256".into(), payload_hash.clone()));
+        }
         if let Some(token) = &self.credentials.session_token {
             headers.push(("x-amz-security-token".into(), token.clone()));
         }
@@ -380,7 +391,7 @@ impl Signer {
             pseudo(":method"),
             pseudo(":path"),
             headers,
-            &sha256_hex(body),
+            &payload_hash,
             &stamp,
         );
         headers.push(("authorization".into(), sig.authorization));

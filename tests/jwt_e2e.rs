@@ -13,7 +13,7 @@
 mod jwt_keys;
 mod support;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -47,54 +47,20 @@ fn until_status(envoy: &Envoy, path: &str, token: &str, want: u16, within: Durat
     }
 }
 
-/// A Cognito emulator (moto's server) on loopback; stopped on drop.
-struct Moto {
-    child: Child,
-    url: String,
-}
-
-impl Moto {
-    fn start() -> Moto {
-        let port = free_port();
-        let child = Command::new(repo().join(".venv/bin/moto_server"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server (installed by scripts/setup.sh)");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto_server did not start");
-            thread::sleep(Duration::from_millis(100));
-        }
-        Moto {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    /// A pool, a client and a signed-in user, through boto3.
-    fn sign_in(&self) -> Value {
-        let out = stdout_ok(
-            Command::new(repo().join(".venv/bin/python"))
-                .arg(repo().join("tests/support/cognito.py"))
-                .arg(&self.url),
-        );
-        serde_json::from_slice(&out).unwrap()
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A pool, a client and a signed-in user on the emulator, through boto3.
+fn sign_in(moto: &Moto) -> Value {
+    let out = stdout_ok(
+        Command::new(repo().join(".venv/bin/python"))
+            .arg(repo().join("tests/support/cognito.py"))
+            .arg(&moto.url),
+    );
+    serde_json::from_slice(&out).unwrap()
 }
 
 #[test]
 fn cognito_user_pool_tokens_from_an_emulator() {
     let moto = Moto::start();
-    let user = moto.sign_in();
+    let user = sign_in(&moto);
     let pool = user["pool"].as_str().unwrap();
     let (id_token, access_token) = (
         user["id_token"].as_str().unwrap(),

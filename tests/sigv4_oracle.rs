@@ -60,6 +60,22 @@ fn oracle(
     at: SystemTime,
     req: Request<'_>,
 ) -> String {
+    oracle_with(
+        SigningSettings::default(),
+        creds,
+        (region, service),
+        at,
+        req,
+    )
+}
+
+fn oracle_with(
+    settings: SigningSettings,
+    creds: &Credentials,
+    (region, service): (&str, &str),
+    at: SystemTime,
+    req: Request<'_>,
+) -> String {
     let identity = aws_credential_types::Credentials::new(
         creds.access_key_id.clone(),
         creds.secret_access_key.clone(),
@@ -73,7 +89,7 @@ fn oracle(
         .region(region)
         .name(service)
         .time(at)
-        .settings(SigningSettings::default())
+        .settings(settings)
         .build()
         .unwrap()
         .into();
@@ -227,4 +243,58 @@ fn sign_in_place_matches_the_official_signer() {
         auth.ends_with(&format!("Signature={want}")),
         "{auth} vs {want}"
     );
+}
+
+/// S3 signs the path as sent (no second encoding, no normalisation) and the payload hash as
+/// `x-amz-content-sha256`: the signer does both for the `s3` service.
+#[test]
+fn s3_requests_match_the_official_signer() {
+    use aws_sigv4::http_request::{
+        PayloadChecksumKind, PercentEncodingMode, UriPathNormalizationMode,
+    };
+    let creds = Credentials {
+        access_key_id: "AKIDEXAMPLE".into(),
+        secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into(),
+        session_token: None,
+    };
+    let secs = 1_764_590_400;
+    for (method, path, body) in [
+        ("PUT", "/media/photos/a%20b%2Bc.txt", b"hello".as_slice()),
+        ("GET", "/media/x/../y//z", b"".as_slice()),
+    ] {
+        let mut headers: Vec<(String, String)> = vec![
+            (":method".into(), method.into()),
+            (":path".into(), path.into()),
+            (":authority".into(), "s3.us-west-2.amazonaws.com".into()),
+            ("content-type".into(), "text/plain".into()),
+        ];
+        Signer::new("us-west-2", "s3", creds.clone()).sign(&mut headers, body, secs * 1000);
+        let auth = headers
+            .iter()
+            .find(|(k, _)| k == "authorization")
+            .map(|(_, v)| v.clone())
+            .unwrap();
+        let mut settings = SigningSettings::default();
+        settings.percent_encoding_mode = PercentEncodingMode::Single;
+        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+        let url = format!("https://s3.us-west-2.amazonaws.com{path}");
+        let want = oracle_with(
+            settings,
+            &creds,
+            ("us-west-2", "s3"),
+            SystemTime::UNIX_EPOCH + Duration::from_secs(secs),
+            Request {
+                method,
+                url: &url,
+                headers: &[("content-type".into(), "text/plain".into())],
+                body,
+            },
+        );
+        assert!(
+            auth.ends_with(&format!("Signature={want}")),
+            "{method} {path}: {auth} vs {want}"
+        );
+        assert!(auth.contains("x-amz-content-sha256"), "{auth}");
+    }
 }

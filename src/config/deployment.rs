@@ -82,6 +82,9 @@ pub struct Deployment {
     /// The backends of `http` and `http_proxy` integrations.
     #[serde(default)]
     pub http: HttpBackends,
+    /// The AWS services of `aws` integrations other than Lambda.
+    #[serde(default)]
+    pub aws: AwsServices,
     /// Settings used only when rendering and running Envoy.
     #[serde(default)]
     pub envoy: EnvoySettings,
@@ -111,6 +114,24 @@ impl Default for HttpBackends {
             max_requests: default_max_requests(),
         }
     }
+}
+
+/// The `aws` section: how the gateway reaches AWS services other than Lambda (SQS, SNS, S3,
+/// Kinesis, DynamoDB, ...) for `aws` integrations. Calls are signed with the credentials of
+/// `lambda.credentials`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AwsServices {
+    /// Endpoint per service (`sqs: http://127.0.0.1:5000`): emulators, VPC endpoints.
+    /// Absent: `https://{service}.{region}.amazonaws.com`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub endpoints: BTreeMap<String, String>,
+    /// Who signs; absent: `ENVOY` for `https://` endpoints, `NONE` for `http://` ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing: Option<SigningMode>,
+    /// PEM bundle of the CAs trusted for `https://` endpoints; absent: the system bundle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
 }
 
 /// The `iam` section.

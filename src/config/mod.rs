@@ -9,11 +9,12 @@
 mod deployment;
 
 pub use deployment::{
-    Api, ApiKey, CacheSettings, CertificateFiles, CheckFailure, CorsSettings, CredentialProvider,
-    CredentialSettings, Deployment, EnvoySettings, FunctionSpec, FunctionTarget, HttpBackends,
-    JwtIssuer, JwtPool, JwtSettings, Lambda, LambdaTls, Limits, ListenerTls, MethodCacheSettings,
-    QuotaPeriod, QuotaSettings, ResourcePolicySettings, SigningMode, StageThrottle, Throttle,
-    UnauthorizedStrategy, UrlAuthType, UsagePlan, UsageSettings, DEFAULT_MAX_BODY_BYTES,
+    Api, ApiKey, AwsServices, CacheSettings, CertificateFiles, CheckFailure, CorsSettings,
+    CredentialProvider, CredentialSettings, Deployment, EnvoySettings, FunctionSpec,
+    FunctionTarget, HttpBackends, JwtIssuer, JwtPool, JwtSettings, Lambda, LambdaTls, Limits,
+    ListenerTls, MethodCacheSettings, QuotaPeriod, QuotaSettings, ResourcePolicySettings,
+    SigningMode, StageThrottle, Throttle, UnauthorizedStrategy, UrlAuthType, UsagePlan,
+    UsageSettings, DEFAULT_MAX_BODY_BYTES,
 };
 
 use serde_json::Value;

@@ -61,7 +61,11 @@ fn calls_go_to_the_backend_cluster() {
         assert_eq!(call.cluster, cluster, "{path}");
         assert_eq!(crate::http::header(&call.headers, ":path"), Some(want_path));
     }
-    let mut backends: Vec<String> = g.http_backends().iter().map(|e| e.authority()).collect();
+    let mut backends: Vec<String> = g
+        .http_backends()
+        .iter()
+        .map(|b| b.endpoint.authority())
+        .collect();
     backends.sort();
     assert_eq!(backends, vec!["10.0.0.5:8080", "api.example.com"]);
     assert!(g.clusters().contains(&"apigw_backend_http_10_0_0_5_8080"));
@@ -134,4 +138,64 @@ fn apis_without_lambda_integrations_need_no_lambda_section() {
         "{}",
         errors[0].message
     );
+}
+
+#[test]
+fn aws_service_calls_are_addressed_and_signed_for_their_service() {
+    let mut g = gateway_with(
+        json!({"aws": {"signing": "FILTER", "endpoints": {"kinesis": "http://127.0.0.1:5000"}}}),
+        json!({
+            "/k": {"post": {"x-amazon-apigateway-integration": {
+                "type": "aws", "httpMethod": "POST",
+                "uri": "arn:aws:apigateway:eu-west-1:kinesis:action/PutRecord",
+                "requestTemplates": {"application/json": "{\"StreamName\": \"s\"}"}}}},
+            "/q": {"post": {"x-amazon-apigateway-integration": {
+                "type": "aws", "httpMethod": "POST",
+                "uri": "arn:aws:apigateway:us-east-1:sqs:path/123456789012/orders"}}}
+        }),
+    );
+    let env = |name: &str| match name {
+        "AWS_ACCESS_KEY_ID" => Some("AKIDEXAMPLE".to_string()),
+        "AWS_SECRET_ACCESS_KEY" => Some("secret".to_string()),
+        _ => None,
+    };
+    g.load_credentials(&env).unwrap();
+    for (path, cluster, want_path, target, scope) in [
+        (
+            "/stage/k",
+            "apigw_aws_kinesis_http_127_0_0_1_5000",
+            "/?Action=PutRecord",
+            Some("Kinesis_20131202.PutRecord"),
+            "/eu-west-1/kinesis/aws4_request",
+        ),
+        (
+            "/stage/q",
+            "apigw_aws_sqs_https_sqs_us_east_1_amazonaws_com_443",
+            "/123456789012/orders",
+            None,
+            "/us-east-1/sqs/aws4_request",
+        ),
+    ] {
+        let h = head("POST", path, &[("content-type", "application/json")]);
+        let Start::NeedBody(routed) = g.start(&h, &Cells::default()) else {
+            panic!("{path} did not route")
+        };
+        let call = g.invoke(&h, &routed, b"{}").unwrap();
+        let header = |n: &str| crate::http::header(&call.headers, n);
+        assert_eq!(call.cluster, cluster, "{path}");
+        assert_eq!(header(":path"), Some(want_path), "{path}");
+        assert_eq!(header("x-amz-target"), target, "{path}");
+        let auth = header("authorization").unwrap_or_default();
+        assert!(auth.contains(scope), "{path}: {auth}");
+        assert!(header("x-amz-date").is_some(), "{path}");
+    }
+    // Without the credentials the configuration is refused, naming the field.
+    let mut again = gateway_with(
+        json!({"aws": {"signing": "FILTER"}}),
+        json!({"/q": {"post": {"x-amazon-apigateway-integration": {
+            "type": "aws", "httpMethod": "POST",
+            "uri": "arn:aws:apigateway:us-east-1:sqs:path/1/q"}}}}),
+    );
+    let e = again.load_credentials(&|_| None).unwrap_err();
+    assert_eq!(e.location, "deployment.lambda.credentials.accessKeyIdEnv");
 }

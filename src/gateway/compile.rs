@@ -13,7 +13,7 @@ use super::context::{base36, fnv1a};
 use super::*;
 use crate::apikeys::ApiKeys;
 use crate::cache::StageCache;
-use crate::config::FilterConfig;
+use crate::config::{FilterConfig, SigningMode};
 use crate::cors::CorsPolicy;
 use crate::error::ConfigError;
 use crate::gateway_responses::GatewayResponses;
@@ -24,6 +24,7 @@ use crate::mapping::aws::AwsMapping;
 use crate::mock::Mock;
 use crate::openapi::{self, Integration};
 use crate::router::Router;
+use crate::sigv4::Signer;
 use crate::usage::UsagePlans;
 
 pub(super) const STAGE_NAME_MAX: usize = 128;
@@ -256,6 +257,31 @@ impl Gateway {
                     };
                     RouteAction::Http(Box::new(h))
                 }
+                Integration::AwsService {
+                    uri,
+                    http_method,
+                    timeout_ms,
+                    spec,
+                } => {
+                    let at = format!("{}.x-amazon-apigateway-integration", op.location);
+                    let Some(h) = HttpIntegration::compile_aws(
+                        http_integration::Spec {
+                            integration: spec,
+                            proxy: false,
+                            uri,
+                            http_method,
+                            timeout_ms: *timeout_ms,
+                        },
+                        &d.aws,
+                        &d.stage_variables,
+                        (&at, op.method_responses.clone()),
+                        &mut errors,
+                        &mut warnings,
+                    ) else {
+                        continue;
+                    };
+                    RouteAction::Http(Box::new(h))
+                }
                 Integration::AwsProxy { uri, timeout_ms } => {
                     let at = format!("{}.x-amazon-apigateway-integration.uri", op.location);
                     let Some(target) = target_of(uri, at, &mut errors) else {
@@ -358,6 +384,20 @@ impl Gateway {
         lookup: &dyn Fn(&str) -> Option<String>,
     ) -> Result<(), ConfigError> {
         self.signers = self.upstreams.signers(lookup)?;
+        // AWS services this filter signs, with the same credentials.
+        let mut filter_signed: Vec<(String, String, String)> = Vec::new();
+        for b in self.http_backends() {
+            if let Some(s) = b.signing.filter(|s| s.mode == SigningMode::Filter) {
+                filter_signed.push((b.cluster.to_string(), s.region.clone(), s.service.clone()));
+            }
+        }
+        if !filter_signed.is_empty() {
+            let credentials = self.upstreams.credentials(lookup)?;
+            for (cluster, region, service) in filter_signed {
+                self.signers
+                    .insert(cluster, Signer::new(&region, &service, credentials.clone()));
+            }
+        }
         self.iam.load(lookup)?;
         Ok(())
     }

@@ -31,6 +31,15 @@ use crate::router::Router;
 use crate::sigv4::Signer;
 use crate::usage::{UsageEvent, UsagePlans};
 
+/// One Envoy cluster of HTTP integrations: an HTTP backend, or an AWS service endpoint
+/// (with how its calls are signed).
+#[derive(Debug, Clone, Copy)]
+pub struct Backend<'a> {
+    pub cluster: &'a str,
+    pub endpoint: &'a crate::lambda::invoke::Endpoint,
+    pub signing: Option<&'a crate::http_integration::ServiceSigning>,
+}
+
 /// How a request path maps onto the stage.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum BasePath {
@@ -317,12 +326,16 @@ impl Gateway {
 
     /// The HTTP backends the gateway's `http` and `http_proxy` integrations call, one per
     /// Envoy cluster.
-    pub fn http_backends(&self) -> Vec<&crate::lambda::invoke::Endpoint> {
-        let mut out: Vec<&crate::lambda::invoke::Endpoint> = Vec::new();
+    pub fn http_backends(&self) -> Vec<Backend<'_>> {
+        let mut out: Vec<Backend> = Vec::new();
         for r in &self.routes {
             if let RouteAction::Http(h) = &r.action {
-                if !out.contains(&&h.target.endpoint) {
-                    out.push(&h.target.endpoint);
+                if !out.iter().any(|b| b.cluster == h.target.cluster) {
+                    out.push(Backend {
+                        cluster: &h.target.cluster,
+                        endpoint: &h.target.endpoint,
+                        signing: h.signing.as_ref(),
+                    });
                 }
             }
         }

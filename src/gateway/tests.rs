@@ -31,7 +31,7 @@ fn gateway() -> Gateway {
             "/{proxy+}": {"x-amazon-apigateway-any-method": proxy_op("proxyfn")},
             "/hardcoded": {"get": proxy_op("hardfn")},
             "/": {"get": proxy_op("rootfn")},
-            "/mock": {"get": {"x-amazon-apigateway-integration": {"type": "aws", "httpMethod": "POST", "uri": "arn:aws:apigateway:us-east-1:sqs:path/1/q"}}}
+            "/mock": {"get": {"x-amazon-apigateway-integration": {"type": "http", "httpMethod": "GET", "uri": "http://h/", "connectionType": "VPC_LINK"}}}
         }),
     )
 }
@@ -418,10 +418,7 @@ fn unsupported_integration_answers_500() {
     };
     let out = g.invoke(&h, &r, b"").unwrap_err();
     assert_eq!(out.reply.status, 500);
-    assert!(out
-        .log
-        .unwrap()
-        .contains("an AWS service other than Lambda"));
+    assert!(out.log.unwrap().contains("through a VPC link"));
 }
 
 #[test]

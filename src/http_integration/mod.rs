@@ -1,5 +1,6 @@
-//! HTTP integrations (`http_proxy` and `http`): the backend an integration URI names, the
-//! request the gateway sends it and, for `http_proxy`, the backend's answer passed back.
+//! HTTP integrations (`http_proxy` and `http`, and AWS service integrations, which are `http`
+//! integrations to a service's endpoint): the backend an integration URI names, the request
+//! the gateway sends it and, for `http_proxy`, the backend's answer passed back.
 //!
 //! Owns: parsing integration URIs (stage variables resolved once, when the configuration is
 //! compiled), each backend's Envoy cluster name, the integration request (method, path with
@@ -12,6 +13,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value as Json;
 
+use crate::aws_service::ServiceUri;
+use crate::config::{AwsServices, SigningMode};
 use crate::error::ConfigError;
 use crate::http::{Header, Reply, UpstreamAnswer, UpstreamCall};
 use crate::lambda::invoke::{transport_failure, Endpoint, TransportFailure};
@@ -164,6 +167,18 @@ pub struct HttpIntegration {
     request_templates: Templates,
     passthrough: Passthrough,
     responses: IntegrationResponses,
+    /// Headers every request carries (an AWS action's `X-Amz-Target`).
+    fixed_headers: Vec<Header>,
+    /// For an AWS service: who signs, for which service and region.
+    pub signing: Option<ServiceSigning>,
+}
+
+/// How calls to an AWS service are signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceSigning {
+    pub service: String,
+    pub region: String,
+    pub mode: SigningMode,
 }
 
 /// What an HTTP integration needs of the client's request.
@@ -208,11 +223,68 @@ impl HttpIntegration {
         errors: &mut Vec<ConfigError>,
         warnings: &mut Vec<ConfigError>,
     ) -> Option<HttpIntegration> {
-        let integ = spec.integration;
         let target = resolve_stage_variables(spec.uri, stage_variables)
             .and_then(|uri| HttpTarget::parse(&uri))
             .map_err(|m| errors.push(ConfigError::new(format!("{at}.uri"), m)))
             .ok()?;
+        Self::assemble(spec, target, method_responses, at, errors, warnings)
+    }
+
+    /// Compiles an AWS service integration (`type: aws` with a service other than Lambda):
+    /// an `http` integration to the service's endpoint, with its `X-Amz-Target` for actions
+    /// of JSON-protocol services, signed for that service.
+    pub fn compile_aws(
+        spec: Spec,
+        services: &AwsServices,
+        stage_variables: &BTreeMap<String, String>,
+        (at, method_responses): (&str, Option<Vec<u16>>),
+        errors: &mut Vec<ConfigError>,
+        warnings: &mut Vec<ConfigError>,
+    ) -> Option<HttpIntegration> {
+        let service = resolve_stage_variables(spec.uri, stage_variables)
+            .and_then(|uri| ServiceUri::parse(&uri))
+            .map_err(|m| errors.push(ConfigError::new(format!("{at}.uri"), m)))
+            .ok()?;
+        let endpoint = service.endpoint(&services.endpoints);
+        let mut target = HttpTarget::parse(&service.url(&endpoint))
+            .map_err(|m| {
+                let field = if services.endpoints.contains_key(&service.service) {
+                    format!("deployment.aws.endpoints.{}", service.service)
+                } else {
+                    format!("{at}.uri")
+                };
+                errors.push(ConfigError::new(field, m));
+            })
+            .ok()?;
+        target.cluster = target
+            .endpoint
+            .cluster_named(&format!("aws_{}", service.service));
+        let mode = services.signing.unwrap_or(if target.endpoint.tls {
+            SigningMode::Envoy
+        } else {
+            SigningMode::None
+        });
+        let mut h = Self::assemble(spec, target, method_responses, at, errors, warnings)?;
+        if let Some(t) = service.target_header() {
+            h.fixed_headers.push(("x-amz-target".into(), t));
+        }
+        h.signing = Some(ServiceSigning {
+            service: service.service,
+            region: service.region,
+            mode,
+        });
+        Some(h)
+    }
+
+    fn assemble(
+        spec: Spec,
+        target: HttpTarget,
+        method_responses: Option<Vec<u16>>,
+        at: &str,
+        errors: &mut Vec<ConfigError>,
+        warnings: &mut Vec<ConfigError>,
+    ) -> Option<HttpIntegration> {
+        let integ = spec.integration;
         let method = match spec.http_method.to_ascii_uppercase().as_str() {
             "ANY" => None,
             m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS") => {
@@ -295,6 +367,8 @@ impl HttpIntegration {
             request_templates,
             passthrough,
             responses,
+            fixed_headers: Vec::new(),
+            signing: None,
         })
     }
 
@@ -379,6 +453,11 @@ impl HttpIntegration {
             }
             if !headers.iter().any(|(k, _)| k == "user-agent") {
                 out.push(("user-agent".into(), user_agent.to_string()));
+            }
+        }
+        for (k, v) in &self.fixed_headers {
+            if !headers.iter().any(|(m, _)| m == k) {
+                out.push((k.clone(), v.clone()));
             }
         }
         out.extend(headers);

@@ -353,6 +353,23 @@ impl Upstreams {
         if filter_signed.is_empty() {
             return Ok(out);
         }
+        let credentials = self.credentials(lookup)?;
+        for (name, u) in filter_signed {
+            out.insert(
+                name.clone(),
+                Signer::new(&u.region, LAMBDA_SERVICE, credentials.clone()),
+            );
+        }
+        Ok(out)
+    }
+
+    /// The gateway's credentials (`lambda.credentials`), looked up by their variable names.
+    /// A missing variable is an error naming the field and the variable; values never
+    /// appear in messages.
+    pub fn credentials(
+        &self,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Credentials, ConfigError> {
         let c = &self.credentials;
         let need = |field: &str, var: &str| {
             lookup(var).filter(|v| !v.is_empty()).ok_or_else(|| {
@@ -362,18 +379,21 @@ impl Upstreams {
                 )
             })
         };
-        let credentials = Credentials {
+        Ok(Credentials {
             access_key_id: need("accessKeyIdEnv", &c.access_key_id_env)?,
             secret_access_key: need("secretAccessKeyEnv", &c.secret_access_key_env)?,
             session_token: lookup(&c.session_token_env).filter(|v| !v.is_empty()),
-        };
-        for (name, u) in filter_signed {
-            out.insert(
-                name.clone(),
-                Signer::new(&u.region, LAMBDA_SERVICE, credentials.clone()),
-            );
-        }
-        Ok(out)
+        })
+    }
+
+    /// The names of the credential variables (`lambda.credentials`).
+    pub fn credential_env_keys(&self) -> Vec<String> {
+        let c = &self.credentials;
+        vec![
+            c.access_key_id_env.clone(),
+            c.secret_access_key_env.clone(),
+            c.session_token_env.clone(),
+        ]
     }
 
     /// The environment variables the wasm VM needs (`signing: FILTER`), else none.
@@ -385,12 +405,7 @@ impl Upstreams {
         {
             return Vec::new();
         }
-        let c = &self.credentials;
-        vec![
-            c.access_key_id_env.clone(),
-            c.secret_access_key_env.clone(),
-            c.session_token_env.clone(),
-        ]
+        self.credential_env_keys()
     }
 }
 

@@ -350,11 +350,14 @@ fn run(args: Args) -> Result<(), ExitCode> {
                     );
                 }
                 for b in gateway.http_backends() {
+                    let signing = b.signing.map_or(String::new(), |s| {
+                        format!(", {} in {}, signing {:?}", s.service, s.region, s.mode)
+                    });
                     eprintln!(
-                        "backend {}: {}://{}",
-                        b.cluster_named("backend"),
-                        if b.tls { "https" } else { "http" },
-                        b.authority()
+                        "backend {}: {}://{}{signing}",
+                        b.cluster,
+                        if b.endpoint.tls { "https" } else { "http" },
+                        b.endpoint.authority()
                     );
                 }
                 // Envoy passes its own environment into the VM; this one may differ.
