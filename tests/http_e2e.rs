@@ -299,3 +299,41 @@ fn the_http_backend_example_serves_its_site() {
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["price"], 18);
 }
+
+/// `contentHandling` and binary media types: an image uploaded as bytes reaches the backend
+/// as base64 in a template, and a backend's image comes back as bytes.
+#[test]
+fn binary_payloads_cross_by_content_handling() {
+    let png: &[u8] = b"\x89PNG\r\n\x1a\n\x00\xff\xfe";
+    let backend = InvokeStub::start(move |r| {
+        if r.path == "/image" {
+            StubReply::payload(png.to_vec()).with_header("Content-Type", "image/png")
+        } else {
+            StubReply::payload(r.body.clone()).with_header("Content-Type", "application/json")
+        }
+    });
+    let uri = |p: &str| format!("http://127.0.0.1:{}{p}", backend.port);
+    let doc = json!({"swagger": "2.0",
+    "x-amazon-apigateway-binary-media-types": ["image/png"],
+    "paths": {
+        "/upload": {"post": {"x-amazon-apigateway-integration": {
+            "type": "http", "httpMethod": "POST", "uri": uri("/upload"),
+            "contentHandling": "CONVERT_TO_TEXT",
+            "requestTemplates": {"image/png": "{\"size\": \"$input.body.length()\", \"data\": \"$input.body\"}"},
+            "responses": {"default": {"statusCode": "200"}}}}},
+        "/image": {"get": {"x-amazon-apigateway-integration": {
+            "type": "http", "httpMethod": "GET", "uri": uri("/image"),
+            "responses": {"default": {"statusCode": "200",
+                "responseParameters": {"method.response.header.Content-Type": "integration.response.header.Content-Type"}}}}}}
+    }});
+    let envoy = Envoy::start("http-binary", "stage: dev\n", &doc, 2);
+    let r = envoy.request("POST", "/dev/upload", &[("content-type", "image/png")], png);
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), envoy.log());
+    assert_eq!(r.json(), json!({"size": "16", "data": "iVBORw0KGgoA//4="}));
+    let r = envoy.request("GET", "/dev/image", &[("accept", "image/png")], b"");
+    assert_eq!((r.status, r.body.as_slice()), (200, png));
+    assert_eq!(r.header("content-type"), Some("image/png"));
+    // Asked for text, the image comes back base64-encoded.
+    let r = envoy.request("GET", "/dev/image", &[("accept", "application/json")], b"");
+    assert_eq!((r.status, r.text().as_str()), (200, "iVBORw0KGgoA//4="));
+}

@@ -10,7 +10,9 @@ use super::*;
 use crate::error::GatewayError;
 use crate::http::{header, Reply, UpstreamAnswer, UpstreamCall};
 use crate::http_integration::{self, BackendOutcome, ClientRequest, HttpIntegration};
+use crate::lambda::response::{first_media_type, is_binary};
 use crate::mapping::aws::RequestFailure;
+use crate::mapping::content::{self, Payload};
 use crate::mapping::MapFailure;
 
 impl Gateway {
@@ -23,8 +25,22 @@ impl Gateway {
         body: &[u8],
         context_out: &mut Option<crate::vtl::Value>,
     ) -> Result<UpstreamCall, Outcome> {
+        let content_type = header(&head.headers, "content-type");
+        let binary = content_type
+            .map(first_media_type)
+            .is_some_and(|ct| is_binary(&ct, &self.binary_media_types))
+            || std::str::from_utf8(body).is_err();
+        let payload = if integration.proxy {
+            Payload::Binary(std::borrow::Cow::Borrowed(body))
+        } else {
+            content::request(body, binary, integration.content_handling)
+                .map_err(|m| self.fail(head, GatewayError::BinaryDecodeFailed, &m))?
+        };
+        let (text, sent, binary) = match &payload {
+            Payload::Text(t) => (t.clone(), t.as_bytes(), false),
+            Payload::Binary(b) => (String::from_utf8_lossy(body), b.as_ref(), true),
+        };
         let f = self.facts(head);
-        let text = String::from_utf8_lossy(body);
         let scope = self.scope(head, routed.known(self), &routed.params, &f, &text);
         let (env, sources) = (scope.env(&text), scope.sources(&[], ""));
         let headers = if integration.proxy {
@@ -32,13 +48,13 @@ impl Gateway {
         } else {
             Vec::new()
         };
-        let content_type = header(&head.headers, "content-type");
         let client = ClientRequest {
             method: &head.method,
             raw_query: head.path.split_once('?').map_or("", |(_, q)| q),
             headers: &headers,
             content_type,
-            body,
+            body: sent,
+            binary,
         };
         let call = integration.call(&client, &env, &sources, &self.user_agent);
         *context_out = Some(env.context.clone());
@@ -109,17 +125,37 @@ impl Gateway {
         if integration.proxy {
             return Ok(http_integration::passthrough(resp));
         }
+        let mapping_failed = |e: MapFailure| match e {
+            MapFailure::InvalidBody(m) | MapFailure::Failed(m) => {
+                self.fail(head, GatewayError::MappingFailed, &m)
+            }
+        };
+        let response = integration.response_for(status).map_err(mapping_failed)?;
+        let accept = header(&head.headers, "accept");
+        let binary_answer = header(&resp.headers, "content-type")
+            .map(first_media_type)
+            .is_some_and(|ct| is_binary(&ct, &self.binary_media_types))
+            || std::str::from_utf8(&resp.body).is_err();
+        let accept_binary = accept
+            .map(first_media_type)
+            .is_some_and(|a| is_binary(&a, &self.binary_media_types));
+        let payload = content::response(
+            &resp.body,
+            binary_answer,
+            accept_binary,
+            response.content_handling,
+        )
+        .map_err(|m| self.fail(head, GatewayError::BinaryDecodeFailed, &m))?;
+        let (text, binary) = match payload {
+            Payload::Text(t) => (t, None),
+            Payload::Binary(b) => (String::from_utf8_lossy(&resp.body), Some(b.into_owned())),
+        };
         let f = self.facts(head);
         let mut scope = self.scope(head, routed.known(self), &routed.params, &f, "");
         self.restore_template_context(routed, &mut scope);
-        let text = String::from_utf8_lossy(&resp.body);
         let (env, sources) = (scope.env(&text), scope.sources(&resp.headers, &text));
         integration
-            .mapped_reply(status, &env, &sources, header(&head.headers, "accept"))
-            .map_err(|e| match e {
-                MapFailure::InvalidBody(m) | MapFailure::Failed(m) => {
-                    self.fail(head, GatewayError::MappingFailed, &m)
-                }
-            })
+            .mapped_reply(response, (&env, &sources), accept, binary)
+            .map_err(mapping_failed)
     }
 }

@@ -199,3 +199,56 @@ fn aws_service_calls_are_addressed_and_signed_for_their_service() {
     let e = again.load_credentials(&|_| None).unwrap_err();
     assert_eq!(e.location, "deployment.lambda.credentials.accessKeyIdEnv");
 }
+
+#[test]
+fn content_handling_converts_between_text_and_binary() {
+    let g = gateway_with(
+        json!({}),
+        json!({
+            "/up": {"post": {"x-amazon-apigateway-integration": {
+                "type": "http", "httpMethod": "POST", "uri": "http://10.0.0.5/up",
+                "contentHandling": "CONVERT_TO_TEXT",
+                "requestTemplates": {"image/png": "{\"data\": \"$input.body\"}"},
+                "responses": {"default": {"statusCode": "200", "contentHandling": "CONVERT_TO_BINARY",
+                    "responseParameters": {"method.response.header.Content-Type": "'image/png'"}}}}}},
+            "/raw": {"post": {"x-amazon-apigateway-integration": {
+                "type": "http", "httpMethod": "POST", "uri": "http://10.0.0.5/raw",
+                "contentHandling": "CONVERT_TO_BINARY",
+                "responses": {"default": {"statusCode": "200"}}}}}
+        }),
+    );
+    let png = b"\x89PNG\r\n\x1a\n\x00";
+    // A binary upload reaches the template as base64 text.
+    let h = head("POST", "/stage/up", &[("content-type", "image/png")]);
+    let Start::NeedBody(routed) = g.start(&h, &Cells::default()) else {
+        panic!()
+    };
+    let call = g.invoke(&h, &routed, png).unwrap();
+    assert_eq!(call.body, br#"{"data": "iVBORw0KGgoA"}"#);
+    // The backend's base64 answer goes back as bytes; no template applies.
+    let resp = UpstreamAnswer {
+        status: Some(200),
+        headers: vec![("Content-Type".into(), "text/plain".into())],
+        body: b"iVBORw0KGgoA".to_vec(),
+    };
+    let out = g.finish(&h, &routed, &resp);
+    assert_eq!(out.reply.body, png);
+    assert_eq!(out.reply.header("content-type"), Some("image/png"));
+    // Text converted to binary: base64 decoded before sending; not base64: 500.
+    let h = head("POST", "/stage/raw", &[("content-type", "text/plain")]);
+    let Start::NeedBody(routed) = g.start(&h, &Cells::default()) else {
+        panic!()
+    };
+    assert_eq!(g.invoke(&h, &routed, b"aGk=").unwrap().body, b"hi");
+    let refused = g.invoke(&h, &routed, b"not base64!").unwrap_err();
+    assert_eq!(refused.reply.status, 500);
+    // A binary answer to a text Accept is base64-encoded (no contentHandling).
+    let h = head("POST", "/stage/raw", &[("accept", "application/json")]);
+    let resp = UpstreamAnswer {
+        status: Some(200),
+        headers: vec![("Content-Type".into(), "image/png".into())],
+        body: png.to_vec(),
+    };
+    let out = g.finish(&h, &routed, &resp);
+    assert_eq!(out.reply.body, b"iVBORw0KGgoA");
+}

@@ -19,9 +19,11 @@ use crate::error::ConfigError;
 use crate::http::{Header, Reply, UpstreamAnswer, UpstreamCall};
 use crate::lambda::invoke::{transport_failure, Endpoint, TransportFailure};
 use crate::mapping::aws::RequestFailure;
+use crate::mapping::content::ContentHandling;
 use crate::mapping::{
-    header_mappings, integration_reply, override_entries, request_plan, IntegrationResponses,
-    MapFailure, Passthrough, RequestPlan, Selector, Side, Source, Sources, Templates,
+    header_mappings, integration_reply_with, override_entries, request_plan, IntegrationResponse,
+    IntegrationResponses, MapFailure, Passthrough, RequestPlan, Selector, Side, Source, Sources,
+    Templates,
 };
 use crate::vtl;
 
@@ -169,6 +171,8 @@ pub struct HttpIntegration {
     responses: IntegrationResponses,
     /// Headers every request carries (an AWS action's `X-Amz-Target`).
     fixed_headers: Vec<Header>,
+    /// How the request payload crosses between text and binary (`contentHandling`).
+    pub content_handling: ContentHandling,
     /// For an AWS service: who signs, for which service and region.
     pub signing: Option<ServiceSigning>,
 }
@@ -191,7 +195,10 @@ pub struct ClientRequest<'a> {
     /// `X-Forwarded-*` set), as a proxy event carries them.
     pub headers: &'a [Header],
     pub content_type: Option<&'a str>,
+    /// The body after `contentHandling` (see [`crate::mapping::content`]).
     pub body: &'a [u8],
+    /// The body is binary: it is sent as it is, templates do not apply.
+    pub binary: bool,
 }
 
 /// The meaning of a backend's answer.
@@ -341,6 +348,11 @@ impl HttpIntegration {
                 ));
             }
         }
+        let content_handling = if spec.proxy {
+            ContentHandling::Passthrough
+        } else {
+            ContentHandling::compile(integ, at, errors)
+        };
         let (request_templates, passthrough, responses) = if spec.proxy {
             (
                 Templates::default(),
@@ -369,6 +381,7 @@ impl HttpIntegration {
             responses,
             fixed_headers: Vec::new(),
             signing: None,
+            content_handling,
         })
     }
 
@@ -382,7 +395,7 @@ impl HttpIntegration {
         sources: &Sources,
         user_agent: &str,
     ) -> Result<UpstreamCall, RequestFailure> {
-        let body = if self.proxy {
+        let body = if self.proxy || client.binary {
             client.body.to_vec()
         } else {
             match request_plan(
@@ -527,24 +540,28 @@ impl HttpIntegration {
         }
     }
 
-    /// The client reply of a non-proxy integration: the integration response selected by
-    /// the backend's status code, its templates and header mappings.
-    pub fn mapped_reply(
-        &self,
-        status: u16,
-        env: &vtl::Env,
-        sources: &Sources,
-        accept: Option<&str>,
-    ) -> Result<Reply, MapFailure> {
-        let response = self
-            .responses
+    /// The integration response a non-proxy integration answers a backend's status with.
+    pub fn response_for(&self, status: u16) -> Result<&IntegrationResponse, MapFailure> {
+        self.responses
             .select(Selector::Status(status))
             .ok_or_else(|| {
                 MapFailure::Failed(format!(
                     "no integration response matches the backend's status {status} and there is no default"
                 ))
-            })?;
-        integration_reply(response, &self.responses, env, sources, accept)
+            })
+    }
+
+    /// The client reply of a non-proxy integration from `response` (see
+    /// [`HttpIntegration::response_for`]): its templates and header mappings, or `binary`
+    /// as the body when `contentHandling` made the answer binary.
+    pub fn mapped_reply(
+        &self,
+        response: &IntegrationResponse,
+        (env, sources): (&vtl::Env, &Sources),
+        accept: Option<&str>,
+        binary: Option<Vec<u8>>,
+    ) -> Result<Reply, MapFailure> {
+        integration_reply_with(response, &self.responses, (env, sources), accept, binary)
     }
 }
 

@@ -180,6 +180,7 @@ fn proxy_requests_carry_the_clients_method_path_query_headers_and_body() {
         headers: &headers,
         content_type: Some("text/plain"),
         body: b"\xffraw",
+        binary: false,
     };
     let call = integ.call(&client, &env, &sources, "ua").unwrap();
     assert_eq!(call.cluster, "apigw_backend_http_b_example_8080");
@@ -220,6 +221,7 @@ fn non_proxy_requests_send_only_what_is_mapped_and_the_template() {
         headers: &[("X-Other".to_string(), "no".to_string())],
         content_type: Some("application/json"),
         body: b"{\"n\": 3}",
+        binary: false,
     };
     let call = integ
         .call(&client, &env, &sources, "AmazonAPIGateway_api")
@@ -254,6 +256,7 @@ fn request_overrides_from_a_template_win() {
         headers: &[],
         content_type: None,
         body: b"",
+        binary: false,
     };
     let call = integ.call(&client, &env, &sources, "ua").unwrap();
     assert_eq!(header_of(&call, ":path"), Some("/items/over?q=a%26b"));
@@ -278,6 +281,7 @@ fn passthrough_behavior_refuses_unmatched_media_types() {
         headers: &[],
         content_type: Some("application/xml"),
         body: b"<a/>",
+        binary: false,
     };
     assert_eq!(
         integ.call(&client, &env, &sources, "ua").unwrap_err(),
@@ -371,11 +375,17 @@ fn integration_responses_are_selected_by_the_backends_status() {
         (404, 400, "{\"error\": \"bad\"}"),
         (503, 502, "{\"m\": \"bad\"}"),
     ] {
-        let reply = integ.mapped_reply(status, &env, &sources, None).unwrap();
+        let response = integ.response_for(status).unwrap();
+        let reply = integ
+            .mapped_reply(response, (&env, &sources), None, None)
+            .unwrap();
         assert_eq!(reply.status, want_status, "{status}");
         assert_eq!(String::from_utf8_lossy(&reply.body), want_body, "{status}");
     }
-    let reply = integ.mapped_reply(503, &env, &sources, None).unwrap();
+    let response = integ.response_for(503).unwrap();
+    let reply = integ
+        .mapped_reply(response, (&env, &sources), None, None)
+        .unwrap();
     assert_eq!(reply.header("X-Upstream"), Some("u1"));
     let no_default = compile(json!({
         "type": "http", "httpMethod": "GET", "uri": "http://h/",
@@ -383,7 +393,7 @@ fn integration_responses_are_selected_by_the_backends_status() {
     }))
     .unwrap();
     assert!(matches!(
-        no_default.mapped_reply(500, &env, &sources, None),
+        no_default.response_for(500),
         Err(MapFailure::Failed(m)) if m.contains("status 500")
     ));
 }

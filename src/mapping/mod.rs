@@ -445,6 +445,8 @@ pub struct IntegrationResponse {
     pub status: u16,
     pub headers: Vec<(String, Source)>,
     pub templates: Templates,
+    /// How the answer crosses between text and binary (`contentHandling`).
+    pub content_handling: content::ContentHandling,
 }
 
 /// What selects an integration response.
@@ -508,11 +510,13 @@ impl IntegrationResponses {
                 &format!("{r_at}.responseTemplates"),
                 errors,
             );
+            let content_handling = content::ContentHandling::compile(r, &r_at, errors);
             list.push(IntegrationResponse {
                 pattern,
                 status,
                 headers,
                 templates,
+                content_handling,
             });
         }
         IntegrationResponses {
@@ -718,11 +722,31 @@ pub fn integration_reply(
     sources: &Sources,
     accept: Option<&str>,
 ) -> Result<Reply, MapFailure> {
-    let (media, body) = match response.templates.for_response(accept) {
-        Some((media, t)) => (media.to_string(), t.render(env)?),
-        None => (
+    integration_reply_with(response, responses, (env, sources), accept, None)
+}
+
+/// [`integration_reply`]; with `binary`, the reply's body is those bytes (a payload
+/// [`content`] made binary: no template applies), its `Content-Type` the integration's, else
+/// the client's first `Accept` type.
+pub fn integration_reply_with(
+    response: &IntegrationResponse,
+    responses: &IntegrationResponses,
+    (env, sources): (&vtl::Env, &Sources),
+    accept: Option<&str>,
+    binary: Option<Vec<u8>>,
+) -> Result<Reply, MapFailure> {
+    let (media, body) = match (binary, response.templates.for_response(accept)) {
+        (Some(bytes), _) => {
+            let media = header(sources.integration_headers, "content-type")
+                .map(str::to_string)
+                .or_else(|| accept.map(crate::lambda::response::first_media_type))
+                .unwrap_or_else(|| "application/octet-stream".to_string());
+            (media, bytes)
+        }
+        (None, Some((media, t))) => (media.to_string(), t.render(env)?.into_bytes()),
+        (None, None) => (
             "application/json".to_string(),
-            sources.integration_body.to_string(),
+            sources.integration_body.as_bytes().to_vec(),
         ),
     };
     if !responses.has_method_response(response.status) {
@@ -748,10 +772,11 @@ pub fn integration_reply(
     Ok(Reply {
         status,
         headers,
-        body: body.into_bytes(),
+        body,
     })
 }
 
+pub mod content;
 #[cfg(test)]
 pub mod testing;
 #[cfg(test)]
