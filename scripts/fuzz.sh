@@ -31,6 +31,9 @@ printf '\x01orders/7?q=a&q=b\xff%s\xff{"a":[1,{"b":"x"}]}\xff\x00{"statusCode":2
 printf '\x00hello/x?a=%%41&b\xffaccept:image/png\nx-bin:\xc0\xaf\xff\xff\x00{"statusCode":200,"isBase64Encoded":true,"body":"aGk="}' \
   | seed request proxy
 printf '\x03cached?q=1\xffcache-control:max-age=0\xff\xff\x05{"errorMessage":"bad"}' | seed request cached
+printf '\x02backend/a/b%%20c?q=1&r=2\xffcontent-type:text/plain\nconnection:close\xff\x89raw\xff\x00ok' | seed request http-proxy
+printf '\x01convert\xffcontent-type:application/json\naccept:image/png\xffaGVsbG8=\xff\x06{"m":"x"}' | seed request http-binary
+printf '\x01queue\xffcontent-type:application/json\xff{"order":1}\xff\x00<SendMessageResponse/>' | seed request aws-service
 { cat examples/hello/deployment.yaml; printf '\0'; cat examples/hello/openapi.json; } | seed config hello
 # A JWKS with a P-256 key (the curve's base point) and an ES256-shaped token for it.
 b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }

@@ -1,6 +1,7 @@
 //! Whole-request fuzz target: any request target, headers (any bytes, as the glue decodes
-//! them), body and Lambda answer go through a compiled gateway's three steps (routing, the
-//! event or template, the mapping of the answer). Every step must answer: a panic, a hang
+//! them), body and integration answer go through a compiled gateway's three steps (routing,
+//! the event, template or backend request, the mapping of the answer), for Lambda, HTTP and
+//! AWS service integrations. Every step must answer: a panic, a hang
 //! (libFuzzer's -timeout) or unbounded memory (-rss_limit_mb) is a finding.
 //!
 //! Input layout, split at 0xFF bytes: request target | header lines (`name:value`, `\n`
@@ -39,6 +40,22 @@ fn gateway() -> Gateway {
         "paths": {
             "/{proxy+}": {"x-amazon-apigateway-any-method": proxy},
             "/orders/{id}": {"post": mapped},
+            "/backend/{proxy+}": {"x-amazon-apigateway-any-method": {"x-amazon-apigateway-integration": {
+                "type": "http_proxy", "httpMethod": "ANY", "uri": "http://127.0.0.1:8000/x/{proxy}?a=1",
+                "requestParameters": {"integration.request.path.proxy": "method.request.path.proxy",
+                    "integration.request.querystring.q": "method.request.querystring.q"}}}},
+            "/convert": {"post": {"x-amazon-apigateway-integration": {
+                "type": "http", "httpMethod": "PUT", "uri": "http://127.0.0.1:8000/c",
+                "contentHandling": "CONVERT_TO_BINARY",
+                "requestTemplates": {"application/json": "$input.body"},
+                "responses": {
+                    "default": {"statusCode": "200", "contentHandling": "CONVERT_TO_TEXT"},
+                    "4\\d{2}": {"statusCode": "400", "responseTemplates": {"application/json": "$input.json('$.m')"}}
+                }}}},
+            "/queue": {"post": {"x-amazon-apigateway-integration": {
+                "type": "aws", "httpMethod": "POST", "uri": "arn:aws:apigateway:us-east-1:sqs:path/1/q",
+                "requestTemplates": {"application/json": "Action=SendMessage&MessageBody=$util.urlEncode($input.body)"},
+                "responses": {"default": {"statusCode": "200"}}}}},
             "/cached": {"get": {
                 "parameters": [{"name": "q", "in": "query"}],
                 "x-amazon-apigateway-integration": {

@@ -41,7 +41,11 @@ impl Gateway {
             Payload::Binary(b) => (String::from_utf8_lossy(body), b.as_ref(), true),
         };
         let f = self.facts(head);
-        let scope = self.scope(head, routed.known(self), &routed.params, &f, &text);
+        let scope = if integration.reads_context() {
+            self.scope(head, routed.known(self), &routed.params, &f, &text)
+        } else {
+            self.scope_without_context(&routed.params, &f, &text)
+        };
         let (env, sources) = (scope.env(&text), scope.sources(&[], ""));
         let headers = if integration.proxy {
             self.event_headers(head)

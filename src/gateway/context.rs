@@ -304,4 +304,22 @@ impl Gateway {
             stage_variables: self.stage_variables_value(),
         }
     }
+
+    /// [`Gateway::scope`] without `$context` (`null`), for mappings that never read it:
+    /// building the context is most of a scope's cost.
+    pub(super) fn scope_without_context<'a>(
+        &'a self,
+        params: &'a [(String, String)],
+        f: &'a Facts,
+        body: &'a str,
+    ) -> Scope<'a> {
+        Scope {
+            path: params,
+            query: &f.query,
+            headers: &f.headers,
+            body,
+            context: crate::vtl::Value::Null,
+            stage_variables: self.stage_variables_value(),
+        }
+    }
 }

@@ -385,6 +385,16 @@ impl HttpIntegration {
         })
     }
 
+    /// Whether building the request reads `$context`: templates (non-proxy) or a
+    /// `context.*` parameter mapping.
+    pub fn reads_context(&self) -> bool {
+        !self.proxy
+            || self
+                .params
+                .iter()
+                .any(|(_, s)| matches!(s, Source::Context(_)))
+    }
+
     /// The request to the backend. `env` is the template environment (its `$context` holds
     /// what a request template set in `requestOverride`); `user_agent` is sent by non-proxy
     /// integrations, which do not forward the client's headers.
