@@ -213,3 +213,29 @@ pub struct UpstreamAnswer {
     pub headers: Vec<Header>,
     pub body: Vec<u8>,
 }
+
+impl UpstreamAnswer {
+    /// The answer as the client's reply: status, headers and body as they came, except the
+    /// headers named in `dropped` (left out) and in `remapped` (renamed
+    /// `x-amzn-Remapped-<name>`, as API Gateway does); names in lower case. An answer
+    /// without a status (none came) is a 502.
+    pub fn passed_through(&self, dropped: &[&str], remapped: &[&str]) -> Reply {
+        let mut headers = Vec::with_capacity(self.headers.len());
+        for (k, v) in &self.headers {
+            let lower = k.to_ascii_lowercase();
+            if dropped.contains(&lower.as_str()) {
+                continue;
+            }
+            if remapped.contains(&lower.as_str()) {
+                headers.push((format!("x-amzn-Remapped-{k}"), v.clone()));
+            } else {
+                headers.push((k.clone(), v.clone()));
+            }
+        }
+        Reply {
+            status: self.status.unwrap_or(502),
+            headers,
+            body: self.body.clone(),
+        }
+    }
+}

@@ -95,19 +95,10 @@ pub enum Integration {
         /// The whole `x-amazon-apigateway-integration` object.
         spec: Value,
     },
-    /// `http_proxy` (`proxy`) or `http`: an HTTP backend (compiled by
-    /// [`crate::http_integration`]).
+    /// `http_proxy`, `http`, or `aws` with a service other than Lambda: a request to an HTTP
+    /// endpoint (compiled by [`crate::http_integration`]).
     Http {
-        proxy: bool,
-        uri: String,
-        http_method: String,
-        timeout_ms: u64,
-        /// The whole `x-amazon-apigateway-integration` object.
-        spec: Value,
-    },
-    /// `aws` with a service other than Lambda (`arn:aws:apigateway:{region}:{service}:...`),
-    /// compiled as an HTTP integration to the service ([`crate::aws_service`]).
-    AwsService {
+        kind: HttpKind,
         uri: String,
         http_method: String,
         timeout_ms: u64,
@@ -122,6 +113,18 @@ pub enum Integration {
     /// a Lambda integration whose `httpMethod` is not POST, or a mapping to a header the
     /// gateway may not send.
     Failing { reason: String },
+}
+
+/// The integrations that are requests to an HTTP endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpKind {
+    /// `http_proxy`: the client's request and the backend's answer pass through.
+    Proxy,
+    /// `http`: mapped by templates and parameter mappings.
+    Http,
+    /// `aws` with a service other than Lambda (`arn:aws:apigateway:{region}:{service}:...`):
+    /// an `http` integration to that service ([`crate::aws_service`]).
+    AwsService,
 }
 
 /// One deployed (resource, method) pair.
@@ -784,21 +787,17 @@ fn read_http_integration(
     };
     let (uri, http_method, timeout_ms) =
         (text("uri")?, text("httpMethod")?, read_timeout(integ, at)?);
-    let integration = if kind == "aws_service" {
-        Integration::AwsService {
-            uri,
-            http_method,
-            timeout_ms,
-            spec: integ.clone(),
-        }
-    } else {
-        Integration::Http {
-            proxy: kind == "http_proxy",
-            uri,
-            http_method,
-            timeout_ms,
-            spec: integ.clone(),
-        }
+    let kind = match kind {
+        "aws_service" => HttpKind::AwsService,
+        "http_proxy" => HttpKind::Proxy,
+        _ => HttpKind::Http,
+    };
+    let integration = Integration::Http {
+        kind,
+        uri,
+        http_method,
+        timeout_ms,
+        spec: integ.clone(),
     };
     Ok((integration, None))
 }
@@ -1018,7 +1017,7 @@ mod tests {
             .unwrap();
         assert!(matches!(
             &a.integration,
-            Integration::Http { proxy: true, uri, http_method, timeout_ms: 5000, .. }
+            Integration::Http { kind: HttpKind::Proxy, uri, http_method, timeout_ms: 5000, .. }
                 if uri == "http://h/{proxy}" && http_method == "ANY"
         ));
     }
@@ -1224,9 +1223,9 @@ mod tests {
             .iter()
             .map(|o| match &o.integration {
                 Integration::AwsProxy { timeout_ms, .. } => *timeout_ms,
-                Integration::Aws { timeout_ms, .. }
-                | Integration::Http { timeout_ms, .. }
-                | Integration::AwsService { timeout_ms, .. } => *timeout_ms,
+                Integration::Aws { timeout_ms, .. } | Integration::Http { timeout_ms, .. } => {
+                    *timeout_ms
+                }
                 Integration::Unsupported { .. }
                 | Integration::Failing { .. }
                 | Integration::Mock(_) => 0,

@@ -17,6 +17,7 @@ use crate::config::{
 use crate::control::ControlConfig;
 use crate::error::ConfigError;
 use crate::gateway::{Backend, Gateway};
+use crate::lambda::invoke::Endpoint;
 use crate::lambda::upstream::{Upstream, Upstreams};
 use crate::sigv4::LAMBDA_SERVICE;
 
@@ -116,23 +117,46 @@ fn cluster(upstream: &Upstream, lambda: &Lambda, client: Option<&CertificateFile
             signing_filters(LAMBDA_SERVICE, &upstream.region, lambda),
         );
     }
+    let tls = endpoint.tls.then(|| {
+        let ca = lambda.tls.ca_file.as_deref().unwrap_or(SYSTEM_CA_BUNDLE);
+        let alpn = if lambda.http2 { "h2" } else { "http/1.1" };
+        (ca, alpn, client)
+    });
+    endpoint_cluster(
+        (&name, endpoint),
+        (lambda.connect_timeout_ms, lambda.max_requests),
+        options,
+        tls,
+    )
+}
+
+/// CA bundle, ALPN protocol and client certificate of an upstream TLS connection.
+type UpstreamTls<'a> = (&'a str, &'a str, Option<&'a CertificateFiles>);
+
+/// The cluster of one endpoint: static for an IP address, DNS otherwise; its connect timeout
+/// and circuit breaker (`limits`), its HTTP protocol `options`, and with `tls`, TLS with SNI
+/// and the server's certificate verified.
+fn endpoint_cluster(
+    (name, endpoint): (&str, &Endpoint),
+    (connect_timeout_ms, max_requests): (u32, u32),
+    options: Value,
+    tls: Option<UpstreamTls>,
+) -> Value {
     let mut c = json!({
         "name": name,
         "type": if is_ip(&endpoint.host) { "STATIC" } else { "STRICT_DNS" },
-        "connect_timeout": duration(lambda.connect_timeout_ms),
+        "connect_timeout": duration(connect_timeout_ms),
         "dns_lookup_family": "V4_PREFERRED",
         "load_assignment": {
             "cluster_name": name,
             "endpoints": [{"lb_endpoints": [{"endpoint": {"address": socket(&endpoint.host, endpoint.port)}}]}]
         },
-        "circuit_breakers": {"thresholds": [{"max_connections": 1024, "max_pending_requests": 1024, "max_requests": lambda.max_requests}]},
+        "circuit_breakers": {"thresholds": [{"max_connections": 1024, "max_pending_requests": 1024, "max_requests": max_requests}]},
         "typed_extension_protocol_options": {
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": options
         }
     });
-    if let (true, Some(obj)) = (endpoint.tls, c.as_object_mut()) {
-        let ca = lambda.tls.ca_file.as_deref().unwrap_or(SYSTEM_CA_BUNDLE);
-        let alpn = if lambda.http2 { "h2" } else { "http/1.1" };
+    if let (Some((ca, alpn, client)), Some(obj)) = (tls, c.as_object_mut()) {
         obj.insert(
             "transport_socket".into(),
             tls_socket(&endpoint.host, ca, alpn, client),
@@ -167,28 +191,15 @@ fn backend_cluster(b: &Backend, d: &Deployment) -> Value {
             signing_filters(&s.service, &s.region, &d.lambda),
         );
     }
-    let mut c = json!({
-        "name": name,
-        "type": if is_ip(&endpoint.host) { "STATIC" } else { "STRICT_DNS" },
-        "connect_timeout": duration(http.connect_timeout_ms),
-        "dns_lookup_family": "V4_PREFERRED",
-        "load_assignment": {
-            "cluster_name": name,
-            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": socket(&endpoint.host, endpoint.port)}}]}]
-        },
-        "circuit_breakers": {"thresholds": [{"max_connections": 1024, "max_pending_requests": 1024, "max_requests": http.max_requests}]},
-        "typed_extension_protocol_options": {
-            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": options
-        }
-    });
-    if let (true, Some(obj)) = (endpoint.tls, c.as_object_mut()) {
-        let ca = ca_file.unwrap_or(SYSTEM_CA_BUNDLE);
-        obj.insert(
-            "transport_socket".into(),
-            tls_socket(&endpoint.host, ca, "http/1.1", client),
-        );
-    }
-    c
+    let tls = endpoint
+        .tls
+        .then(|| (ca_file.unwrap_or(SYSTEM_CA_BUNDLE), "http/1.1", client));
+    endpoint_cluster(
+        (name, endpoint),
+        (http.connect_timeout_ms, http.max_requests),
+        options,
+        tls,
+    )
 }
 
 /// A certificate and key as Envoy's `tls_certificates` entry.

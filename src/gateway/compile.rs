@@ -232,7 +232,7 @@ impl Gateway {
                     )))
                 }
                 Integration::Http {
-                    proxy,
+                    kind,
                     uri,
                     http_method,
                     timeout_ms,
@@ -242,38 +242,12 @@ impl Gateway {
                     let Some(h) = HttpIntegration::compile(
                         http_integration::Spec {
                             integration: spec,
-                            proxy: *proxy,
+                            kind: *kind,
                             uri,
                             http_method,
                             timeout_ms: *timeout_ms,
                         },
-                        op.method_responses.clone(),
-                        &d.stage_variables,
-                        &at,
-                        &mut errors,
-                        &mut warnings,
-                    ) else {
-                        continue;
-                    };
-                    RouteAction::Http(Box::new(h))
-                }
-                Integration::AwsService {
-                    uri,
-                    http_method,
-                    timeout_ms,
-                    spec,
-                } => {
-                    let at = format!("{}.x-amazon-apigateway-integration", op.location);
-                    let Some(h) = HttpIntegration::compile_aws(
-                        http_integration::Spec {
-                            integration: spec,
-                            proxy: false,
-                            uri,
-                            http_method,
-                            timeout_ms: *timeout_ms,
-                        },
-                        &d.aws,
-                        &d.stage_variables,
+                        d,
                         (&at, op.method_responses.clone()),
                         &mut errors,
                         &mut warnings,

@@ -296,12 +296,8 @@ impl Gateway {
         body: &'a str,
     ) -> Scope<'a> {
         Scope {
-            path: params,
-            query: &f.query,
-            headers: &f.headers,
-            body,
             context: mapping::context_value(&self.request_context(head, known, f)),
-            stage_variables: self.stage_variables_value(),
+            ..self.scope_without_context(params, f, body)
         }
     }
 

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use serde_json::Value as Json;
 
 use crate::aws_service::ServiceUri;
-use crate::config::{AwsServices, SigningMode};
+use crate::config::{Deployment, SigningMode};
 use crate::error::ConfigError;
 use crate::http::{Header, Reply, UpstreamAnswer, UpstreamCall};
 use crate::lambda::invoke::{transport_failure, Endpoint, TransportFailure};
@@ -25,6 +25,7 @@ use crate::mapping::{
     IntegrationResponses, MapFailure, Passthrough, RequestPlan, Selector, Side, Source, Sources,
     Templates,
 };
+use crate::openapi::HttpKind;
 use crate::vtl;
 
 /// Headers API Gateway never sends to an integration (it sets its own, or they are
@@ -214,7 +215,7 @@ pub enum BackendOutcome {
 #[derive(Debug, Clone, Copy)]
 pub struct Spec<'a> {
     pub integration: &'a Json,
-    pub proxy: bool,
+    pub kind: HttpKind,
     pub uri: &'a str,
     pub http_method: &'a str,
     pub timeout_ms: u64,
@@ -224,13 +225,15 @@ impl HttpIntegration {
     /// Compiles an integration; `at` locates `x-amazon-apigateway-integration`.
     pub fn compile(
         spec: Spec,
-        method_responses: Option<Vec<u16>>,
-        stage_variables: &BTreeMap<String, String>,
-        at: &str,
+        d: &Deployment,
+        (at, method_responses): (&str, Option<Vec<u16>>),
         errors: &mut Vec<ConfigError>,
         warnings: &mut Vec<ConfigError>,
     ) -> Option<HttpIntegration> {
-        let target = resolve_stage_variables(spec.uri, stage_variables)
+        if spec.kind == HttpKind::AwsService {
+            return Self::compile_aws(spec, d, (at, method_responses), errors, warnings);
+        }
+        let target = resolve_stage_variables(spec.uri, &d.stage_variables)
             .and_then(|uri| HttpTarget::parse(&uri))
             .map_err(|m| errors.push(ConfigError::new(format!("{at}.uri"), m)))
             .ok()?;
@@ -240,15 +243,15 @@ impl HttpIntegration {
     /// Compiles an AWS service integration (`type: aws` with a service other than Lambda):
     /// an `http` integration to the service's endpoint, with its `X-Amz-Target` for actions
     /// of JSON-protocol services, signed for that service.
-    pub fn compile_aws(
+    fn compile_aws(
         spec: Spec,
-        services: &AwsServices,
-        stage_variables: &BTreeMap<String, String>,
+        d: &Deployment,
         (at, method_responses): (&str, Option<Vec<u16>>),
         errors: &mut Vec<ConfigError>,
         warnings: &mut Vec<ConfigError>,
     ) -> Option<HttpIntegration> {
-        let service = resolve_stage_variables(spec.uri, stage_variables)
+        let services = &d.aws;
+        let service = resolve_stage_variables(spec.uri, &d.stage_variables)
             .and_then(|uri| ServiceUri::parse(&uri))
             .map_err(|m| errors.push(ConfigError::new(format!("{at}.uri"), m)))
             .ok()?;
@@ -348,12 +351,12 @@ impl HttpIntegration {
                 ));
             }
         }
-        let content_handling = if spec.proxy {
+        let content_handling = if spec.kind == HttpKind::Proxy {
             ContentHandling::Passthrough
         } else {
             ContentHandling::compile(integ, at, errors)
         };
-        let (request_templates, passthrough, responses) = if spec.proxy {
+        let (request_templates, passthrough, responses) = if spec.kind == HttpKind::Proxy {
             (
                 Templates::default(),
                 Passthrough::WhenNoMatch,
@@ -372,7 +375,7 @@ impl HttpIntegration {
         };
         Some(HttpIntegration {
             target,
-            proxy: spec.proxy,
+            proxy: spec.kind == HttpKind::Proxy,
             method,
             timeout_ms: spec.timeout_ms,
             params,
@@ -591,23 +594,7 @@ fn push_path_value(out: &mut String, value: &str) {
 /// as they are, with `Connection`, `Content-Length`, `Date` and `Server` renamed
 /// `x-amzn-Remapped-<name>` and hop-by-hop headers dropped.
 pub fn passthrough(resp: &UpstreamAnswer) -> Reply {
-    let mut headers = Vec::with_capacity(resp.headers.len());
-    for (k, v) in &resp.headers {
-        let lower = k.to_ascii_lowercase();
-        if DROPPED.contains(&lower.as_str()) {
-            continue;
-        }
-        if REMAPPED.contains(&lower.as_str()) {
-            headers.push((format!("x-amzn-Remapped-{k}"), v.clone()));
-        } else {
-            headers.push((k.clone(), v.clone()));
-        }
-    }
-    Reply {
-        status: resp.status.unwrap_or(502),
-        headers,
-        body: resp.body.clone(),
-    }
+    resp.passed_through(&DROPPED, &REMAPPED)
 }
 
 #[cfg(test)]

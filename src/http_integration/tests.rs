@@ -93,20 +93,27 @@ fn uris_name_a_cluster_a_path_and_a_query() {
 
 fn compile(integ: serde_json::Value) -> Result<HttpIntegration, Vec<ConfigError>> {
     let (mut errors, mut warnings) = (Vec::new(), Vec::new());
-    let proxy = integ["type"] == "http_proxy";
+    let kind = if integ["type"] == "http_proxy" {
+        HttpKind::Proxy
+    } else {
+        HttpKind::Http
+    };
     let uri = integ["uri"].as_str().unwrap_or_default().to_string();
     let method = integ["httpMethod"].as_str().unwrap_or("ANY").to_string();
+    let deployment = crate::config::parse_deployment(serde_json::json!({
+        "openapi": "a.json", "stage": "s", "stageVariables": {"host": "b.example"}
+    }))
+    .unwrap();
     let compiled = HttpIntegration::compile(
         Spec {
             integration: &integ,
-            proxy,
+            kind,
             uri: &uri,
             http_method: &method,
             timeout_ms: 29_000,
         },
-        None,
-        &vars(&[("host", "b.example")]),
-        "paths./x.get.x-amazon-apigateway-integration",
+        &deployment,
+        ("paths./x.get.x-amazon-apigateway-integration", None),
         &mut errors,
         &mut warnings,
     );

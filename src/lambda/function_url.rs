@@ -115,23 +115,7 @@ pub fn classify(resp: &UpstreamAnswer) -> UrlOutcome {
 
 /// The client reply for a function URL answer.
 pub fn passthrough(resp: &UpstreamAnswer) -> Reply {
-    let mut headers = Vec::with_capacity(resp.headers.len());
-    for (k, v) in &resp.headers {
-        let lower = k.to_ascii_lowercase();
-        if RESPONSE_DROPPED.contains(&lower.as_str()) {
-            continue;
-        }
-        if RESPONSE_REMAPPED.contains(&lower.as_str()) {
-            headers.push((format!("x-amzn-Remapped-{k}"), v.clone()));
-        } else {
-            headers.push((k.clone(), v.clone()));
-        }
-    }
-    Reply {
-        status: resp.status.unwrap_or(502),
-        headers,
-        body: resp.body.clone(),
-    }
+    resp.passed_through(&RESPONSE_DROPPED, &RESPONSE_REMAPPED)
 }
 
 /// What the 2.0 event is built from.
