@@ -1,7 +1,7 @@
 //! AWS service integrations through real Envoy with two workers, against moto's emulated
-//! SQS, SNS, S3, Kinesis and DynamoDB: each method's request template builds the service
-//! request, the filter signs it for that service, and what the gateway sent is read back
-//! from the emulator with boto3.
+//! SQS, SNS, S3, Kinesis and DynamoDB: the shipped example's methods build each service
+//! request from templates and mappings, the filter signs it for that service, and what the
+//! gateway sent is read back from the emulator with boto3.
 
 #![cfg(not(target_arch = "wasm32"))]
 #![allow(
@@ -18,8 +18,6 @@ use std::process::Command;
 use serde_json::{json, Value};
 use support::*;
 
-const ACCOUNT: &str = "123456789012";
-
 fn services(moto: &Moto, what: &str) -> Value {
     let out = stdout_ok(
         Command::new(repo().join(".venv/bin/python"))
@@ -30,80 +28,31 @@ fn services(moto: &Moto, what: &str) -> Value {
     serde_json::from_slice(&out).unwrap()
 }
 
-fn aws(method: &str, uri: &str, extra: Value) -> Value {
-    let mut integ = json!({"type": "aws", "httpMethod": method,
-        "uri": format!("arn:aws:apigateway:us-east-1:{uri}"),
-        "responses": {"default": {"statusCode": "200"}}});
-    if let (Some(i), Some(e)) = (integ.as_object_mut(), extra.as_object()) {
-        i.extend(e.clone());
-    }
-    json!({"x-amazon-apigateway-integration": integ})
-}
-
-fn export(topic: &str) -> Value {
-    json!({
-        "swagger": "2.0",
-        "paths": {
-            "/orders": {"post": aws("POST", &format!("sqs:path/{ACCOUNT}/orders"), json!({
-                "requestParameters": {"integration.request.header.Content-Type": "'application/x-www-form-urlencoded'"},
-                "requestTemplates": {"application/json": "Action=SendMessage&MessageBody=$util.urlEncode($input.body)"}
-            }))},
-            "/events": {"post": aws("POST", "sns:action/Publish", json!({
-                "requestParameters": {
-                    "integration.request.header.Content-Type": "'application/x-www-form-urlencoded'",
-                    "integration.request.querystring.TopicArn": format!("'{topic}'"),
-                    "integration.request.querystring.Message": "method.request.body"
-                }
-            }))},
-            "/files/{key}": {
-                "put": aws("PUT", "s3:path/uploads/{key}", json!({
-                    "requestParameters": {
-                        "integration.request.path.key": "method.request.path.key",
-                        "integration.request.header.Content-Type": "method.request.header.Content-Type"
-                    }
-                })),
-                "get": aws("GET", "s3:path/uploads/{key}", json!({
-                    "requestParameters": {"integration.request.path.key": "method.request.path.key"},
-                    "responses": {
-                        "default": {"statusCode": "200"},
-                        "404": {"statusCode": "404", "responseTemplates": {"application/json": "{\"message\": \"no such file\"}"}}
-                    }
-                }))
-            },
-            "/clicks": {"post": aws("POST", "kinesis:action/PutRecord", json!({
-                "requestParameters": {"integration.request.header.Content-Type": "'application/x-amz-json-1.1'"},
-                "requestTemplates": {"application/json":
-                    "{\"StreamName\": \"clicks\", \"Data\": \"$util.base64Encode($input.body)\", \"PartitionKey\": \"$context.requestId\"}"},
-                "responses": {"default": {"statusCode": "200", "responseTemplates": {"application/json":
-                    "{\"shard\": $input.json('$.ShardId')}"}}}
-            }))},
-            "/items": {"post": aws("POST", "dynamodb:action/PutItem", json!({
-                "requestParameters": {"integration.request.header.Content-Type": "'application/x-amz-json-1.0'"},
-                "requestTemplates": {"application/json":
-                    "{\"TableName\": \"items\", \"Item\": {\"id\": {\"S\": \"$input.path('$.id')\"}, \"name\": {\"S\": \"$input.path('$.name')\"}}}"},
-                "responses": {
-                    "default": {"statusCode": "200", "responseTemplates": {"application/json": "{\"stored\": true}"}},
-                    "4\\d{2}": {"statusCode": "400", "responseTemplates": {"application/json": "{\"refused\": $input.json('$.__type')}"}}
-                }
-            }))}
-        }
-    })
+/// The shipped example (`examples/aws-services`), its endpoints moved to `moto`.
+fn example(moto: &Moto) -> (String, Value) {
+    let dir = repo().join("examples/aws-services");
+    let doc = serde_json::from_slice(&std::fs::read(dir.join("openapi.json")).unwrap()).unwrap();
+    let deployment = std::fs::read_to_string(dir.join("deployment.yaml"))
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            !["openapi:", "listen:", "admin:"]
+                .iter()
+                .any(|k| l.starts_with(k))
+        })
+        .map(|l| l.replace("http://127.0.0.1:5000", &moto.url) + "\n")
+        .collect();
+    (deployment, doc)
 }
 
 #[test]
 fn requests_reach_sqs_sns_s3_kinesis_and_dynamodb() {
     let moto = Moto::start();
     let made = services(&moto, "setup");
-    let topic = made["topic"].as_str().unwrap();
-    let deployment = format!(
-        "stage: dev\naws:\n  signing: FILTER\n  endpoints:\n{}",
-        ["sqs", "sns", "s3", "kinesis", "dynamodb"]
-            .iter()
-            .map(|s| format!("    {s}: {}\n", moto.url))
-            .collect::<String>()
-    );
+    assert_eq!(made["topic"], "arn:aws:sns:us-east-1:123456789012:events");
+    let (deployment, doc) = example(&moto);
     let dir = temp_dir("aws-services");
-    let (config, port, admin) = render(&dir, &deployment, &export(topic));
+    let (config, port, admin) = render(&dir, &deployment, &doc);
     let env = [
         ("AWS_ACCESS_KEY_ID", "testing"),
         ("AWS_SECRET_ACCESS_KEY", "testing"),
