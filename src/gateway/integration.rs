@@ -16,6 +16,7 @@ use crate::lambda::event::ProxyEvent;
 use crate::lambda::function_url::{self, UrlOutcome};
 use crate::lambda::invoke::{classify, InvokeOutcome, TargetKind};
 use crate::lambda::response::{self, first_media_type, is_binary};
+use crate::mapping::content::{self, Payload};
 use crate::mapping::MapFailure;
 use crate::mock::{Mock, MockFailure};
 
@@ -128,10 +129,24 @@ impl Gateway {
         let request_context = self.request_context(head, routed.known(self), &f);
         let content_type = header(&head.headers, "content-type");
         if let Some(mapping) = aws {
-            let text = String::from_utf8_lossy(body);
+            let binary = content_type
+                .map(first_media_type)
+                .is_some_and(|ct| is_binary(&ct, &self.binary_media_types))
+                || std::str::from_utf8(body).is_err();
+            let payload = content::request(body, binary, mapping.content_handling)
+                .map_err(|m| self.fail(head, GatewayError::BinaryDecodeFailed, &m))?;
+            let text = match &payload {
+                Payload::Text(t) => t.clone(),
+                Payload::Binary(_) => String::from_utf8_lossy(body),
+            };
             let scope = self.scope(head, routed.known(self), &routed.params, &f, &text);
             let (env, sources) = (scope.env(&text), scope.sources(&[], ""));
-            let rendered = mapping.request(&env, &sources, content_type);
+            let rendered = match payload {
+                Payload::Binary(bytes) => {
+                    Ok(mapping.request_binary(bytes.into_owned(), &env, &sources))
+                }
+                Payload::Text(_) => mapping.request(&env, &sources, content_type),
+            };
             *context_out = Some(scope.context.clone());
             return match rendered {
                 Ok((payload, extra)) => {
@@ -311,23 +326,33 @@ impl Gateway {
             )
             .map_err(|e| self.fail(head, e.error, &e.reason));
         };
+        let mapping_failed = |e: MapFailure| match e {
+            MapFailure::InvalidBody(m) | MapFailure::Failed(m) => {
+                self.fail(head, GatewayError::MappingFailed, &m)
+            }
+        };
+        let response = mapping
+            .response_for(function_error.as_deref())
+            .map_err(mapping_failed)?;
+        let accept = header(&head.headers, "accept");
+        let accept_binary = accept
+            .map(first_media_type)
+            .is_some_and(|a| is_binary(&a, &self.binary_media_types));
+        let binary =
+            match content::lambda_response(payload, accept_binary, response.content_handling)
+                .map_err(|m| self.fail(head, GatewayError::BinaryDecodeFailed, &m))?
+            {
+                Payload::Binary(b) => Some(b.into_owned()),
+                Payload::Text(_) => None,
+            };
         let f = self.facts(head);
         let mut scope = self.scope(head, routed.known(self), &routed.params, &f, "");
         self.restore_template_context(routed, &mut scope);
         let text = String::from_utf8_lossy(payload);
         let (env, sources) = (scope.env(&text), scope.sources(&resp.headers, &text));
         mapping
-            .response(
-                function_error.as_deref(),
-                &env,
-                &sources,
-                header(&head.headers, "accept"),
-            )
-            .map_err(|e| match e {
-                MapFailure::InvalidBody(m) | MapFailure::Failed(m) => {
-                    self.fail(head, GatewayError::MappingFailed, &m)
-                }
-            })
+            .reply(response, (&env, &sources), accept, binary)
+            .map_err(mapping_failed)
     }
 
     /// `$context` is one map for the whole request: what the request template wrote is

@@ -960,3 +960,33 @@ fn rate_limit_headers_reach_replies() {
     assert_eq!(o.reply.header("x-ratelimit-remaining"), Some("0"));
     assert!(o.reply.header("retry-after").is_some());
 }
+
+#[test]
+fn lambda_non_proxy_content_handling() {
+    let g = gateway_with(
+        json!({}),
+        json!({"/img": {"post": {"x-amazon-apigateway-integration": {
+            "type": "aws", "httpMethod": "POST", "uri": format!("{FN}img/invocations"),
+            "contentHandling": "CONVERT_TO_TEXT",
+            "requestTemplates": {"image/png": "{\"image\": \"$input.body\"}"},
+            "responses": {"default": {"statusCode": "200", "contentHandling": "CONVERT_TO_BINARY",
+                "responseParameters": {"method.response.header.Content-Type": "'image/png'"}}}}}}}),
+    );
+    let png = b"\x89PNG\r\n\x1a\n\x00";
+    let h = head("POST", "/stage/img", &[("content-type", "image/png")]);
+    let Start::NeedBody(routed) = g.start(&h, &Cells::default()) else {
+        panic!()
+    };
+    // The upload reaches the template as base64 text.
+    let call = g.invoke(&h, &routed, png).unwrap();
+    assert_eq!(call.body, br#"{"image": "iVBORw0KGgoA"}"#);
+    // The function returns its image as a base64 string; the client gets the bytes.
+    let resp = UpstreamAnswer {
+        status: Some(200),
+        headers: vec![("x-amzn-RequestId".into(), "r".into())],
+        body: br#""iVBORw0KGgoA""#.to_vec(),
+    };
+    let out = g.finish(&h, &routed, &resp);
+    assert_eq!(out.reply.body, png);
+    assert_eq!(out.reply.header("content-type"), Some("image/png"));
+}

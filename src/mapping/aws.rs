@@ -10,9 +10,11 @@
 
 use serde_json::Value as Json;
 
+use super::content::ContentHandling;
 use super::{
-    header_mappings, integration_reply, override_headers, request_plan, IntegrationResponses,
-    MapFailure, Passthrough, RequestPlan, Selector, Side, Source, Sources, Templates,
+    header_mappings, integration_reply, integration_reply_with, override_headers, request_plan,
+    IntegrationResponse, IntegrationResponses, MapFailure, Passthrough, RequestPlan, Selector,
+    Side, Source, Sources, Templates,
 };
 use crate::error::ConfigError;
 use crate::http::{Header, Reply};
@@ -32,6 +34,8 @@ pub struct AwsMapping {
     passthrough: Passthrough,
     invoke_headers: Vec<(String, Source)>,
     responses: IntegrationResponses,
+    /// How the request payload crosses between text and binary (`contentHandling`).
+    pub content_handling: ContentHandling,
 }
 
 /// Why a request cannot be mapped.
@@ -94,6 +98,7 @@ impl AwsMapping {
             passthrough,
             invoke_headers,
             responses,
+            content_handling: ContentHandling::compile(spec, at, errors),
         }
     }
 
@@ -117,6 +122,21 @@ impl AwsMapping {
         } else {
             payload
         };
+        Ok((payload.into_bytes(), self.headers(env, sources)))
+    }
+
+    /// A binary request payload (see [`crate::mapping::content`]) goes to Lambda as it is,
+    /// with the Invoke headers the mappings set.
+    pub fn request_binary(
+        &self,
+        payload: Vec<u8>,
+        env: &vtl::Env,
+        sources: &Sources,
+    ) -> (Vec<u8>, Vec<Header>) {
+        (payload, self.headers(env, sources))
+    }
+
+    fn headers(&self, env: &vtl::Env, sources: &Sources) -> Vec<Header> {
         let mut headers: Vec<Header> = Vec::new();
         for (name, source) in &self.invoke_headers {
             if let Some(v) = source.resolve(sources) {
@@ -129,7 +149,7 @@ impl AwsMapping {
                 headers.push((h.to_string(), v));
             }
         }
-        Ok((payload.into_bytes(), headers))
+        headers
     }
 
     /// The reply for a function result: `error` is the function's `errorMessage` when it
@@ -141,8 +161,13 @@ impl AwsMapping {
         sources: &Sources,
         accept: Option<&str>,
     ) -> Result<Reply, MapFailure> {
-        let response = self
-            .responses
+        let response = self.response_for(error)?;
+        integration_reply(response, &self.responses, env, sources, accept)
+    }
+
+    /// The integration response for a function result (`error`: its `errorMessage`).
+    pub fn response_for(&self, error: Option<&str>) -> Result<&IntegrationResponse, MapFailure> {
+        self.responses
             .select(Selector::LambdaError(error))
             .ok_or_else(|| {
                 MapFailure::Failed(match error {
@@ -151,7 +176,18 @@ impl AwsMapping {
                     ),
                     None => "the integration has no default response".to_string(),
                 })
-            })?;
-        integration_reply(response, &self.responses, env, sources, accept)
+            })
+    }
+
+    /// [`AwsMapping::response`] from a selected `response`, with `binary` as the body when
+    /// `contentHandling` made the function's result binary.
+    pub fn reply(
+        &self,
+        response: &IntegrationResponse,
+        (env, sources): (&vtl::Env, &Sources),
+        accept: Option<&str>,
+        binary: Option<Vec<u8>>,
+    ) -> Result<Reply, MapFailure> {
+        integration_reply_with(response, &self.responses, (env, sources), accept, binary)
     }
 }

@@ -111,6 +111,25 @@ pub fn response(
     })
 }
 
+/// The method response payload for a Lambda function's result, which is always text (JSON).
+/// Where the table decodes it (`CONVERT_TO_BINARY`, or a binary `Accept` without
+/// `contentHandling`), a result that is a JSON string is decoded from the string's contents:
+/// a function returns its base64 text as a string.
+pub fn lambda_response(
+    payload: &[u8],
+    accept_binary: bool,
+    handling: ContentHandling,
+) -> Result<Payload<'_>, String> {
+    let decodes = handling == ContentHandling::ToBinary
+        || (handling == ContentHandling::Passthrough && accept_binary);
+    if decodes {
+        if let Ok(text) = serde_json::from_slice::<String>(payload) {
+            return Ok(Payload::Binary(Cow::Owned(decode(text.as_bytes())?)));
+        }
+    }
+    response(payload, false, accept_binary, handling)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +192,26 @@ mod tests {
             );
         }
         assert!(response(b"{\"a\":1}", false, true, Passthrough).is_err());
+    }
+
+    #[test]
+    fn lambda_results_are_text_and_strings_are_decoded_from_their_contents() {
+        use ContentHandling::*;
+        let quoted = format!("\"{PNG_B64}\"");
+        for (payload, accept_binary, handling, want) in [
+            (quoted.as_bytes(), false, ToBinary, Ok(bin(PNG))),
+            (quoted.as_bytes(), true, Passthrough, Ok(bin(PNG))),
+            (PNG_B64.as_bytes(), false, ToBinary, Ok(bin(PNG))),
+            (quoted.as_bytes(), false, Passthrough, Ok(text(&quoted))),
+            (quoted.as_bytes(), true, ToText, Ok(text(&quoted))),
+        ] {
+            assert_eq!(
+                lambda_response(payload, accept_binary, handling),
+                want,
+                "{handling:?} {accept_binary}"
+            );
+        }
+        assert!(lambda_response(b"{\"a\": 1}", false, ToBinary).is_err());
     }
 
     #[test]
