@@ -194,6 +194,14 @@ mod tests {
     }
 }
 
+/// The header naming the cluster a forwarded integration request goes to: the rendered
+/// route sends the request there and removes the header.
+pub const FORWARD_CLUSTER_HEADER: &str = "x-apigw-edge-cluster";
+
+/// Marks a forwarded request whose `X-Forwarded-Proto` the filter added only so that
+/// Envoy matches a route: the route removes both.
+pub const FORWARD_ADDED_PROTO_HEADER: &str = "x-apigw-edge-added-proto";
+
 /// A ready HTTP call for the host to dispatch to one of Envoy's clusters (a Lambda Invoke,
 /// a function URL, an HTTP backend, an authorizer).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,6 +220,10 @@ pub struct UpstreamAnswer {
     pub status: Option<u16>,
     pub headers: Vec<Header>,
     pub body: Vec<u8>,
+    /// Set when the host made this answer itself instead of relaying the upstream's (the
+    /// request was forwarded and the upstream timed out or could not be reached): the
+    /// host's reason, such as Envoy's `upstream_response_timeout`.
+    pub host_reply: Option<String>,
 }
 
 impl UpstreamAnswer {

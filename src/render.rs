@@ -11,12 +11,13 @@
 use serde_json::{json, Value};
 
 use crate::config::{
-    CertificateFiles, CredentialProvider, Deployment, EnvoySettings, FilterConfig, Lambda,
-    ListenerTls, SigningMode,
+    CertificateFiles, CredentialProvider, Deployment, EnvoySettings, FilterConfig, Forwarding,
+    Lambda, ListenerTls, SigningMode,
 };
 use crate::control::ControlConfig;
 use crate::error::ConfigError;
 use crate::gateway::{Backend, Gateway};
+use crate::http::{FORWARD_ADDED_PROTO_HEADER, FORWARD_CLUSTER_HEADER};
 use crate::lambda::invoke::Endpoint;
 use crate::lambda::upstream::{Upstream, Upstreams};
 use crate::sigv4::LAMBDA_SERVICE;
@@ -340,10 +341,12 @@ pub fn bootstrap(cfg: &FilterConfig, wasm_path: &str) -> Result<Value, Vec<Confi
         return Err(errors);
     };
     let filter_config = cfg.to_json().to_string();
-    // Envoy buffers the body while the filter waits for it; leave room above the body limit.
+    // Envoy buffers the body while the filter waits for it, and a forwarded request's
+    // answer while the filter rewrites it; leave room above both limits.
     let buffer_limit = d
         .limits
         .max_body_bytes
+        .max(d.limits.max_response_bytes)
         .saturating_add(1 << 20)
         .min(u64::from(u32::MAX));
     // The VM gets only the variables it reads: signing credentials and IAM callers' secrets.
@@ -363,6 +366,9 @@ pub fn bootstrap(cfg: &FilterConfig, wasm_path: &str) -> Result<Value, Vec<Confi
     )];
     if let (Some(tls), Some(gateway)) = (&d.tls, listeners.first_mut()) {
         secure(gateway, tls);
+    }
+    if let (Forwarding::Router, Some(gateway)) = (d.forwarding, listeners.first_mut()) {
+        forwarding_route(gateway, longest_timeout_ms);
     }
     if let Some((host, port)) = control {
         let control_config = json!({ "control": ControlConfig::of(d) }).to_string();
@@ -509,6 +515,46 @@ fn local_reply_config() -> Value {
         })
         .collect();
     json!({ "mappers": mappers })
+}
+
+/// The route integration requests sent in place of the client's request take: to the
+/// cluster the filter names in [`FORWARD_CLUSTER_HEADER`] (removed before the request
+/// leaves), within the timeout it sets. Only the filter sets that header: it replaces the
+/// whole request head when it forwards and answers every other request itself. Envoy adds
+/// none of its own headers to the request or the answer, so both stay as they are when
+/// the filter dispatches the call instead.
+fn forwarding_route(gateway: &mut Value, longest_timeout_ms: u64) {
+    let hcm = "/filter_chains/0/filters/0/typed_config";
+    let timeout = duration(u32::try_from(longest_timeout_ms.max(1)).unwrap_or(u32::MAX));
+    let present = |name: &str| json!({"name": name, "present_match": true});
+    let route = |marked: bool| {
+        let mut matching = vec![present(FORWARD_CLUSTER_HEADER)];
+        let mut removed = vec![FORWARD_CLUSTER_HEADER];
+        if marked {
+            matching.push(present(FORWARD_ADDED_PROTO_HEADER));
+            removed.extend([FORWARD_ADDED_PROTO_HEADER, "x-forwarded-proto"]);
+        }
+        json!({
+            "match": {"prefix": "/", "headers": matching},
+            "route": {"cluster_header": FORWARD_CLUSTER_HEADER, "timeout": timeout},
+            "request_headers_to_remove": removed
+        })
+    };
+    if let Some(routes) = gateway
+        .pointer_mut(&format!("{hcm}/route_config/virtual_hosts/0/routes"))
+        .and_then(Value::as_array_mut)
+    {
+        routes.splice(0..0, [route(true), route(false)]);
+    }
+    let router = gateway
+        .pointer_mut(&format!("{hcm}/http_filters"))
+        .and_then(Value::as_array_mut)
+        .and_then(|f| f.last_mut())
+        .and_then(|f| f.pointer_mut("/typed_config"))
+        .and_then(Value::as_object_mut);
+    if let Some(router) = router {
+        router.insert("suppress_envoy_headers".into(), json!(true));
+    }
 }
 
 /// Memory and connection limits for the whole process.
@@ -718,6 +764,60 @@ mod tests {
                 "type": "aws_proxy", "httpMethod": "POST",
                 "uri": "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:1:function:hello/invocations"}}}}}),
         }
+    }
+
+    /// With `forwarding: ROUTER` the gateway's listener routes forwarded requests by the
+    /// filter's cluster header (one route for requests whose `X-Forwarded-Proto` the filter
+    /// added, which removes it again) and its router adds no headers; with `DISPATCH` only
+    /// the catch-all remains. The buffer limit covers the largest answer held.
+    #[test]
+    fn forwarded_requests_get_routes_by_the_cluster_header() {
+        let routes = |b: &Value| {
+            b.pointer("/static_resources/listeners/0/filter_chains/0/filters/0/typed_config/route_config/virtual_hosts/0/routes")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let mut c = cfg(json!({"endpoint": "http://127.0.0.1:9000"}));
+        c.deployment.limits.max_response_bytes = 20 << 20;
+        let b = bootstrap(&c, "/f.wasm").unwrap();
+        let listener = &b["static_resources"]["listeners"][0];
+        assert_eq!(
+            listener["per_connection_buffer_limit_bytes"],
+            json!((20 << 20) + (1 << 20))
+        );
+        let r = routes(&b);
+        assert_eq!(r.len(), 3);
+        assert_eq!(
+            r[0]["match"]["headers"],
+            json!([{"name": FORWARD_CLUSTER_HEADER, "present_match": true},
+                   {"name": FORWARD_ADDED_PROTO_HEADER, "present_match": true}])
+        );
+        assert_eq!(
+            r[0]["request_headers_to_remove"],
+            json!([
+                FORWARD_CLUSTER_HEADER,
+                FORWARD_ADDED_PROTO_HEADER,
+                "x-forwarded-proto"
+            ])
+        );
+        assert_eq!(r[1]["route"]["cluster_header"], FORWARD_CLUSTER_HEADER);
+        assert_eq!(r[1]["route"]["timeout"], "29s");
+        assert_eq!(
+            r[1]["request_headers_to_remove"],
+            json!([FORWARD_CLUSTER_HEADER])
+        );
+        assert!(r[2].get("direct_response").is_some());
+        let router = listener["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"][1]
+            ["typed_config"]
+            .clone();
+        assert_eq!(router["suppress_envoy_headers"], true);
+
+        c.deployment.forwarding = Forwarding::Dispatch;
+        let b = bootstrap(&c, "/f.wasm").unwrap();
+        let r = routes(&b);
+        assert_eq!(r.len(), 1);
+        assert!(r[0].get("direct_response").is_some());
     }
 
     #[test]

@@ -108,6 +108,7 @@ fuzz_target!(|data: &[u8]| {
         request_id: "c6af9ac6-7b61-11e6-9a41-93e8deadbeef".into(),
         now_ms: 1_700_000_000_000,
         client_cert: None,
+        body_follows: false,
     };
     GATEWAY.with(|g| {
         let cells = Cells::default();
@@ -126,6 +127,7 @@ fuzz_target!(|data: &[u8]| {
             resp_headers.push(("x-amz-function-error".to_string(), "Unhandled".to_string()));
         }
         let resp = UpstreamAnswer {
+            host_reply: None,
             status,
             headers: resp_headers,
             body: answer.get(1..).unwrap_or_default().to_vec(),

@@ -85,6 +85,10 @@ pub struct Deployment {
     /// The AWS services of `aws` integrations other than Lambda.
     #[serde(default)]
     pub aws: AwsServices,
+    /// How integration requests leave Envoy: in place of the client's request through
+    /// Envoy's router where the request allows it, or always as a second exchange.
+    #[serde(default)]
+    pub forwarding: Forwarding,
     /// Settings used only when rendering and running Envoy.
     #[serde(default)]
     pub envoy: EnvoySettings,
@@ -388,6 +392,21 @@ impl Default for CredentialSettings {
             session_token_env: default_session_token_env(),
         }
     }
+}
+
+/// How the filter sends an integration request (see [`Deployment::forwarding`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Forwarding {
+    /// The request itself is rewritten into the integration request and sent by Envoy's
+    /// router; its answer is rewritten into the reply on the way back. Used when the
+    /// integration request's body can take the client's body's place (the client sent a
+    /// body, or neither has one); otherwise the call is dispatched.
+    #[default]
+    Router,
+    /// Every integration request is a second HTTP exchange the filter dispatches, and the
+    /// filter answers the client itself.
+    Dispatch,
 }
 
 /// Envoy's credential sources.

@@ -10,7 +10,7 @@ mod deployment;
 
 pub use deployment::{
     Api, ApiKey, AwsServices, CacheSettings, CertificateFiles, CheckFailure, CorsSettings,
-    CredentialProvider, CredentialSettings, Deployment, EnvoySettings, FunctionSpec,
+    CredentialProvider, CredentialSettings, Deployment, EnvoySettings, Forwarding, FunctionSpec,
     FunctionTarget, HttpBackends, JwtIssuer, JwtPool, JwtSettings, Lambda, LambdaTls, Limits,
     ListenerTls, MethodCacheSettings, QuotaPeriod, QuotaSettings, ResourcePolicySettings,
     SigningMode, StageThrottle, Throttle, UnauthorizedStrategy, UrlAuthType, UsagePlan,

@@ -64,11 +64,52 @@ pub fn set_header(map: MapType, name: &str, value: &str) -> bool {
     raw::replace_header(map, name, value)
 }
 
-/// The raw host calls: the serialized header map, with ownership of the host's buffer, and
-/// setting one header.
+/// Replaces a whole header map the host holds (pseudo-headers included); `false` when the
+/// host refuses.
+pub fn set_headers(map: MapType, pairs: &[(&str, &str)]) -> bool {
+    raw::set_header_map(map, &serialize_pairs(pairs))
+}
+
+/// Replaces the first `size` bytes of a body the host holds with `data`; `false` when the
+/// host refuses (no body is held).
+pub fn set_buffer(kind: BufferType, size: usize, data: &[u8]) -> bool {
+    raw::set_buffer(kind, size, data)
+}
+
+/// Lets a request the filter paused go on (to Envoy's router); `false` when the host refuses.
+pub fn resume_request() -> bool {
+    raw::continue_request()
+}
+
+/// A header map in the host's wire form: count, then each name and value length, then the
+/// NUL-terminated names and values.
+fn serialize_pairs(pairs: &[(&str, &str)]) -> Vec<u8> {
+    let size = 4 + pairs
+        .iter()
+        .map(|(k, v)| k.len() + v.len() + 10)
+        .sum::<usize>();
+    let mut out = Vec::with_capacity(size);
+    let len = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
+    out.extend_from_slice(&len(pairs.len()));
+    for (k, v) in pairs {
+        out.extend_from_slice(&len(k.len()));
+        out.extend_from_slice(&len(v.len()));
+    }
+    for (k, v) in pairs {
+        out.extend_from_slice(k.as_bytes());
+        out.push(0);
+        out.extend_from_slice(v.as_bytes());
+        out.push(0);
+    }
+    out
+}
+
+/// The raw host calls: the serialized header map, with ownership of the host's buffer;
+/// setting one header or a whole map, a body, and continuing a request. The SDK's own
+/// wrappers abort the VM on any status but `Ok`.
 #[allow(unsafe_code)]
 mod raw {
-    use proxy_wasm::types::{MapType, Status};
+    use proxy_wasm::types::{BufferType, MapType, Status, StreamType};
 
     #[link(wasm_import_module = "env")]
     extern "C" {
@@ -84,6 +125,37 @@ mod raw {
             value_data: *const u8,
             value_size: usize,
         ) -> Status;
+        fn proxy_set_header_map_pairs(
+            map_type: MapType,
+            map_data: *const u8,
+            map_size: usize,
+        ) -> Status;
+        fn proxy_set_buffer_bytes(
+            buffer_type: BufferType,
+            start: usize,
+            size: usize,
+            buffer_data: *const u8,
+            buffer_size: usize,
+        ) -> Status;
+        fn proxy_continue_stream(stream_type: StreamType) -> Status;
+    }
+
+    pub fn set_header_map(map: MapType, serialized: &[u8]) -> bool {
+        // SAFETY: the pointer is valid for its length during the call; the host copies.
+        let status =
+            unsafe { proxy_set_header_map_pairs(map, serialized.as_ptr(), serialized.len()) };
+        status == Status::Ok
+    }
+
+    pub fn set_buffer(kind: BufferType, size: usize, data: &[u8]) -> bool {
+        // SAFETY: the pointer is valid for its length during the call; the host copies.
+        let status = unsafe { proxy_set_buffer_bytes(kind, 0, size, data.as_ptr(), data.len()) };
+        status == Status::Ok
+    }
+
+    pub fn continue_request() -> bool {
+        // SAFETY: no pointers are passed.
+        unsafe { proxy_continue_stream(StreamType::HttpRequest) == Status::Ok }
     }
 
     pub fn replace_header(map: MapType, name: &str, value: &str) -> bool {

@@ -1,7 +1,9 @@
 //! One HTTP request: carries out the pipeline's steps ([`Step`]) with host calls. Answers,
-//! waits for the body, or makes the call a stage asks for and hands the answer back;
-//! counts what the pipeline reports. Decides nothing about what a request or an answer
-//! means.
+//! waits for the body, or makes the call a stage asks for and hands the answer back: as a
+//! call of its own, or, when the pipeline says so, in place of the client's request (its
+//! headers and body replaced, sent by Envoy's router, the upstream's answer held and
+//! rewritten into the reply). Counts what the pipeline reports. Decides nothing about what
+//! a request or an answer means.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -17,7 +19,7 @@ use super::root::Ids;
 use crate::authorizer::cache::AuthCache;
 use crate::cache::ResponseCache;
 use crate::gateway::{Exchange, Gateway, Host, Outcome, RequestHead, Step, TokenCache};
-use crate::http::UpstreamAnswer;
+use crate::http::{UpstreamAnswer, UpstreamCall};
 use crate::jwt::ring::KeyRing;
 
 enum Phase {
@@ -29,7 +31,26 @@ enum Phase {
         ex: Box<Exchange>,
         token: u32,
     },
+    /// The request went on as the integration request; waiting for the upstream's answer
+    /// (its head, once it came, while its body is buffered).
+    Forwarded {
+        ex: Box<Exchange>,
+        answer: Option<UpstreamAnswer>,
+    },
+    /// The reply was written over the upstream's answer: whatever of its body still comes
+    /// is dropped.
+    Rewritten,
     Done,
+}
+
+/// How a reply made from a forwarded request's answer reaches the client.
+#[derive(Clone, Copy)]
+enum Answering {
+    /// A reply of the filter's own.
+    Local,
+    /// Written over the upstream's answer, whose body (`Some(bytes held)`) or lack of one
+    /// (`None`) is replaced.
+    InPlace(Option<usize>),
 }
 
 /// This worker's stores, shared by its requests.
@@ -55,6 +76,9 @@ pub struct Request {
     /// The `Content-Type` of a reply sent with an empty body: Envoy strips it from such
     /// local replies, so it is put back when the reply passes on its way out.
     empty_reply_type: Option<String>,
+    /// Size of the request body Envoy holds (what a forwarded request's body replaces).
+    body_len: usize,
+    answering: Answering,
 }
 
 impl Request {
@@ -67,10 +91,12 @@ impl Request {
             phase: Phase::Headers,
             ended: false,
             empty_reply_type: None,
+            body_len: 0,
+            answering: Answering::Local,
         }
     }
 
-    fn read_head(&self) -> RequestHead {
+    fn read_head(&self, end_of_stream: bool) -> RequestHead {
         let headers = host::headers(MapType::HttpRequestHeaders);
         let pseudo = |name: &str| {
             headers
@@ -93,6 +119,7 @@ impl Request {
             now_ms: host::now_ms(),
             headers,
             client_cert: None,
+            body_follows: !end_of_stream,
         }
     }
 
@@ -131,12 +158,117 @@ impl Request {
             }
         }
         self.metrics.response(outcome.reply.status);
+        if let Answering::InPlace(held) = self.answering {
+            if held.is_some() || outcome.reply.body.is_empty() {
+                return self.rewrite(&outcome.reply, held);
+            }
+            // The upstream's answer ended with its headers: a body cannot be added to it,
+            // so the reply goes out as the filter's own.
+        }
         if outcome.reply.body.is_empty() {
             self.empty_reply_type = outcome.reply.header("content-type").map(str::to_string);
         }
         host::send_reply(&outcome.reply);
         self.phase = Phase::Done;
         Action::Pause
+    }
+
+    /// Writes `reply` over the upstream's answer to a forwarded request: its status and
+    /// headers, and its body over the `held` bytes of the answer's.
+    fn rewrite(&mut self, reply: &crate::http::Reply, held: Option<usize>) -> Action {
+        let status = reply.status.to_string();
+        let length = reply.body.len().to_string();
+        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(reply.headers.len() + 2);
+        headers.push((":status", &status));
+        headers.extend(
+            reply
+                .headers
+                .iter()
+                .filter(|(k, _)| !k.eq_ignore_ascii_case("content-length"))
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        headers.push(("content-length", &length));
+        if !host::set_headers(MapType::HttpResponseHeaders, &headers) {
+            log::error!("the host refused the reply's headers over a forwarded answer");
+        }
+        if let Some(held) = held {
+            if !host::set_buffer(BufferType::HttpResponseBody, held, &reply.body) {
+                log::error!("the host refused the reply's body over a forwarded answer");
+            }
+        }
+        self.phase = Phase::Rewritten;
+        Action::Continue
+    }
+
+    /// Sends the integration request in place of the client's: its headers (with the
+    /// cluster and timeout for the route) and its body replace the request's, and the
+    /// request goes on to Envoy's router.
+    fn forward(&mut self, ex: Box<Exchange>, call: &UpstreamCall) -> Action {
+        let scheme = host::headers(MapType::HttpRequestHeaders)
+            .into_iter()
+            .find(|(k, _)| k == ":scheme")
+            .map_or_else(|| "http".to_string(), |(_, v)| v);
+        let timeout = call.timeout_ms.to_string();
+        let length = call.body.len().to_string();
+        let mut headers: Vec<(&str, &str)> = call
+            .headers
+            .iter()
+            .filter(|(k, _)| {
+                !k.eq_ignore_ascii_case("content-length")
+                    && !k.eq_ignore_ascii_case("transfer-encoding")
+            })
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        headers.push((":scheme", &scheme));
+        // Envoy matches no route without X-Forwarded-Proto; one the call does not carry
+        // is added for the match and removed by the route (marked so).
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("x-forwarded-proto"))
+        {
+            headers.push(("x-forwarded-proto", &scheme));
+            headers.push((crate::http::FORWARD_ADDED_PROTO_HEADER, "1"));
+        }
+        headers.push((crate::http::FORWARD_CLUSTER_HEADER, &call.cluster));
+        headers.push(("x-envoy-upstream-rq-timeout-ms", &timeout));
+        if ex.head.body_follows {
+            headers.push(("content-length", &length));
+        }
+        let placed = host::set_headers(MapType::HttpRequestHeaders, &headers)
+            && (!ex.head.body_follows
+                || host::set_buffer(BufferType::HttpRequestBody, self.body_len, &call.body));
+        if !placed {
+            let why = format!(
+                "the host refused the integration request in place of the client's (cluster `{}`)",
+                call.cluster
+            );
+            let mut ex = ex;
+            let step = self.with_host(|g, h| g.call_failed(&mut ex, &why, h));
+            return self.drive(ex, step);
+        }
+        self.phase = Phase::Forwarded { ex, answer: None };
+        Action::Continue
+    }
+
+    /// The upstream's whole answer to a forwarded request is in (`held` bytes of body in
+    /// the host, `None` when it ended with its headers): the pipeline makes the reply.
+    fn forward_answered(&mut self, answer: &UpstreamAnswer, held: Option<usize>) -> Action {
+        let Phase::Forwarded { mut ex, .. } = std::mem::replace(&mut self.phase, Phase::Done)
+        else {
+            return Action::Continue;
+        };
+        self.answering = Answering::InPlace(held);
+        let step = self.with_host(|g, h| g.resume(&mut ex, answer, h));
+        let step = match step {
+            Step::Reply(_) => step,
+            // Every integration ends with its answer; anything else is a pipeline bug,
+            // answered as an internal failure rather than another call from the response.
+            _ => self.gateway.stray_answer(
+                &mut ex,
+                "the pipeline asked for more after the integration's answer",
+            ),
+        };
+        self.drive(ex, step)
     }
 
     /// Carries out steps until the request waits for the host or is answered.
@@ -156,6 +288,7 @@ impl Request {
                     self.phase = Phase::Body(ex);
                     return Action::Pause;
                 }
+                Step::Call(call) if call.forward => return self.forward(ex, &call.request),
                 Step::Call(call) => {
                     let c = &call.request;
                     let headers: Vec<(&str, &str)> = c
@@ -191,6 +324,7 @@ impl Request {
     /// authorizer's), with the exchange for the stage that needs it.
     fn body_done(&mut self, body: Vec<u8>) -> Action {
         self.ended = true;
+        self.body_len = body.len();
         match std::mem::replace(&mut self.phase, Phase::Done) {
             Phase::Body(mut ex) => {
                 let step = self.with_host(|g, h| g.body(&mut ex, body, h));
@@ -232,14 +366,22 @@ impl Context for Request {
             .iter()
             .find(|(k, _)| k == ":status")
             .and_then(|(_, v)| v.parse::<u16>().ok());
-        headers.retain(|(k, _)| !k.starts_with(':'));
+        // Envoy's async client adds its own timing header to the answer; the router that
+        // carries forwarded requests is configured not to, and the answers agree.
+        headers.retain(|(k, _)| !k.starts_with(':') && k != "x-envoy-upstream-service-time");
         let answer = UpstreamAnswer {
+            host_reply: None,
             status,
             headers,
             body: host::buffer(BufferType::HttpCallResponseBody, body_size),
         };
         let step = self.with_host(|g, h| g.resume(&mut ex, &answer, h));
-        self.drive(ex, step);
+        // A request forwarded from here (an authorizer's answer let it through) goes on.
+        if let Action::Continue = self.drive(ex, step) {
+            if !host::resume_request() {
+                log::error!("the host refused to let a forwarded request go on");
+            }
+        }
     }
 }
 
@@ -255,7 +397,7 @@ fn crash_if_asked(head: &RequestHead) {
 
 impl HttpContext for Request {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        let head = self.read_head();
+        let head = self.read_head(end_of_stream);
         #[cfg(feature = "crash-trigger")]
         crash_if_asked(&head);
         self.ended = end_of_stream;
@@ -279,13 +421,73 @@ impl HttpContext for Request {
         self.body_done(body)
     }
 
-    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        if let Phase::Forwarded { answer, .. } = &mut self.phase {
+            let mut headers = host::headers(MapType::HttpResponseHeaders);
+            let status = headers
+                .iter()
+                .find(|(k, _)| k == ":status")
+                .and_then(|(_, v)| v.parse::<u16>().ok());
+            headers.retain(|(k, _)| !k.starts_with(':'));
+            let head = UpstreamAnswer {
+                host_reply: host::property_text(&["response", "code_details"])
+                    .filter(|d| d != "via_upstream"),
+                status,
+                headers,
+                body: Vec::new(),
+            };
+            if end_of_stream {
+                return self.forward_answered(&head, None);
+            }
+            *answer = Some(head);
+            return Action::Pause;
+        }
         if let Some(content_type) = self.empty_reply_type.take() {
             if !host::set_header(MapType::HttpResponseHeaders, "content-type", &content_type) {
                 log::debug!("the host refused to keep Content-Type on an empty reply");
             }
         }
         Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        match &mut self.phase {
+            Phase::Forwarded {
+                answer: Some(answer),
+                ..
+            } => {
+                let over = body_size as u64 > self.gateway.max_response_bytes();
+                if !end_of_stream && !over {
+                    return Action::Pause;
+                }
+                // An answer over the limit is handed over as far as it came; the pipeline
+                // refuses it by its size.
+                let mut answer = std::mem::take(answer);
+                answer.body = host::buffer(BufferType::HttpResponseBody, body_size);
+                self.forward_answered(&answer, Some(body_size))
+            }
+            Phase::Rewritten if body_size > 0 => {
+                if !host::set_buffer(BufferType::HttpResponseBody, body_size, &[]) {
+                    log::debug!("the host refused to drop the rest of a forwarded answer");
+                }
+                Action::Continue
+            }
+            _ => Action::Continue,
+        }
+    }
+
+    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
+        let Phase::Forwarded {
+            answer: Some(answer),
+            ..
+        } = &mut self.phase
+        else {
+            return Action::Continue;
+        };
+        let mut answer = std::mem::take(answer);
+        answer.body = host::buffer(BufferType::HttpResponseBody, usize::MAX);
+        let held = answer.body.len();
+        self.forward_answered(&answer, Some(held))
     }
 
     /// A body that ends with trailers has no end-of-stream body callback: the buffered body

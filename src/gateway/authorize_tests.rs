@@ -68,6 +68,7 @@ fn gateway_with(extra: Value, deployment: Value) -> Gateway {
 
 fn ok(payload: Value) -> UpstreamAnswer {
     UpstreamAnswer {
+        host_reply: None,
         status: Some(200),
         headers: vec![],
         body: payload.to_string().into_bytes(),
@@ -175,6 +176,7 @@ fn denials_and_refusals_answer_as_api_gateway_does() {
     let other = allow("arn:aws:execute-api:us-east-1:123456789012:abc123/dev/POST/*");
     let bearer = [("authorization", "Bearer t")];
     let function_error = |msg: &str| UpstreamAnswer {
+        host_reply: None,
         status: Some(200),
         headers: vec![("x-amz-function-error".into(), "Unhandled".into())],
         body: json!({"errorMessage": msg, "errorType": "Error"})
@@ -249,6 +251,7 @@ fn denials_and_refusals_answer_as_api_gateway_does() {
             "timeout",
             &bearer[..],
             Some(UpstreamAnswer {
+                host_reply: None,
                 status: Some(504),
                 headers: vec![("x-envoy-upstream-service-time".into(), "0".into())],
                 body: b"upstream request timeout".to_vec(),

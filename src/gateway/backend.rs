@@ -115,17 +115,6 @@ impl Gateway {
             }
             BackendOutcome::Answer(status) => status,
         };
-        if resp.body.len() as u64 > self.max_response_bytes {
-            return Err(self.fail(
-                head,
-                GatewayError::BackendFailed,
-                &format!(
-                    "the HTTP backend's answer of {} bytes is over limits.maxResponseBytes ({})",
-                    resp.body.len(),
-                    self.max_response_bytes
-                ),
-            ));
-        }
         if integration.proxy {
             return Ok(http_integration::passthrough(resp));
         }

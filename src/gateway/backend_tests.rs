@@ -31,6 +31,7 @@ fn answer(g: &Gateway, path: &str, status: Option<u16>, body: &str) -> Outcome {
         panic!("GET {path} did not route")
     };
     let resp = UpstreamAnswer {
+        host_reply: None,
         status,
         headers: vec![("Server".into(), "b".into())],
         body: body.as_bytes().to_vec(),
@@ -227,6 +228,7 @@ fn content_handling_converts_between_text_and_binary() {
     assert_eq!(call.body, br#"{"data": "iVBORw0KGgoA"}"#);
     // The backend's base64 answer goes back as bytes; no template applies.
     let resp = UpstreamAnswer {
+        host_reply: None,
         status: Some(200),
         headers: vec![("Content-Type".into(), "text/plain".into())],
         body: b"iVBORw0KGgoA".to_vec(),
@@ -245,10 +247,124 @@ fn content_handling_converts_between_text_and_binary() {
     // A binary answer to a text Accept is base64-encoded (no contentHandling).
     let h = head("POST", "/stage/raw", &[("accept", "application/json")]);
     let resp = UpstreamAnswer {
+        host_reply: None,
         status: Some(200),
         headers: vec![("Content-Type".into(), "image/png".into())],
         body: png.to_vec(),
     };
     let out = g.finish(&h, &routed, &resp);
     assert_eq!(out.reply.body, b"iVBORw0KGgoA");
+}
+
+/// Which integration requests go out in place of the client's: only with `ROUTER`, and only
+/// when the body Envoy holds can become the call's (the client sent one, or neither has one).
+#[test]
+fn integration_requests_are_forwarded_when_their_body_can_take_the_clients_place() {
+    let paths = json!({
+        "/p/{proxy+}": {"x-amazon-apigateway-any-method": {"x-amazon-apigateway-integration": {
+            "type": "http_proxy", "httpMethod": "ANY", "uri": "http://10.0.0.5:8080/{proxy}",
+            "requestParameters": {"integration.request.path.proxy": "method.request.path.proxy"}}}},
+        "/l": {"x-amazon-apigateway-any-method": {"x-amazon-apigateway-integration": {
+            "type": "aws_proxy", "httpMethod": "POST",
+            "uri": "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:hello/invocations"}}},
+        "/m": {"get": {"x-amazon-apigateway-integration": {
+            "type": "mock", "requestTemplates": {"application/json": "{\"statusCode\": 200}"},
+            "responses": {"default": {"statusCode": "200"}}}}}
+    });
+    let router = gateway_with(json!({}), paths.clone());
+    let dispatch = gateway_with(json!({"forwarding": "DISPATCH"}), paths);
+    let cells = Cells::default();
+    let host = super::tests::bare_host(&cells, None);
+    // (gateway, method, path, body follows the headers, body, forwarded)
+    for (g, method, path, follows, body, want) in [
+        (&router, "GET", "/stage/p/a", false, "", Some(true)),
+        (&router, "POST", "/stage/p/a", true, "{}", Some(true)),
+        (&router, "POST", "/stage/p/a", true, "", Some(true)),
+        (&router, "POST", "/stage/l", true, "{\"a\":1}", Some(true)),
+        // A GET has no body for the Invoke event to replace.
+        (&router, "GET", "/stage/l", false, "", Some(false)),
+        (&dispatch, "GET", "/stage/p/a", false, "", Some(false)),
+        (&dispatch, "POST", "/stage/l", true, "{}", Some(false)),
+        // A mock answers without a call.
+        (&router, "GET", "/stage/m", false, "", None),
+    ] {
+        let mut h = head(method, path, &[]);
+        h.body_follows = follows;
+        let mut ex = g.begin(h);
+        let mut step = g.advance(&mut ex, &host);
+        if let Step::NeedBody = step {
+            step = g.body(&mut ex, body.as_bytes().to_vec(), &host);
+        }
+        let forwarded = match step {
+            Step::Call(call) => Some(call.forward),
+            Step::Reply(_) => None,
+            Step::NeedBody => panic!("{method} {path}: the body was handed over"),
+        };
+        assert_eq!(forwarded, want, "{method} {path} follows={follows}");
+    }
+}
+
+/// A forwarded answer the host made itself (the upstream timed out or could not be reached)
+/// is that failure whatever its body says, and an answer over `limits.maxResponseBytes` is
+/// refused for every integration type.
+#[test]
+fn host_replies_and_oversized_answers_are_failures() {
+    let g = backend_gateway();
+    let h = head("GET", "/stage/p/a", &[]);
+    let Start::NeedBody(routed) = g.start(&h, &Cells::default()) else {
+        panic!("GET /stage/p/a did not route")
+    };
+    for (host_reply, body, want_status, want_log) in [
+        (
+            Some("upstream_response_timeout"),
+            "{\"message\":\"Endpoint request timed out\"}",
+            504,
+            "did not answer within the integration timeout",
+        ),
+        (
+            Some("upstream_reset_before_response_started{connection_refused}"),
+            "{\"message\":\"Service Unavailable\"}",
+            500,
+            "connection_refused",
+        ),
+        (
+            None,
+            &"x".repeat(101),
+            500,
+            "(101 bytes or more) is over limits.maxResponseBytes (100)",
+        ),
+    ] {
+        let resp = UpstreamAnswer {
+            host_reply: host_reply.map(str::to_string),
+            status: Some(503),
+            headers: Vec::new(),
+            body: body.as_bytes().to_vec(),
+        };
+        let out = g.finish(&h, &routed, &resp);
+        assert_eq!(out.reply.status, want_status, "{host_reply:?}");
+        let log = out.log.unwrap_or_default();
+        assert!(log.contains(want_log), "{host_reply:?}: {log}");
+    }
+    let lambda = gateway_with(
+        json!({"limits": {"maxResponseBytes": 10}}),
+        json!({"/l": {"get": {"x-amazon-apigateway-integration": {
+            "type": "aws_proxy", "httpMethod": "POST",
+            "uri": "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:hello/invocations"}}}}),
+    );
+    let h = head("GET", "/stage/l", &[]);
+    let Start::NeedBody(routed) = lambda.start(&h, &Cells::default()) else {
+        panic!("GET /stage/l did not route")
+    };
+    let resp = UpstreamAnswer {
+        host_reply: None,
+        status: Some(200),
+        headers: vec![("x-amzn-RequestId".into(), "r".into())],
+        body: br#"{"statusCode": 200, "body": "a long body"}"#.to_vec(),
+    };
+    let out = lambda.finish(&h, &routed, &resp);
+    assert_eq!(out.reply.status, 500);
+    assert!(out
+        .log
+        .unwrap_or_default()
+        .contains("maxResponseBytes (10)"));
 }

@@ -328,6 +328,7 @@ impl Gateway {
                 deployment_id,
                 max_body_bytes: d.limits.max_body_bytes,
                 max_response_bytes: d.limits.max_response_bytes,
+                forwarding: d.forwarding,
                 api_keys,
                 cache: stage_cache,
                 usage,

@@ -250,6 +250,15 @@ impl Gateway {
         resp: &UpstreamAnswer,
     ) -> Result<Reply, Outcome> {
         const INVOKE: TargetKind = TargetKind::Invoke;
+        if resp.body.len() as u64 > self.max_response_bytes {
+            // A forwarded answer is held only up to the limit: what came is at least this.
+            let why = format!(
+                "the integration's answer ({} bytes or more) is over limits.maxResponseBytes ({})",
+                resp.body.len(),
+                self.max_response_bytes
+            );
+            return Err(self.fail(head, GatewayError::BackendFailed, &why));
+        }
         if let Some(RouteAction::Http(h)) = self.routes.get(routed.route).map(|r| &r.action) {
             return self.map_backend(head, routed, h, resp);
         }

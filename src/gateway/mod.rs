@@ -109,6 +109,8 @@ pub struct Gateway {
     max_body_bytes: u64,
     /// Largest answer accepted from an HTTP backend.
     max_response_bytes: u64,
+    /// Whether integration requests may go out in place of the client's request.
+    forwarding: crate::config::Forwarding,
     user_agent: String,
     api_keys: ApiKeys,
     cache: Option<StageCache>,
@@ -176,6 +178,9 @@ pub struct RequestHead {
     pub now_ms: u64,
     /// The caller's TLS client certificate (mutual TLS); set by the `ClientCert` stage.
     pub client_cert: Option<Rc<crate::client_cert::ClientCert>>,
+    /// More than headers follow (a body, perhaps empty, or trailers): the host holds a body
+    /// the integration request's body can replace when the request is forwarded.
+    pub body_follows: bool,
 }
 
 /// What the method's authorizer established for this request.
@@ -288,6 +293,11 @@ impl Gateway {
     /// Largest request body accepted.
     pub fn max_body_bytes(&self) -> u64 {
         self.max_body_bytes
+    }
+
+    /// The largest upstream answer a forwarded request's reply is made from.
+    pub fn max_response_bytes(&self) -> u64 {
+        self.max_response_bytes
     }
 
     /// Ids of the usage plans, in the order [`UsageEvent::plan`] refers to them.

@@ -75,6 +75,10 @@ pub enum CallKind {
 pub struct Call {
     pub kind: CallKind,
     pub request: UpstreamCall,
+    /// Send it in place of the client's request (through the host's router), replacing the
+    /// request's headers and body, and hand the answer over before the client sees it;
+    /// otherwise dispatch it as a call of its own.
+    pub forward: bool,
 }
 
 /// What the glue does next.
@@ -179,7 +183,11 @@ impl Exchange {
             sent_ms: now_ms,
             auth_key,
         });
-        Step::Call(Call { kind, request })
+        Step::Call(Call {
+            kind,
+            request,
+            forward: false,
+        })
     }
 
     /// Keeps a body that arrived while a call was in flight, for the stage that needs it.
@@ -276,6 +284,14 @@ impl Gateway {
         ex.waiting = None;
         let outcome = self.fail(&ex.head, GatewayError::IntegrationNotSupported, why);
         self.settle(ex, Step::Reply(Box::new(outcome)))
+    }
+
+    /// Whether the integration request `call` goes out in place of the client's request:
+    /// the deployment allows it and the host holds a body `call`'s can replace (or neither
+    /// request has one).
+    fn forwards(&self, head: &RequestHead, call: &UpstreamCall) -> bool {
+        self.forwarding == crate::config::Forwarding::Router
+            && (head.body_follows || call.body.is_empty())
     }
 
     /// Records what a step means for metrics before the glue sees it.
@@ -392,7 +408,12 @@ impl Gateway {
                 if let Some(r) = ex.routed.as_mut() {
                     r.template_context = context;
                 }
-                Some(ex.call(CallKind::Integration, request, host.now_ms, None))
+                let forward = self.forwards(&ex.head, &request);
+                let mut step = ex.call(CallKind::Integration, request, host.now_ms, None);
+                if let Step::Call(call) = &mut step {
+                    call.forward = forward;
+                }
+                Some(step)
             }
             Err(o) => Some(Step::Reply(Box::new(o))),
         }
@@ -420,6 +441,7 @@ impl Gateway {
                     | GatewayError::InvokeRejected
                     | GatewayError::FunctionError
                     | GatewayError::MalformedProxyResponse
+                    | GatewayError::BackendFailed
             )
         );
         ex.events.push(Event::Integration {

@@ -49,6 +49,7 @@ pub(super) fn head(method: &str, path: &str, headers: &[(&str, &str)]) -> Reques
         request_id: "c6af9ac6-7b61-11e6-9a41-93e8deadbeef".into(),
         now_ms: 1_428_582_896_000,
         client_cert: None,
+        body_follows: false,
     }
 }
 
@@ -474,6 +475,7 @@ fn finish(
         h.headers.push(("accept".into(), a.into()));
     }
     let resp = UpstreamAnswer {
+        host_reply: None,
         status,
         headers: headers
             .iter()
@@ -648,6 +650,7 @@ fn a_client_trace_is_continued_on_the_reply() {
         panic!("not routed")
     };
     let resp = UpstreamAnswer {
+        host_reply: None,
         status: Some(200),
         headers: vec![],
         body: br#"{"statusCode":200,"body":"x"}"#.to_vec(),
@@ -682,6 +685,7 @@ fn routed(g: &Gateway, h: &RequestHead) -> Routed {
 
 fn lambda_ok(body: &str) -> UpstreamAnswer {
     UpstreamAnswer {
+        host_reply: None,
         status: Some(200),
         headers: vec![],
         body: json!({"statusCode": 200, "headers": {"X-From": "fn"}, "body": body})
@@ -747,6 +751,7 @@ fn finish_offers_2xx_answers_without_per_request_headers() {
         &h,
         &r,
         &UpstreamAnswer {
+            host_reply: None,
             status: Some(200),
             headers: vec![],
             body: b"nope".to_vec(),
@@ -931,6 +936,7 @@ fn cors_on_preflights_errors_and_answers() {
     let h = head("GET", "/stage/open", &[("origin", "http://app.test")]);
     let routed = outcome_of(&g, &h, &cells).unwrap();
     let resp = UpstreamAnswer {
+        host_reply: None,
         status: Some(200),
         headers: vec![],
         body: br#"{"statusCode":200,"headers":{"Access-Control-Allow-Origin":"*"}}"#.to_vec(),
@@ -982,6 +988,7 @@ fn lambda_non_proxy_content_handling() {
     assert_eq!(call.body, br#"{"image": "iVBORw0KGgoA"}"#);
     // The function returns its image as a base64 string; the client gets the bytes.
     let resp = UpstreamAnswer {
+        host_reply: None,
         status: Some(200),
         headers: vec![("x-amzn-RequestId".into(), "r".into())],
         body: br#""iVBORw0KGgoA""#.to_vec(),

@@ -176,6 +176,7 @@ impl Env {
                 Step::Call(c) => {
                     payload = Some(serde_json::from_slice(&c.request.body).unwrap());
                     let answer = UpstreamAnswer {
+                        host_reply: None,
                         status: Some(200),
                         headers: vec![],
                         body: br#"{"statusCode": 200, "body": "backend"}"#.to_vec(),

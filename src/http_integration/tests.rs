@@ -299,6 +299,7 @@ fn passthrough_behavior_refuses_unmatched_media_types() {
 #[test]
 fn answers_are_classified_and_passed_through() {
     let answer = |status: Option<u16>, headers: &[(&str, &str)], body: &str| UpstreamAnswer {
+        host_reply: None,
         status,
         headers: crate::http::headers_of(headers),
         body: body.as_bytes().to_vec(),

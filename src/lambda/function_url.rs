@@ -363,6 +363,7 @@ mod tests {
 
     fn resp(status: Option<u16>, headers: &[(&str, &str)], body: &str) -> UpstreamAnswer {
         UpstreamAnswer {
+            host_reply: None,
             status,
             headers: h(headers),
             body: body.as_bytes().to_vec(),

@@ -211,9 +211,17 @@ pub enum TransportFailure {
 /// Whether an answer is Envoy's own report of a transport failure rather than the
 /// upstream's: 504 `upstream request timeout` when the call's timeout fires, 503
 /// `upstream connect error …` / `no healthy upstream` when nothing answers, or no response
-/// headers at all. Answers carrying AWS's `x-amzn-RequestId` are never Envoy's. `what` names
-/// the upstream in the message.
+/// headers at all. An answer the host marked as its own ([`UpstreamAnswer::host_reply`], a
+/// forwarded request) is one whatever its body says. Answers carrying AWS's
+/// `x-amzn-RequestId` are never Envoy's. `what` names the upstream in the message.
 pub fn transport_failure(resp: &UpstreamAnswer, what: &str) -> Option<TransportFailure> {
+    if let Some(why) = &resp.host_reply {
+        return Some(if why.contains("timeout") {
+            TransportFailure::Timeout
+        } else {
+            TransportFailure::Unreachable(format!("{what} failed: {why}"))
+        });
+    }
     let Some(status) = resp.status else {
         return Some(TransportFailure::Unreachable(format!(
             "no response from {what}"
@@ -366,6 +374,7 @@ mod tests {
 
     fn resp(status: Option<u16>, headers: &[(&str, &str)], body: &str) -> UpstreamAnswer {
         UpstreamAnswer {
+            host_reply: None,
             status,
             headers: headers
                 .iter()

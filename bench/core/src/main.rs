@@ -89,6 +89,7 @@ fn head(method: &str, path: &str, now_ms: u64) -> RequestHead {
         request_id: "c412d592-1e2e-4b96-8775-5a995112f4e7".into(),
         now_ms,
         client_cert: None,
+        body_follows: false,
     }
 }
 
@@ -131,6 +132,7 @@ fn main() {
     let hello = routed("GET", "/prod/hello");
     let order = routed("POST", "/prod/orders/7?currency=EUR");
     let answer = UpstreamAnswer {
+        host_reply: None,
         status: Some(200),
         headers: vec![("x-amzn-requestid".into(), "stand-in".into())],
         body: STAND_IN.as_bytes().to_vec(),
@@ -272,6 +274,7 @@ fn main() {
         Start::Respond(o) => panic!("{shop_path}: {}", o.reply.body_text()),
     };
     let backend_answer = UpstreamAnswer {
+        host_reply: None,
         status: Some(200),
         headers: vec![
             ("content-type".into(), "application/json".into()),
