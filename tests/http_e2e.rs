@@ -2,7 +2,9 @@
 //! request and the backend's answer through, `http` with templates, parameter mappings and
 //! integration responses selected by the backend's status, stage variables in URIs, TLS to
 //! a backend with a private CA, and backends that are slow, refuse connections, answer
-//! garbage or answer too much.
+//! garbage or answer too much. The main suite runs with the integration request forwarded in
+//! place of the client's (`forwarding: ROUTER`) and dispatched (`DISPATCH`): the answers are
+//! the same.
 
 #![cfg(not(target_arch = "wasm32"))]
 #![allow(
@@ -110,6 +112,9 @@ fn backend_script(r: &Recorded) -> StubReply {
     if path.starts_with("/v2/orders/7") {
         return StubReply::payload(r#"{"error": "no stock"}"#).status(409);
     }
+    if path.starts_with("/v2/orders/4") {
+        return StubReply::payload("").status(204);
+    }
     if path.starts_with("/v2/orders/9") {
         return StubReply::payload("oops")
             .status(503)
@@ -119,15 +124,24 @@ fn backend_script(r: &Recorded) -> StubReply {
 }
 
 #[test]
-fn http_proxy_and_http_integrations_reach_a_backend() {
+fn http_proxy_and_http_integrations_reach_a_backend_forwarded() {
+    reach_a_backend("ROUTER");
+}
+
+#[test]
+fn http_proxy_and_http_integrations_reach_a_backend_dispatched() {
+    reach_a_backend("DISPATCH");
+}
+
+fn reach_a_backend(forwarding: &str) {
     let backend = InvokeStub::start(backend_script);
     let (refused, garbage) = (closed_port(), garbage_server());
     let deployment = format!(
-        "stage: dev\nstageVariables:\n  backend: 127.0.0.1:{}\nlambda:\n  endpoint: http://127.0.0.1:9\nlimits:\n  maxResponseBytes: 4096\n",
+        "stage: dev\nstageVariables:\n  backend: 127.0.0.1:{}\nlambda:\n  endpoint: http://127.0.0.1:9\nlimits:\n  maxResponseBytes: 4096\nforwarding: {forwarding}\n",
         backend.port
     );
     let envoy = Envoy::start(
-        "http",
+        &format!("http-{}", forwarding.to_lowercase()),
         &deployment,
         &export(backend.port, refused, garbage),
         2,
@@ -152,6 +166,18 @@ fn http_proxy_and_http_integrations_reach_a_backend() {
     );
     assert_eq!(seen.header("x-forwarded-for"), Some("127.0.0.1"));
     assert_eq!(seen.body, b"raw body");
+    // Nothing of the gateway's own plumbing reaches the backend or the client. (A
+    // dispatched call is Envoy's internal request: its async client adds `x-envoy-internal`
+    // and `x-envoy-expected-rq-timeout-ms`; the forwarding router adds nothing.)
+    for (name, _) in &seen.headers {
+        let name = name.to_ascii_lowercase();
+        assert!(!name.starts_with("x-apigw-edge"), "{name}");
+        assert!(
+            forwarding == "DISPATCH" || !name.starts_with("x-envoy"),
+            "{name}"
+        );
+    }
+    assert!(r.header("x-envoy-upstream-service-time").is_none());
     assert_eq!(r.headers_named("set-cookie"), vec!["a=1", "b=2"]);
     assert_eq!(r.header("x-amzn-remapped-server"), Some("backend/1.0"));
     assert!(r.header("x-amzn-requestid").is_some());
@@ -189,6 +215,15 @@ fn http_proxy_and_http_integrations_reach_a_backend() {
     );
     let r = envoy.request("POST", "/dev/orders/9", &[json_ct], br#"{"qty": 1}"#);
     assert_eq!((r.status, r.header("x-upstream")), (502, Some("b-9")));
+    // An answer without a body still gets the template's.
+    let r = envoy.request("POST", "/dev/orders/4", &[json_ct], br#"{"qty": 1}"#);
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (201, r#"{"created": null}"#),
+        "{}",
+        envoy.log()
+    );
+    assert_eq!(r.header("content-type"), Some("application/json"));
     // passthroughBehavior NEVER: a media type without a template is refused before any call.
     let before = backend.requests().len();
     let r = envoy.request(
