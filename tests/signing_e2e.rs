@@ -184,7 +184,7 @@ fn signed_lambda(ca: &TestCa, verifier: &Arc<Verifier>) -> InvokeStub {
 
 fn api() -> Value {
     json!({"swagger": "2.0", "paths": {
-        "/hello": {"get": proxy_op("hello")},
+        "/hello": {"get": proxy_op("hello"), "post": proxy_op("hello")},
         "/live": {"get": {"x-amazon-apigateway-integration": {"type": "aws_proxy", "httpMethod": "POST",
             "uri": lambda_uri("hello:${stageVariables.alias}")}}}
     }})
@@ -245,7 +245,16 @@ fn envoy_signs_invoke_calls_through_its_upstream_filter() {
         r.text(),
         "signed call to /2015-03-31/functions/hello/invocations?Qualifier=live"
     );
-    assert_eq!(verifier.checked(), 2);
+    // A POST is forwarded through Envoy's router; the cluster's signer signs it the same.
+    let r = envoy.request(
+        "POST",
+        "/prod/hello",
+        &[("content-type", "application/json")],
+        br#"{"a": 1}"#,
+    );
+    assert_eq!(r.status, 200, "{}
+{}", r.text(), envoy.log());
+    assert_eq!(verifier.checked(), 3);
     let call = lambda.last("hello");
     assert!(call
         .header("authorization")
@@ -258,7 +267,7 @@ fn envoy_signs_invoke_calls_through_its_upstream_filter() {
         .filter(|(k, _)| k.ends_with(".aws_request_signing.signing_added"))
         .map(|(_, v)| v.parse::<u64>().unwrap())
         .sum();
-    assert_eq!(signed, 2, "Envoy's signer did not count the calls");
+    assert_eq!(signed, 3, "Envoy's signer did not count the calls");
 }
 
 #[test]
@@ -285,7 +294,15 @@ fn filter_signs_invoke_calls_with_credentials_from_named_variables() {
         let r = envoy.get(path);
         assert_eq!(r.status, 200, "{path}: {}\n{}", r.text(), envoy.log());
     }
-    assert_eq!(verifier.checked(), 3);
+    // Forwarded through Envoy's router, the filter's signature still holds.
+    let r = envoy.request(
+        "POST",
+        "/prod/hello",
+        &[("content-type", "application/json")],
+        br#"{"a": 1}"#,
+    );
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), envoy.log());
+    assert_eq!(verifier.checked(), 4);
     // Envoy's signer is not in the path: the filter's own headers are the only signed ones.
     let call = lambda.last("hello");
     let auth = call.header("authorization").unwrap();
