@@ -16,8 +16,14 @@ Rows (all against the same stand-in Lambda, a second Envoy answering a fixed pro
       filter once per worker and then found in its cache; the stand-in serves the pool's JWKS,
       bench/cognito.json)
   TP  apigw-edge, http_proxy integration to the stand-in as an HTTP backend: the same pipeline
-      as T, then the backend request and its answer passed through (B1 is what forwarding it
-      through Envoy's router instead of a second HTTP exchange could at best approach)
+      as T, then the backend request sent in place of the client's through Envoy's router
+      (forwarding: ROUTER, the default) and its answer passed through
+  TPD TP with forwarding: DISPATCH (the backend request as a second HTTP exchange)
+  B1P B1 for a POST with a JSON body
+  TF  apigw-edge, proxy integration for a POST with a JSON body: the Invoke request sent in
+      place of the client's through Envoy's router (a GET has no body to replace, so T is
+      always dispatched)
+  TFD TF with forwarding: DISPATCH
   TSE T with calls signed by Envoy's aws_request_signing filter
   TSF T with calls signed by the filter itself
 
@@ -78,6 +84,7 @@ TARGETS = [
     ("TA / T CPU per request (cached authorizer)", "TA/T cpu", "<=", 1.10),
     ("TC / T CPU per request (Cognito token)", "TC/T cpu", "<=", 1.15),
     ("TP / T throughput (http_proxy against Lambda proxy)", "TP/T", ">=", 1.0),
+    ("TF / B1P throughput (a forwarded POST against plain routing)", "TF/B1P", ">=", 0.6),
     ("added p99 of T over B1 at half load (us)", "T-B1 p99 us", "<=", 75),
     ("added RSS per extra worker VM (MiB)", "rss per VM MiB", "<=", 8),
     ("release .wasm (KiB)", "wasm KiB", "<=", 800),
@@ -207,6 +214,15 @@ def configs():
         subprocess.run([str(CLI), "render", str(dep), "--wasm", str(WASM), "--out", str(out)],
                        check=True, stdout=subprocess.DEVNULL)
         rows[name] = (out, env)
+    # The same deployment with every integration request dispatched.
+    dispatch = WORK / "deployment-D.yaml"
+    dispatch.write_text((WORK / "deployment-T.yaml").read_text() + "forwarding: DISPATCH\n")
+    subprocess.run([str(CLI), "render", str(dispatch), "--wasm", str(WASM), "--out",
+                    str(WORK / "D.yaml")], check=True, stdout=subprocess.DEVNULL)
+    for row in ["TPD", "TFD"]:
+        rows[row] = (WORK / "D.yaml", {})
+    rows["B1P"] = rows["B1"]
+    rows["TF"] = rows["T"]
     rows["TV"] = rows["T"]
     rows["TP"] = rows["T"]
     rows["TH"] = rows["T"]
@@ -228,10 +244,15 @@ REQUESTS = {
     "TV": ("POST", "/prod/orders/7?currency=EUR", {"x-api-key": KEY, "content-type": "application/json"}, ORDER),
     "TH": ("GET", "/prod/cached", {"x-api-key": KEY}, None),
     "TP": ("GET", "/prod/backend/hello", {"x-api-key": KEY}, None),
+    "TPD": ("GET", "/prod/backend/hello", {"x-api-key": KEY}, None),
+    "B1P": ("POST", "/prod/hello", {"content-type": "application/json"}, ORDER),
+    "TF": ("POST", "/prod/hello", {"x-api-key": KEY, "content-type": "application/json"}, ORDER),
+    "TFD": ("POST", "/prod/hello", {"x-api-key": KEY, "content-type": "application/json"}, ORDER),
     "TA": ("GET", "/prod/guarded", {"x-api-key": KEY, "authorization": "Bearer bench-token"}, None),
     "TC": ("GET", "/prod/cognito", {"x-api-key": KEY, "authorization": ID_TOKEN}, None),
 }
-ROWS = ["B0", "B1", "B3", "BD", "NL", "T", "TV", "TH", "TA", "TC", "TP", "TSE", "TSF"]
+ROWS = ["B0", "B1", "B3", "BD", "NL", "T", "TV", "TH", "TA", "TC", "TP", "TPD", "B1P", "TF", "TFD",
+        "TSE", "TSF"]
 
 
 class Envoy:
@@ -536,6 +557,7 @@ def report(results, rows):
         "TA/T cpu": cpu_ratio(results, "TA", "T"),
         "TC/T cpu": cpu_ratio(results, "TC", "T"),
         "TP/T": ratio(results, "TP", "T"),
+        "TF/B1P": ratio(results, "TF", "B1P"),
     }
     results["metrics"] = metrics
     print("\n| target | measured | bound | holds |")
@@ -550,7 +572,8 @@ def report(results, rows):
     extra = {"TSE/T": ratio(results, "TSE", "T"), "TSF/T": ratio(results, "TSF", "T"),
              "TV/T": ratio(results, "TV", "T"), "NL/B1": ratio(results, "NL", "B1"),
              "T/BD": ratio(results, "T", "BD"), "BD/B1": ratio(results, "BD", "B1"),
-             "TP/B1": ratio(results, "TP", "B1")}
+             "TP/B1": ratio(results, "TP", "B1"), "TP/TPD": ratio(results, "TP", "TPD"),
+             "TF/TFD": ratio(results, "TF", "TFD")}
     if "latency_at_half_t" in results:
         lt = results["latency_at_half_t"]
         med = lambda r, k: statistics.median(x[k] for x in lt[r])
