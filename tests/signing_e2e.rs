@@ -252,8 +252,14 @@ fn envoy_signs_invoke_calls_through_its_upstream_filter() {
         &[("content-type", "application/json")],
         br#"{"a": 1}"#,
     );
-    assert_eq!(r.status, 200, "{}
-{}", r.text(), envoy.log());
+    assert_eq!(
+        r.status,
+        200,
+        "{}
+{}",
+        r.text(),
+        envoy.log()
+    );
     assert_eq!(verifier.checked(), 3);
     let call = lambda.last("hello");
     assert!(call
