@@ -5,6 +5,12 @@ Rows (all against the same stand-in Lambda, a second Envoy answering a fixed pro
   B0  Envoy direct_response with the body and headers of a cache hit (the floor)
   B1  Envoy routing plainly to the stand-in (no wasm)
   B3  B1 plus a no-op proxy-wasm filter (the fixed cost of a wasm VM)
+  BL  a minimal proxy-wasm filter that answers each request with a local reply (403, a small
+      JSON body, one header); BLH the same with 20 more headers
+  X*  B3's no-op filter making 50 host calls of one kind per request, then letting the request
+      through: XH read the request headers, XP a property, XG a shared-data read, XS a
+      shared-data read and compare-and-swap write, XM a counter increment, XT the clock, XW
+      set a request header. The cost of one call is (CPU per request - B3's) / 50.
   BD  a minimal proxy-wasm filter that answers each request with one dispatch_http_call to the
       stand-in (the floor of any proxy-wasm design that calls Lambda per request)
   NL  Envoy's native aws_lambda filter invoking the stand-in (inline dummy credentials)
@@ -187,6 +193,12 @@ def configs():
         "@type": "type.googleapis.com/google.protobuf.StringValue", "value": "dispatch"}
     dispatch["typed_config"]["config"]["allow_on_headers_stop_iteration"] = True
     rows["BD"] = (write("BD", bootstrap("bd", PORT, ADMIN, to_stand_in(), [dispatch], [stand_in_cluster()])), {})
+    for row, mode in HOST_CALL_ROWS.items():
+        f = json.loads(json.dumps(noop))
+        f["typed_config"]["config"]["configuration"] = {
+            "@type": "type.googleapis.com/google.protobuf.StringValue", "value": mode}
+        rows[row] = (write(row, bootstrap(row.lower(), PORT, ADMIN, to_stand_in(), [f],
+                                          [stand_in_cluster()])), {})
     lambda_filter = {"name": "envoy.filters.http.aws_lambda", "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.aws_lambda.v3.Config",
         "arn": "arn:aws:lambda:us-east-1:123456789012:function:hello",
@@ -231,6 +243,20 @@ def configs():
     return rows
 
 
+# The no-op filter's modes for the host-call rows (see bench/noop-filter), and how many calls
+# each makes per request.
+HOST_CALLS = 50
+HOST_CALL_ROWS = {
+    "BL": "reply 0", "BLH": "reply 20",
+    "XH": f"calls headers {HOST_CALLS}", "XP": f"calls property {HOST_CALLS}",
+    "XG": f"calls shared_get {HOST_CALLS}", "XS": f"calls shared_cas {HOST_CALLS}",
+    "XM": f"calls metric {HOST_CALLS}", "XT": f"calls time {HOST_CALLS}",
+    "XW": f"calls set_header {HOST_CALLS}",
+}
+HOST_CALL_NAMES = {"XH": "read the request header map", "XP": "read a property (source.address)",
+                   "XG": "shared-data read", "XS": "shared-data read + compare-and-swap write",
+                   "XM": "counter increment", "XT": "clock read", "XW": "set a request header"}
+
 # What the load generator sends for each row: method, path, headers, body.
 REQUESTS = {
     "B0": ("GET", "/prod/hello", {}, None),
@@ -251,8 +277,9 @@ REQUESTS = {
     "TA": ("GET", "/prod/guarded", {"x-api-key": KEY, "authorization": "Bearer bench-token"}, None),
     "TC": ("GET", "/prod/cognito", {"x-api-key": KEY, "authorization": ID_TOKEN}, None),
 }
+REQUESTS.update({row: ("GET", "/prod/hello", {}, None) for row in HOST_CALL_ROWS})
 ROWS = ["B0", "B1", "B3", "BD", "NL", "T", "TV", "TH", "TA", "TC", "TP", "TPD", "B1P", "TF", "TFD",
-        "TSE", "TSF"]
+        "TSE", "TSF", "BL", "BLH", "XH", "XP", "XG", "XS", "XM", "XT", "XW"]
 
 
 class Envoy:
@@ -378,6 +405,31 @@ def start_row(cfg, row):
     return dut
 
 
+def profile(cfg, row, seconds):
+    """Samples the Envoy under test with perf while wrk loads `row`; prints where its CPU goes
+    (by library and symbol; the filter's compiled wasm shows as V8's JIT code)."""
+    _, path, _, _ = REQUESTS[row]
+    dut = start_row(cfg, row)
+    data = WORK / f"perf-{row}.data"
+    try:
+        load = subprocess.Popen(["taskset", "-c", "1", "wrk", "-t1", "-c16", f"-d{seconds + 2}s",
+                                 "-s", str(wrk_script(row)), f"http://127.0.0.1:{PORT}{path}"],
+                                stdout=subprocess.DEVNULL)
+        time.sleep(1)
+        subprocess.run(["perf", "record", "-F", "999", "-g", "-o", str(data), "-p",
+                        str(dut.proc.pid), "--", "sleep", str(seconds)],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        load.wait()
+    finally:
+        dut.stop()
+    for sort in ("dso", "dso,symbol"):
+        out = subprocess.run(["perf", "report", "-i", str(data), "--stdio", "--no-children",
+                              "--sort", sort, "--percent-limit", "1", "-g", "none"],
+                             capture_output=True, text=True, check=True).stdout
+        print(f"\nperf, {row}, by {sort} (samples of the Envoy process, percent):")
+        print("\n".join(l for l in out.splitlines() if l.strip() and not l.startswith("#")))
+
+
 def latency_rounds(cfg, rows, args, rate, store):
     """Open-loop latency of each row at `rate`, rows interleaved over the rounds."""
     for rnd in range(args.rounds):
@@ -423,10 +475,21 @@ def main():
     ap.add_argument("--rows", default=",".join(ROWS))
     ap.add_argument("--out", default=str(WORK / "results.json"))
     ap.add_argument("--no-core", action="store_true", help="skip the core micro-benchmarks")
+    ap.add_argument("--profile", metavar="ROW",
+                    help="only sample one row's Envoy with perf (Debian linux-perf) and print its top costs")
     args = ap.parse_args()
     rows = [r for r in args.rows.split(",") if r]
     WORK.mkdir(parents=True, exist_ok=True)
     cfg = configs()
+    if args.profile:
+        stand_in = Envoy(cfg["stand_in"][0], {}, "1", port=STAND_IN_PORT, admin=STAND_IN_ADMIN,
+                         base_id=1, name="stand_in")
+        stand_in.wait_ready()
+        try:
+            profile(cfg, args.profile, args.seconds)
+        finally:
+            stand_in.stop()
+        return
 
     stand_in = Envoy(cfg["stand_in"][0], {}, "1", port=STAND_IN_PORT, admin=STAND_IN_ADMIN,
                      base_id=1, name="stand_in")
@@ -527,6 +590,29 @@ def cpu_ratio(results, a, b):
     return statistics.median(cpu[a]) / statistics.median(cpu[b])
 
 
+def host_call_table(results):
+    """The cost of one host call of each kind: the X rows over B3, per call."""
+    cpu = {r: statistics.median(v) for r, v in results["cpu_us_per_request"].items() if v}
+    if "B3" not in cpu:
+        return
+    costs = {}
+    for row, name in HOST_CALL_NAMES.items():
+        if row in cpu:
+            costs[name] = (cpu[row] - cpu["B3"]) / HOST_CALLS
+    if "BL" in cpu and "BLH" in cpu:
+        costs["one more header in a local reply"] = (cpu["BLH"] - cpu["BL"]) / 20
+    if "BL" in cpu:
+        costs["a local reply from the filter, against letting the request through (BL - B3)"] = \
+            cpu["BL"] - cpu["B3"]
+    if not costs:
+        return
+    results["host_call_us"] = costs
+    print(f"\n| host call (B3's filter making {HOST_CALLS} per request) | us per call |")
+    print("| --- | --- |")
+    for name, us in costs.items():
+        print(f"| {name} | {us:.2f} |")
+
+
 def report(results, rows):
     m = results["machine"]
     print(f"\napigw-edge benchmark: Envoy {m['envoy']} ({m['runtime']}), {m['cpu']}, {m['cores']} cores, "
@@ -588,6 +674,7 @@ def report(results, rows):
     print("start to first response ms: " + ", ".join(f"{k} {v['median']:.0f} ({v['min']:.0f}-{v['max']:.0f})"
                                                      for k, v in s.items()))
     print(f"release .wasm: {results['wasm_bytes']} bytes ({results['wasm_bytes'] / 1024:.0f} KiB)")
+    host_call_table(results)
     print("\n| core step | native ns | wasm32 ns (Node) | wasm/native |")
     print("| --- | --- | --- | --- |")
     for k, v in results["core"].items():

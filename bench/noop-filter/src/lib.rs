@@ -5,20 +5,46 @@
 //! - Configuration `dispatch`: answers every request itself with the body of one
 //!   `dispatch_http_call` to the `lambda` cluster, sending a fixed 1.4 KB payload (row BD,
 //!   the floor of any proxy-wasm design that calls Lambda for each request).
+//! - Configuration `calls KIND N`: makes N host calls of one kind per request, then lets it
+//!   through as the empty configuration does (rows X*: the cost of one call is the row's CPU
+//!   per request over B3's, divided by N). Kinds: `headers` (read the request header map),
+//!   `property` (`source.address`), `shared_get`, `shared_cas` (read, then write with the
+//!   version read), `metric` (increment a counter), `time` (the clock), `set_header`.
+//! - Configuration `reply K`: answers every request itself with a local reply carrying K
+//!   headers and a small JSON body.
 
 use std::time::Duration;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Warn);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { dispatch: false }) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { mode: Mode::Pass }) });
 }}
 
+#[derive(Clone, Copy)]
+enum Kind {
+    Headers,
+    Property,
+    SharedGet,
+    SharedCas,
+    Metric(u32),
+    Time,
+    SetHeader,
+}
+
+#[derive(Clone, Copy)]
+enum Mode {
+    Pass,
+    Dispatch,
+    Calls(Kind, u32),
+    Reply(usize),
+}
+
 struct Root {
-    dispatch: bool,
+    mode: Mode,
 }
 
 impl Context for Root {}
@@ -29,16 +55,48 @@ impl RootContext for Root {
             .ok()
             .flatten()
             .unwrap_or_default();
-        self.dispatch = config.starts_with(b"dispatch");
+        let config = String::from_utf8_lossy(&config);
+        let words: Vec<&str> = config.split_whitespace().collect();
+        let number = |i: usize| {
+            words
+                .get(i)
+                .and_then(|w| w.parse::<u32>().ok())
+                .unwrap_or(1)
+        };
+        self.mode = match words.first().copied() {
+            Some("dispatch") => Mode::Dispatch,
+            Some("reply") => Mode::Reply(number(1) as usize),
+            Some("calls") => {
+                let kind = match words.get(1).copied() {
+                    Some("headers") => Kind::Headers,
+                    Some("property") => Kind::Property,
+                    Some("shared_get") => Kind::SharedGet,
+                    Some("shared_cas") => Kind::SharedCas,
+                    Some("metric") => Kind::Metric(
+                        hostcalls::define_metric(MetricType::Counter, "bench_noop_calls")
+                            .unwrap_or(0),
+                    ),
+                    Some("time") => Kind::Time,
+                    Some("set_header") => Kind::SetHeader,
+                    _ => return false,
+                };
+                if let Kind::SharedGet | Kind::SharedCas = kind {
+                    let _ = hostcalls::set_shared_data(KEY, Some(&[0u8; 16]), None);
+                }
+                Mode::Calls(kind, number(2))
+            }
+            _ => Mode::Pass,
+        };
         true
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        if self.dispatch {
-            Some(Box::new(Dispatch))
-        } else {
-            Some(Box::new(Pass))
-        }
+        Some(match self.mode {
+            Mode::Pass => Box::new(Pass),
+            Mode::Dispatch => Box::new(Dispatch),
+            Mode::Calls(kind, n) => Box::new(Calls { kind, n }),
+            Mode::Reply(k) => Box::new(Reply { headers: k }),
+        })
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -88,6 +146,84 @@ impl HttpContext for Dispatch {
         if sent.is_err() {
             let _ = hostcalls::send_http_response(500, vec![], None);
         }
+        Action::Pause
+    }
+}
+
+/// The shared-data key the `shared_*` kinds read and write.
+const KEY: &str = "bench-noop";
+
+struct Calls {
+    kind: Kind,
+    n: u32,
+}
+
+impl Context for Calls {}
+
+impl HttpContext for Calls {
+    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        for i in 0..self.n {
+            match self.kind {
+                Kind::Headers => {
+                    let _ = hostcalls::get_map_bytes(MapType::HttpRequestHeaders);
+                }
+                Kind::Property => {
+                    let _ = hostcalls::get_property(vec!["source", "address"]);
+                }
+                Kind::SharedGet => {
+                    let _ = hostcalls::get_shared_data(KEY);
+                }
+                Kind::SharedCas => {
+                    if let Ok((Some(v), cas)) = hostcalls::get_shared_data(KEY) {
+                        let _ = hostcalls::set_shared_data(KEY, Some(&v), cas);
+                    }
+                }
+                Kind::Metric(id) => {
+                    let _ = hostcalls::increment_metric(id, 1);
+                }
+                Kind::Time => {
+                    let _ = hostcalls::get_current_time();
+                }
+                Kind::SetHeader => {
+                    let _ = hostcalls::set_map_value_bytes(
+                        MapType::HttpRequestHeaders,
+                        "x-bench",
+                        Some(&i.to_le_bytes()),
+                    );
+                }
+            }
+        }
+        Action::Continue
+    }
+}
+
+/// A small JSON body like a gateway error's.
+const REPLY_BODY: &[u8] = br#"{"message":"Missing Authentication Token"}"#;
+
+/// Header names and values of the `reply` mode (up to 32).
+const NAMES: [&str; 32] = [
+    "x-h00", "x-h01", "x-h02", "x-h03", "x-h04", "x-h05", "x-h06", "x-h07", "x-h08", "x-h09",
+    "x-h10", "x-h11", "x-h12", "x-h13", "x-h14", "x-h15", "x-h16", "x-h17", "x-h18", "x-h19",
+    "x-h20", "x-h21", "x-h22", "x-h23", "x-h24", "x-h25", "x-h26", "x-h27", "x-h28", "x-h29",
+    "x-h30", "x-h31",
+];
+
+struct Reply {
+    headers: usize,
+}
+
+impl Context for Reply {}
+
+impl HttpContext for Reply {
+    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        let mut headers = vec![("content-type", "application/json")];
+        headers.extend(
+            NAMES
+                .iter()
+                .take(self.headers)
+                .map(|n| (*n, "c6af9ac6-7b61-11e6-9a41-93e8deadbeef")),
+        );
+        let _ = hostcalls::send_http_response(403, headers, Some(REPLY_BODY));
         Action::Pause
     }
 }
