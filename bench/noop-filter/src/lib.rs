@@ -185,10 +185,11 @@ impl HttpContext for Calls {
                     let _ = hostcalls::get_current_time();
                 }
                 Kind::SetHeader => {
+                    let value = [b'a' + (i % 26) as u8];
                     let _ = hostcalls::set_map_value_bytes(
                         MapType::HttpRequestHeaders,
                         "x-bench",
-                        Some(&i.to_le_bytes()),
+                        Some(&value),
                     );
                 }
             }
@@ -197,7 +198,7 @@ impl HttpContext for Calls {
     }
 }
 
-/// A small JSON body like a gateway error's.
+/// A small JSON body, like a cache hit's.
 const REPLY_BODY: &[u8] = br#"{"message":"Missing Authentication Token"}"#;
 
 /// Header names and values of the `reply` mode (up to 32).
@@ -223,7 +224,7 @@ impl HttpContext for Reply {
                 .take(self.headers)
                 .map(|n| (*n, "c6af9ac6-7b61-11e6-9a41-93e8deadbeef")),
         );
-        let _ = hostcalls::send_http_response(403, headers, Some(REPLY_BODY));
+        let _ = hostcalls::send_http_response(200, headers, Some(REPLY_BODY));
         Action::Pause
     }
 }
