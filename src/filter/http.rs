@@ -204,10 +204,10 @@ impl Request {
     /// cluster and timeout for the route) and its body replace the request's, and the
     /// request goes on to Envoy's router.
     fn forward(&mut self, ex: Box<Exchange>, call: &UpstreamCall) -> Action {
-        let scheme = host::headers(MapType::HttpRequestHeaders)
-            .into_iter()
-            .find(|(k, _)| k == ":scheme")
-            .map_or_else(|| "http".to_string(), |(_, v)| v);
+        // The head read at the start carries the pseudo-headers: no second read of the map.
+        let scheme = crate::http::header(&ex.head.headers, ":scheme")
+            .unwrap_or("http")
+            .to_string();
         let timeout = call.timeout_ms.to_string();
         let length = call.body.len().to_string();
         let mut headers: Vec<(&str, &str)> = call
@@ -361,14 +361,10 @@ impl Context for Request {
             self.drive(ex, step);
             return;
         }
-        let mut headers = host::headers(MapType::HttpCallResponseHeaders);
-        let status = headers
-            .iter()
-            .find(|(k, _)| k == ":status")
-            .and_then(|(_, v)| v.parse::<u16>().ok());
+        let (status, mut headers) = answer_head(MapType::HttpCallResponseHeaders);
         // Envoy's async client adds its own timing header to the answer; the router that
         // carries forwarded requests is configured not to, and the answers agree.
-        headers.retain(|(k, _)| !k.starts_with(':') && k != "x-envoy-upstream-service-time");
+        headers.retain(|(k, _)| k != "x-envoy-upstream-service-time");
         let answer = UpstreamAnswer {
             host_reply: None,
             status,
@@ -383,6 +379,14 @@ impl Context for Request {
             }
         }
     }
+}
+
+/// An upstream answer's status and its headers without the pseudo-headers.
+fn answer_head(map: MapType) -> (Option<u16>, Vec<(String, String)>) {
+    let mut headers = host::headers(map);
+    let status = crate::http::header(&headers, ":status").and_then(|v| v.parse::<u16>().ok());
+    headers.retain(|(k, _)| !k.starts_with(':'));
+    (status, headers)
 }
 
 /// Aborts the VM on request, so tests can show that Envoy reloads it. Only builds with the
@@ -423,12 +427,7 @@ impl HttpContext for Request {
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         if let Phase::Forwarded { answer, .. } = &mut self.phase {
-            let mut headers = host::headers(MapType::HttpResponseHeaders);
-            let status = headers
-                .iter()
-                .find(|(k, _)| k == ":status")
-                .and_then(|(_, v)| v.parse::<u16>().ok());
-            headers.retain(|(k, _)| !k.starts_with(':'));
+            let (status, headers) = answer_head(MapType::HttpResponseHeaders);
             let head = UpstreamAnswer {
                 host_reply: host::property_text(&["response", "code_details"])
                     .filter(|d| d != "via_upstream"),

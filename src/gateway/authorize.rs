@@ -163,7 +163,7 @@ impl Gateway {
             authorizer::TIMEOUT_MS,
         );
         self.sign(&mut request, host.now_ms);
-        Some(ex.call(CallKind::Authorizer, request, host.now_ms, key))
+        Some(ex.call(CallKind::Authorizer, request, host.now_ms, key, false))
     }
 
     /// The authorizer's answer: `None` goes on to the next stage.

@@ -170,13 +170,15 @@ impl Exchange {
         self.events.push(e);
     }
 
-    /// Asks the glue for a call, remembering what the request now waits for.
+    /// Asks the glue for a call (sent in place of the client's request when `forward`),
+    /// remembering what the request now waits for.
     pub(super) fn call(
         &mut self,
         kind: CallKind,
         request: UpstreamCall,
         now_ms: u64,
         auth_key: Option<String>,
+        forward: bool,
     ) -> Step {
         self.waiting = Some(Waiting {
             kind,
@@ -186,7 +188,7 @@ impl Exchange {
         Step::Call(Call {
             kind,
             request,
-            forward: false,
+            forward,
         })
     }
 
@@ -409,11 +411,7 @@ impl Gateway {
                     r.template_context = context;
                 }
                 let forward = self.forwards(&ex.head, &request);
-                let mut step = ex.call(CallKind::Integration, request, host.now_ms, None);
-                if let Step::Call(call) = &mut step {
-                    call.forward = forward;
-                }
-                Some(step)
+                Some(ex.call(CallKind::Integration, request, host.now_ms, None, forward))
             }
             Err(o) => Some(Step::Reply(Box::new(o))),
         }
