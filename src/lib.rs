@@ -13,6 +13,7 @@ pub mod aws_service;
 pub mod cache;
 pub mod client_cert;
 pub mod config;
+pub mod connection;
 pub mod control;
 pub mod cors;
 pub mod error;

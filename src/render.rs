@@ -14,6 +14,7 @@ use crate::config::{
     CertificateFiles, CredentialProvider, Deployment, EnvoySettings, FilterConfig, Forwarding,
     Lambda, ListenerTls, SigningMode,
 };
+use crate::connection;
 use crate::control::ControlConfig;
 use crate::error::ConfigError;
 use crate::gateway::{Backend, Gateway};
@@ -340,7 +341,16 @@ pub fn bootstrap(cfg: &FilterConfig, wasm_path: &str) -> Result<Value, Vec<Confi
     else {
         return Err(errors);
     };
-    let filter_config = cfg.to_json().to_string();
+    // The listener's first filter writes each request's connection facts into a header the
+    // gateway reads with the others (see `connection_filter`).
+    let mut embedded = cfg.to_json();
+    if let Some(envoy) = embedded
+        .pointer_mut("/deployment/envoy")
+        .and_then(Value::as_object_mut)
+    {
+        envoy.insert("connectionHeader".into(), json!(true));
+    }
+    let filter_config = embedded.to_string();
     // Envoy buffers the body while the filter waits for it, and a forwarded request's
     // answer while the filter rewrites it; leave room above both limits.
     let buffer_limit = d
@@ -369,6 +379,9 @@ pub fn bootstrap(cfg: &FilterConfig, wasm_path: &str) -> Result<Value, Vec<Confi
     }
     if let (Forwarding::Router, Some(gateway)) = (d.forwarding, listeners.first_mut()) {
         forwarding_route(gateway, longest_timeout_ms);
+    }
+    if let Some(gateway) = listeners.first_mut() {
+        connection_filter(gateway);
     }
     if let Some((host, port)) = control {
         let control_config = json!({ "control": ControlConfig::of(d) }).to_string();
@@ -558,6 +571,31 @@ fn forwarding_route(gateway: &mut Value, longest_timeout_ms: u64) {
 }
 
 /// Memory and connection limits for the whole process.
+/// Puts Envoy's `header_mutation` filter in front of the gateway's: it writes the request's
+/// protocol, peer address and local port into [`connection::HEADER`], replacing any value a
+/// client sent, so the gateway reads them with the request's headers instead of asking the
+/// host for three properties per request.
+fn connection_filter(gateway: &mut Value) {
+    let filters = gateway
+        .pointer_mut("/filter_chains/0/filters/0/typed_config/http_filters")
+        .and_then(Value::as_array_mut);
+    if let Some(filters) = filters {
+        filters.insert(
+            0,
+            json!({
+                "name": "apigw-edge-connection",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
+                    "mutations": {"request_mutations": [{"append": {
+                        "header": {"key": connection::HEADER, "value": connection::ENVOY_FORMAT},
+                        "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"
+                    }}]}
+                }
+            }),
+        );
+    }
+}
+
 fn overload_manager(e: &EnvoySettings) -> Value {
     let heap = "envoy.resource_monitors.fixed_heap";
     json!({
@@ -771,6 +809,52 @@ mod tests {
     /// added, which removes it again) and its router adds no headers; with `DISPATCH` only
     /// the catch-all remains. The buffer limit covers the largest answer held.
     #[test]
+    fn connection_facts_come_from_a_header_envoy_overwrites() {
+        let mut c = cfg(json!({"endpoint": "http://127.0.0.1:9000"}));
+        c.deployment.control = Some("127.0.0.1:9902".into());
+        let b = bootstrap(&c, "/f.wasm").unwrap();
+        let listeners = b["static_resources"]["listeners"].as_array().unwrap();
+        let names = |l: &Value| -> Vec<String> {
+            l["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["name"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(
+            names(&listeners[0]),
+            [
+                "apigw-edge-connection",
+                FILTER_NAME,
+                "envoy.filters.http.router"
+            ]
+        );
+        assert_eq!(names(&listeners[1])[0], CONTROL_NAME);
+        let mutation = http_filter(&listeners[0], "header_mutation.v3.HeaderMutation");
+        assert_eq!(
+            mutation["mutations"]["request_mutations"][0]["append"],
+            json!({
+                "header": {"key": "x-apigw-edge-connection",
+                           "value": "%PROTOCOL% %DOWNSTREAM_REMOTE_ADDRESS% %DOWNSTREAM_LOCAL_PORT%"},
+                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"
+            })
+        );
+        // The gateway is told to trust the header; the deployment itself is left as written.
+        let embedded = wasm_config(&b)["configuration"]["value"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        match crate::config::parse_plugin_config(embedded.as_bytes()).unwrap() {
+            crate::config::PluginConfig::Gateway(g) => {
+                assert!(g.deployment.envoy.connection_header)
+            }
+            crate::config::PluginConfig::Control(_) => panic!("gateway configuration expected"),
+        }
+        assert!(!c.deployment.envoy.connection_header);
+    }
+
+    #[test]
     fn forwarded_requests_get_routes_by_the_cluster_header() {
         let routes = |b: &Value| {
             b.pointer("/static_resources/listeners/0/filter_chains/0/filters/0/typed_config/route_config/virtual_hosts/0/routes")
@@ -808,9 +892,7 @@ mod tests {
             json!([FORWARD_CLUSTER_HEADER])
         );
         assert!(r[2].get("direct_response").is_some());
-        let router = listener["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"][1]
-            ["typed_config"]
-            .clone();
+        let router = http_filter(listener, "router.v3.Router");
         assert_eq!(router["suppress_envoy_headers"], true);
 
         c.deployment.forwarding = Forwarding::Dispatch;
@@ -864,10 +946,19 @@ mod tests {
             .clone()
     }
 
+    /// The typed configuration of a listener's HTTP filter whose type ends with `kind`.
+    fn http_filter(listener: &Value, kind: &str) -> Value {
+        listener["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["typed_config"].clone())
+            .find(|t| t["@type"].as_str().unwrap().ends_with(kind))
+            .unwrap()
+    }
+
     fn wasm_config(b: &Value) -> Value {
-        b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
-            ["http_filters"][0]["typed_config"]["config"]
-            .clone()
+        http_filter(&b["static_resources"]["listeners"][0], "wasm.v3.Wasm")["config"].clone()
     }
 
     #[test]
@@ -1108,11 +1199,7 @@ mod tests {
             listeners[1]["address"]["socket_address"]["port_value"],
             9902
         );
-        let wasm = |l: &Value| {
-            l["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"][0]["typed_config"]
-                ["config"]
-                .clone()
-        };
+        let wasm = |l: &Value| http_filter(l, "wasm.v3.Wasm")["config"].clone();
         let hcm = |l: &Value| l["filter_chains"][0]["filters"][0]["typed_config"].clone();
         assert!(hcm(&listeners[0]).get("local_reply_config").is_some());
         assert!(hcm(&listeners[1]).get("local_reply_config").is_none());

@@ -121,6 +121,9 @@ fn proxy_event_field_for_field() {
             ("User-Agent", "e2e/1.0"),
             ("Content-Type", "application/json; charset=utf-8"),
             ("X-Forwarded-For", "198.51.100.9"),
+            // Envoy overwrites the connection facts a client claims: the event shows the
+            // real peer, port and protocol, and no such header.
+            ("X-Apigw-Edge-Connection", "HTTP/2 203.0.113.7:1 1"),
             ("X-Repeat", "one"),
             ("X-Repeat", "two"),
             ("Accept", "*/*"),

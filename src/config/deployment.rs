@@ -703,6 +703,13 @@ pub struct EnvoySettings {
     /// instead of the TCP peer. 0: the TCP peer.
     #[serde(default)]
     pub xff_num_trusted_hops: u32,
+    /// A filter in front of the gateway's sets `x-apigw-edge-connection` to the request's
+    /// protocol, peer address and local port, overwriting whatever a client sent: the
+    /// gateway then reads them from there instead of asking the host (three calls per
+    /// request). Rendered configurations include such a filter and turn this on; set it
+    /// yourself only in an Envoy configuration of your own that does the same.
+    #[serde(default)]
+    pub connection_header: bool,
 }
 
 impl Default for EnvoySettings {
@@ -718,6 +725,7 @@ impl Default for EnvoySettings {
             max_connections: default_max_connections(),
             max_heap_mib: default_max_heap_mib(),
             xff_num_trusted_hops: 0,
+            connection_header: false,
         }
     }
 }

@@ -28,19 +28,6 @@ pub fn property_u64(path: &[&str]) -> Option<u64> {
     Some(u64::from_le_bytes(arr))
 }
 
-/// The IP part of an Envoy address property (`1.2.3.4:5678`, `[::1]:5678`).
-pub fn ip_of(address: &str) -> String {
-    if let Some(rest) = address.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or_default().to_string();
-    }
-    match address.rsplit_once(':') {
-        Some((ip, port)) if !ip.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
-            ip.to_string()
-        }
-        _ => address.to_string(),
-    }
-}
-
 /// A header map as text, whatever bytes the client or upstream sent (see
 /// [`crate::http::header_text`]). The SDK's own map readers convert with `unwrap` and would
 /// abort the VM on a value that is not UTF-8; this reads the host's bytes instead. An

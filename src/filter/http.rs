@@ -18,6 +18,7 @@ use super::metrics::Metrics;
 use super::root::Ids;
 use crate::authorizer::cache::AuthCache;
 use crate::cache::ResponseCache;
+use crate::connection::{self, Connection};
 use crate::gateway::{Exchange, Gateway, Host, Outcome, RequestHead, Step, TokenCache};
 use crate::http::{UpstreamAnswer, UpstreamCall};
 use crate::jwt::ring::KeyRing;
@@ -97,24 +98,34 @@ impl Request {
     }
 
     fn read_head(&self, end_of_stream: bool) -> RequestHead {
-        let headers = host::headers(MapType::HttpRequestHeaders);
-        let pseudo = |name: &str| {
+        let mut headers = host::headers(MapType::HttpRequestHeaders);
+        let pseudo = |headers: &[(String, String)], name: &str| {
             headers
                 .iter()
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.clone())
                 .unwrap_or_default()
         };
-        RequestHead {
-            method: pseudo(":method"),
-            path: pseudo(":path"),
+        let told = if self.gateway.trusts_connection_header() {
+            Connection::take(&mut headers)
+        } else {
+            None
+        };
+        let conn = told.unwrap_or_else(|| Connection {
+            protocol: host::property_text(&["request", "protocol"])
+                .unwrap_or_else(|| "HTTP/1.1".into()),
             source_ip: host::property_text(&["source", "address"])
-                .map(|a| host::ip_of(&a))
+                .map(|a| connection::ip_of(&a))
                 .unwrap_or_default(),
             local_port: host::property_u64(&["destination", "port"])
                 .and_then(|p| u16::try_from(p).ok()),
-            protocol: host::property_text(&["request", "protocol"])
-                .unwrap_or_else(|| "HTTP/1.1".into()),
+        });
+        RequestHead {
+            method: pseudo(&headers, ":method"),
+            path: pseudo(&headers, ":path"),
+            source_ip: conn.source_ip,
+            local_port: conn.local_port,
+            protocol: conn.protocol,
             request_id: self.ids.uuid(),
             now_ms: host::now_ms(),
             headers,

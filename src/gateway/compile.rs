@@ -340,6 +340,7 @@ impl Gateway {
                 resource_policy,
                 policy_network: (policy_settings.source_vpc, policy_settings.source_vpce),
                 xff_trusted: d.envoy.xff_num_trusted_hops > 0,
+                connection_header: d.envoy.connection_header,
                 models,
                 mtls: d.tls.as_ref().is_some_and(|t| t.truststore.is_some()),
                 iam,

@@ -126,6 +126,9 @@ pub struct Gateway {
     policy_network: (Option<String>, Option<String>),
     /// Envoy takes the caller's address from `X-Forwarded-For` (trusted proxies in front).
     xff_trusted: bool,
+    /// A filter in front writes each request's connection facts into
+    /// [`crate::connection::HEADER`].
+    connection_header: bool,
     /// Every request model, compiled.
     models: crate::validation::Models,
     /// The listener requires client certificates: Envoy's `x-forwarded-client-cert` holds the
@@ -322,6 +325,12 @@ impl Gateway {
             })
             .max()
             .unwrap_or(0)
+    }
+
+    /// Whether a request's connection facts are read from [`crate::connection::HEADER`]
+    /// (a filter in front overwrites it) rather than from host properties.
+    pub fn trusts_connection_header(&self) -> bool {
+        self.connection_header
     }
 
     /// The JWKS documents the gateway's Cognito and JWT authorizers need.
