@@ -112,6 +112,15 @@ echo "\$ apigw-edge cache flush examples/hello/deployment.yaml"
 "$cli" cache flush examples/hello/deployment.yaml || failures=$((failures + 1))
 echo "\$ curl -i 'http://127.0.0.1:8080/dev/hello?name=Ada'    # after the flush: fetched again"
 expect_cache MISS
+echo "\$ apigw-edge test examples/hello/deployment.yaml GET /hello/Grace    # Method Test: the pipeline without Envoy"
+if out=$("$cli" test examples/hello/deployment.yaml GET /hello/Grace --header 'Accept=*/*'); then
+  echo "$out" | grep -E '^(Request|Status|Latency):|Endpoint request URI|Method completed'
+else
+  echo "$out" | tail -5
+  echo "  expected the Method Test to succeed" >&2
+  failures=$((failures + 1))
+fi
+echo
 echo "Metrics: curl -s http://127.0.0.1:9901/stats | grep apigw_edge"
 echo "Logs: .work/envoy.log (Envoy and the filter), .work/lambda.log (functions)"
 

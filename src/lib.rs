@@ -25,6 +25,7 @@ pub mod iam;
 pub mod jwt;
 pub mod lambda;
 pub mod mapping;
+pub mod method_test;
 pub mod mock;
 pub mod openapi;
 pub mod query;

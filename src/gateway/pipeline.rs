@@ -288,6 +288,36 @@ impl Gateway {
         self.settle(ex, Step::Reply(Box::new(outcome)))
     }
 
+    /// The resource a routed request matched and its path parameters (Method Test shows
+    /// them); `None` before routing or when nothing matched.
+    pub fn method_request<'a>(
+        &'a self,
+        ex: &'a Exchange,
+    ) -> Option<(&'a str, &'a [(String, String)])> {
+        let routed = ex.routed.as_ref()?;
+        let route = self.routes.get(routed.route)?;
+        Some((route.resource.as_str(), routed.params.as_slice()))
+    }
+
+    /// The path a client sends for `api_path` (a path of the API, such as `/pets/7`): under
+    /// `/{stage}` with execute-api style paths, under the base path mapping otherwise.
+    pub fn client_path(&self, api_path: &str) -> String {
+        let api_path = if api_path.starts_with('/') {
+            api_path.to_string()
+        } else {
+            format!("/{api_path}")
+        };
+        match &self.base_path {
+            super::BasePath::Stage => format!("/{}{api_path}", self.stage),
+            super::BasePath::Mapping(prefix) => format!("{prefix}{api_path}"),
+        }
+    }
+
+    /// The stage this gateway serves.
+    pub fn stage_name(&self) -> &str {
+        &self.stage
+    }
+
     /// Whether the integration request `call` goes out in place of the client's request:
     /// the deployment allows it and the host holds a body `call`'s can replace (or neither
     /// request has one).

@@ -13,6 +13,7 @@ use apigw_edge::gateway::Gateway;
 use apigw_edge::render;
 
 mod cert;
+mod method_test;
 mod template;
 
 const USAGE: &str = "\
@@ -29,6 +30,7 @@ USAGE:
     apigw-edge usage <deployment.yaml> <key-id>
     apigw-edge key new [--id ID] [--name NAME]
     apigw-edge key hash <value>
+    {TEST_USAGE}
     {CERT_USAGE}
     {TEMPLATE_USAGE}
 
@@ -50,6 +52,7 @@ COMMANDS:
     key new        Generate an API key: prints the value once, and the `apiKeys` entry
                    (SHA-256 only) to paste into the deployment file.
     key hash       Print the SHA-256 of an existing key value, for `valueSha256`.
+    {TEST_HELP}
     {CERT_HELP}
     {TEMPLATE_HELP}
 
@@ -497,6 +500,8 @@ fn cert_command(args: &[String]) -> ExitCode {
 
 fn usage() -> String {
     USAGE
+        .replace("{TEST_USAGE}", method_test::USAGE)
+        .replace("{TEST_HELP}", method_test::HELP)
         .replace("{CERT_USAGE}", cert::USAGE)
         .replace("{CERT_HELP}", cert::HELP)
         .replace("{TEMPLATE_USAGE}", template::USAGE)
@@ -507,6 +512,9 @@ fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     if argv.first().map(String::as_str) == Some("template") {
         return template::main(argv.get(1..).unwrap_or_default());
+    }
+    if argv.first().map(String::as_str) == Some("test") {
+        return method_test::main(argv.get(1..).unwrap_or_default());
     }
     if argv.first().map(String::as_str) == Some("cert") {
         return cert_command(argv.get(1..).unwrap_or_default());
