@@ -6,6 +6,7 @@
 //! decision it returns. The same core is used by the native CLI to validate deployments and
 //! render Envoy configurations, so a configuration error reads the same in both places.
 
+pub mod access_log;
 pub mod apikeys;
 pub mod arn;
 pub mod authorizer;

@@ -57,6 +57,8 @@ pub struct Transcript {
     pub log: Vec<String>,
     /// Lines the filter would log for this request (warnings and failures).
     pub filter_log: Vec<String>,
+    /// The request's access log line, when the stage has `accessLogSettings`.
+    pub access_line: Option<String>,
     pub latency_ms: u64,
 }
 
@@ -167,6 +169,7 @@ pub fn run(
         describe_method_request(&mut log, "", &[], &req);
     }
     let finished = transport.now_ms();
+    let access_line = gateway.access_line(&ex, &outcome, finished);
     log.at(finished);
     let reply = &outcome.reply;
     log.line(format!(
@@ -196,6 +199,7 @@ pub fn run(
         calls,
         log: log.lines,
         filter_log,
+        access_line,
         latency_ms: finished.saturating_sub(started),
     }
 }

@@ -382,6 +382,9 @@ pub fn bootstrap(cfg: &FilterConfig, wasm_path: &str) -> Result<Value, Vec<Confi
     }
     if let Some(gateway) = listeners.first_mut() {
         connection_filter(gateway);
+        if let Some(a) = &d.access_log_settings {
+            access_log(gateway, &a.path);
+        }
     }
     if let Some((host, port)) = control {
         let control_config = json!({ "control": ControlConfig::of(d) }).to_string();
@@ -592,6 +595,38 @@ fn connection_filter(gateway: &mut Value) {
                     }}]}
                 }
             }),
+        );
+    }
+}
+
+/// Envoy's file access logger on the gateway's listener, writing the line the filter
+/// built for each request (its filter state) to `path`. Requests the filter never saw
+/// (Envoy refused them first) have no line and are skipped.
+fn access_log(gateway: &mut Value, path: &str) {
+    let state = format!("wasm.{}", crate::access_log::STATE_NAME);
+    let hcm = gateway
+        .pointer_mut("/filter_chains/0/filters/0/typed_config")
+        .and_then(Value::as_object_mut);
+    if let Some(hcm) = hcm {
+        hcm.insert(
+            "access_log".into(),
+            json!([{
+                "name": "envoy.access_loggers.file",
+                "filter": {"extension_filter": {
+                    "name": "envoy.access_loggers.extension_filters.cel",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter",
+                        "expression": format!("'{state}' in filter_state")
+                    }
+                }},
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                    "path": path,
+                    "log_format": {"text_format_source": {
+                        "inline_string": format!("%FILTER_STATE({state}:PLAIN)%\n")
+                    }}
+                }
+            }]),
         );
     }
 }
@@ -808,6 +843,39 @@ mod tests {
     /// filter's cluster header (one route for requests whose `X-Forwarded-Proto` the filter
     /// added, which removes it again) and its router adds no headers; with `DISPATCH` only
     /// the catch-all remains. The buffer limit covers the largest answer held.
+    #[test]
+    fn access_logs_are_written_by_envoys_file_logger_from_the_filters_line() {
+        let mut c = cfg(json!({"endpoint": "http://127.0.0.1:9000"}));
+        let b = bootstrap(&c, "/f.wasm").unwrap();
+        assert!(hcm(&b).get("access_log").is_none());
+        c.deployment.access_log_settings = Some(crate::config::AccessLogSettings {
+            format: "$context.requestId".into(),
+            path: "/var/log/apigw/access.log".into(),
+        });
+        let b = bootstrap(&c, "/f.wasm").unwrap();
+        let log = hcm(&b)["access_log"].clone();
+        assert_eq!(
+            log,
+            json!([{
+                "name": "envoy.access_loggers.file",
+                "filter": {"extension_filter": {
+                    "name": "envoy.access_loggers.extension_filters.cel",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter",
+                        "expression": "'wasm.apigw_edge_access_log' in filter_state"
+                    }
+                }},
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                    "path": "/var/log/apigw/access.log",
+                    "log_format": {"text_format_source": {
+                        "inline_string": "%FILTER_STATE(wasm.apigw_edge_access_log:PLAIN)%\n"
+                    }}
+                }
+            }])
+        );
+    }
+
     #[test]
     fn connection_facts_come_from_a_header_envoy_overwrites() {
         let mut c = cfg(json!({"endpoint": "http://127.0.0.1:9000"}));

@@ -89,9 +89,29 @@ pub struct Deployment {
     /// Envoy's router where the request allows it, or always as a second exchange.
     #[serde(default)]
     pub forwarding: Forwarding,
+    /// API Gateway's access logging: a line per request in `format`, written by Envoy's
+    /// access logger to `path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_log_settings: Option<AccessLogSettings>,
     /// Settings used only when rendering and running Envoy.
     #[serde(default)]
     pub envoy: EnvoySettings,
+}
+
+/// A stage's access logging (`accessLogSettings`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AccessLogSettings {
+    /// API Gateway's format: text with `$context` variables, one line, logging
+    /// `$context.requestId` or `$context.extendedRequestId`.
+    pub format: String,
+    /// Where the lines go (a file Envoy appends to); standard output by default.
+    #[serde(default = "default_access_log_path")]
+    pub path: String,
+}
+
+fn default_access_log_path() -> String {
+    "/dev/stdout".into()
 }
 
 /// The `http` section: how Envoy reaches the backends of HTTP integrations (one cluster per

@@ -9,10 +9,10 @@
 mod deployment;
 
 pub use deployment::{
-    Api, ApiKey, AwsServices, CacheSettings, CertificateFiles, CheckFailure, CorsSettings,
-    CredentialProvider, CredentialSettings, Deployment, EnvoySettings, Forwarding, FunctionSpec,
-    FunctionTarget, HttpBackends, JwtIssuer, JwtPool, JwtSettings, Lambda, LambdaTls, Limits,
-    ListenerTls, MethodCacheSettings, QuotaPeriod, QuotaSettings, ResourcePolicySettings,
+    AccessLogSettings, Api, ApiKey, AwsServices, CacheSettings, CertificateFiles, CheckFailure,
+    CorsSettings, CredentialProvider, CredentialSettings, Deployment, EnvoySettings, Forwarding,
+    FunctionSpec, FunctionTarget, HttpBackends, JwtIssuer, JwtPool, JwtSettings, Lambda, LambdaTls,
+    Limits, ListenerTls, MethodCacheSettings, QuotaPeriod, QuotaSettings, ResourcePolicySettings,
     SigningMode, StageThrottle, Throttle, UnauthorizedStrategy, UrlAuthType, UsagePlan,
     UsageSettings, DEFAULT_MAX_BODY_BYTES,
 };

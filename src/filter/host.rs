@@ -28,6 +28,12 @@ pub fn property_u64(path: &[&str]) -> Option<u64> {
     Some(u64::from_le_bytes(arr))
 }
 
+/// Stores `value` in the request's state under `name` (Envoy: filter state
+/// `wasm.<name>`, readable by access loggers); `false` when the host refuses.
+pub fn set_state(name: &str, value: &str) -> bool {
+    hostcalls::set_property(vec![name], Some(value.as_bytes())).is_ok()
+}
+
 /// A header map as text, whatever bytes the client or upstream sent (see
 /// [`crate::http::header_text`]). The SDK's own map readers convert with `unwrap` and would
 /// abort the VM on a value that is not UTF-8; this reads the host's bytes instead. An

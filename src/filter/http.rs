@@ -160,6 +160,22 @@ impl Request {
         f(&self.gateway, &host)
     }
 
+    /// Hands the request's access log line to the host's access logger (when the stage
+    /// logs access).
+    fn log_access(&self, ex: &Exchange, outcome: &Outcome) {
+        if !self.gateway.logs_access() {
+            return;
+        }
+        if let Some(line) = self.gateway.access_line(ex, outcome, host::now_ms()) {
+            if !host::set_state(crate::access_log::STATE_NAME, &line) {
+                log::warn!(
+                    "the host refused the access log line of {}",
+                    ex.head.request_id
+                );
+            }
+        }
+    }
+
     fn respond(&mut self, outcome: Outcome) -> Action {
         if let Some(line) = &outcome.log {
             if outcome.reply.status >= 500 {
@@ -289,7 +305,10 @@ impl Request {
                 self.metrics.event(e);
             }
             step = match step {
-                Step::Reply(outcome) => return self.respond(*outcome),
+                Step::Reply(outcome) => {
+                    self.log_access(&ex, &outcome);
+                    return self.respond(*outcome);
+                }
                 // The request ended with its headers: its body is empty. (A body that
                 // arrived during a call was handed over then.)
                 Step::NeedBody if self.ended => {
@@ -427,6 +446,7 @@ impl HttpContext for Request {
         };
         if body_size as u64 > self.gateway.max_body_bytes() {
             let outcome = self.gateway.request_too_large(&ex.head);
+            self.log_access(ex, &outcome);
             return self.respond(outcome);
         }
         if !end_of_stream {

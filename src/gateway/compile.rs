@@ -123,6 +123,11 @@ impl Gateway {
             &export.operations,
             &mut errors,
         );
+        let access_log = d.access_log_settings.as_ref().and_then(|a| {
+            crate::access_log::AccessLog::compile(&a.format, "deployment.accessLogSettings.format")
+                .map_err(|e| errors.push(e))
+                .ok()
+        });
         let router = match Router::build(&export.operations) {
             Ok(r) => Some(r),
             Err(e) => {
@@ -341,6 +346,7 @@ impl Gateway {
                 policy_network: (policy_settings.source_vpc, policy_settings.source_vpce),
                 xff_trusted: d.envoy.xff_num_trusted_hops > 0,
                 connection_header: d.envoy.connection_header,
+                access_log,
                 models,
                 mtls: d.tls.as_ref().is_some_and(|t| t.truststore.is_some()),
                 iam,

@@ -126,6 +126,8 @@ pub struct Gateway {
     policy_network: (Option<String>, Option<String>),
     /// Envoy takes the caller's address from `X-Forwarded-For` (trusted proxies in front).
     xff_trusted: bool,
+    /// The stage's access log format, compiled.
+    access_log: Option<crate::access_log::AccessLog>,
     /// A filter in front writes each request's connection facts into
     /// [`crate::connection::HEADER`].
     connection_header: bool,
@@ -379,6 +381,7 @@ impl Gateway {
     }
 }
 
+mod access;
 mod authorize;
 #[cfg(test)]
 mod authorize_tests;

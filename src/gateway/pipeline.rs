@@ -158,6 +158,18 @@ pub struct Exchange {
     /// kept for the `$context` of the gateway response.
     pub(super) denied_by: Option<Authorized>,
     events: Vec<Event>,
+    /// What the access log reports of the calls: integration latency and status,
+    /// authorizer latency.
+    pub(super) timings: Timings,
+}
+
+/// Latencies and statuses of a request's calls, kept for its access log line.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Timings {
+    pub(super) integration_latency_ms: Option<u64>,
+    pub(super) integration_status: Option<u16>,
+    pub(super) authorizer_latency_ms: Option<u64>,
+    pub(super) authorizer_status: Option<u16>,
 }
 
 impl Exchange {
@@ -167,6 +179,13 @@ impl Exchange {
     }
 
     pub(super) fn event(&mut self, e: Event) {
+        if let Event::Authorizer {
+            latency_ms: Some(ms),
+            ..
+        } = e
+        {
+            self.timings.authorizer_latency_ms = Some(ms);
+        }
         self.events.push(e);
     }
 
@@ -215,6 +234,7 @@ impl Gateway {
             store_under: None,
             denied_by: None,
             events: Vec::new(),
+            timings: Timings::default(),
         }
     }
 
@@ -252,6 +272,10 @@ impl Gateway {
             );
             return self.settle(ex, Step::Reply(Box::new(outcome)));
         };
+        match waiting.kind {
+            CallKind::Authorizer => ex.timings.authorizer_status = answer.status,
+            CallKind::Integration => ex.timings.integration_status = answer.status,
+        }
         let step = match waiting.kind {
             CallKind::Authorizer => self.authorizer_answer(ex, &waiting, answer, host),
             CallKind::Integration => Some(self.integration_answer(ex, &waiting, answer, host)),
@@ -472,6 +496,7 @@ impl Gateway {
                     | GatewayError::BackendFailed
             )
         );
+        ex.timings.integration_latency_ms = Some(host.now_ms.saturating_sub(waiting.sent_ms));
         ex.events.push(Event::Integration {
             latency_ms: host.now_ms.saturating_sub(waiting.sent_ms),
             failed,

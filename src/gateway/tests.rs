@@ -581,7 +581,8 @@ fn compile_collects_every_error() {
     let cfg = FilterConfig {
         deployment: parse_deployment(json!({
             "openapi": "a", "stage": "bad stage", "stageVariables": {"ok": "has space"},
-            "lambda": {"endpoint": "http://127.0.0.1:9000", "functions": {"x": {"name": "y", "endpoint": "nope"}}}
+            "lambda": {"endpoint": "http://127.0.0.1:9000", "functions": {"x": {"name": "y", "endpoint": "nope"}}},
+            "accessLogSettings": {"format": "$context.status"}
         }))
         .unwrap(),
         openapi: json!({"swagger": "2.0", "paths": {
@@ -597,6 +598,7 @@ fn compile_collects_every_error() {
             "deployment.stage",
             "deployment.stageVariables.ok",
             "deployment.lambda.functions.x.endpoint",
+            "deployment.accessLogSettings.format",
             "openapi.paths./b/{proxy+}/c",
             "openapi.paths./a.get.x-amazon-apigateway-integration.uri",
         ]

@@ -144,6 +144,19 @@ fn a_proxy_method_is_reported_like_the_console() {
     assert_eq!(lines.last().unwrap(), "Method completed with status: 201");
     assert!(t.log[0].starts_with("Wed Dec 02 09:40:00 UTC 2026 : "));
     assert!(t.filter_log.is_empty());
+    assert_eq!(t.access_line, None);
+    // With access logging, the line the filter would hand to Envoy.
+    let g = gateway(
+        json!({"accessLogSettings": {"format": "$context.requestId $context.status $context.resourcePath $context.integrationLatency"}}),
+    );
+    let t = run(
+        &g,
+        request("GET", "/pets/7", &[], ""),
+        &mut lambda,
+        &Cells::default(),
+        "req-2",
+    );
+    assert_eq!(t.access_line.as_deref(), Some("req-2 201 /pets/{id} 7"));
 }
 
 #[test]

@@ -6,7 +6,8 @@
 //! the proxy event, render the request template, map a Lambda answer, sign a call, verify a
 //! Cognito ID token (RS256, and ES256) as on a worker's first request with that token, verify
 //! an IAM caller's SigV4 signature, evaluate a resource policy with an IP condition, read a
-//! mutual TLS caller's certificate, validate a 1 KB body against a request model.
+//! mutual TLS caller's certificate, validate a 1 KB body against a request model, build an
+//! access log line.
 //! Prints one `core <step> <ns per op>` line per step.
 #![allow(
     clippy::unwrap_used,
@@ -283,7 +284,45 @@ fn main() {
         body: STAND_IN.as_bytes().to_vec(),
     };
 
+    // An access log line (the console's JSON preset) of a finished request.
+    let logged_gw = Gateway::compile(&FilterConfig {
+        deployment: parse_deployment(serde_json::json!({"openapi": "a.json", "stage": "prod",
+            "accessLogSettings": {"format": r#"{ "requestId":"$context.requestId", "extendedRequestId":"$context.extendedRequestId","ip": "$context.identity.sourceIp", "caller":"$context.identity.caller", "user":"$context.identity.user", "requestTime":"$context.requestTime", "httpMethod":"$context.httpMethod", "resourcePath":"$context.resourcePath", "status":"$context.status", "protocol":"$context.protocol", "responseLength":"$context.responseLength" }"#}}))
+        .unwrap(),
+        openapi: serde_json::json!({"swagger": "2.0", "paths": {"/ping": {"get": {
+            "responses": {"200": {"description": "ok"}},
+            "x-amazon-apigateway-integration": {"type": "mock",
+                "requestTemplates": {"application/json": "{\"statusCode\": 200}"},
+                "responses": {"default": {"statusCode": "200"}}}}}}}),
+    })
+    .unwrap()
+    .gateway;
+    let mut logged = logged_gw.begin(head("GET", "/prod/ping", now));
+    let logged_host = apigw_edge::gateway::Host {
+        cells: &cells,
+        store: None,
+        auth_cache: None,
+        keys: None,
+        tokens: None,
+        certs: None,
+        now_ms: now,
+    };
+    let logged_outcome = match logged_gw.advance(&mut logged, &logged_host) {
+        apigw_edge::gateway::Step::Reply(o) => *o,
+        other => panic!("/ping: {other:?}"),
+    };
+
     let steps: Vec<(&str, f64)> = vec![
+        (
+            "access_line",
+            measure(budget, |i| {
+                black_box(
+                    logged_gw
+                        .access_line(&logged, &logged_outcome, now + i % 7)
+                        .unwrap(),
+                );
+            }),
+        ),
         (
             "validate_body",
             measure(budget, |_| {

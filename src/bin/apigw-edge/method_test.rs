@@ -372,6 +372,10 @@ fn print_text(t: &Transcript, unsigned: Option<&str>) {
             println!("calls Envoy would sign went out unsigned: {why}");
         }
     }
+    if let Some(line) = &t.access_line {
+        println!("Access log:");
+        println!("{line}");
+    }
 }
 
 /// The shape of API Gateway's TestInvokeMethod answer.
@@ -397,6 +401,7 @@ fn print_json(t: &Transcript) {
         "latency": t.latency_ms,
         "gatewayError": t.outcome.error.as_ref().map(|e| format!("{e:?}")),
         "filterLog": t.filter_log,
+        "accessLog": t.access_line,
     });
     println!("{out:#}");
 }
