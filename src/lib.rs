@@ -18,6 +18,7 @@ pub mod connection;
 pub mod control;
 pub mod cors;
 pub mod error;
+pub mod execution_log;
 pub mod gateway;
 pub mod gateway_responses;
 pub mod http;

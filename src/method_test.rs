@@ -8,6 +8,7 @@
 //! Must not: do I/O or read clocks itself (the transport does both), or run stages of its
 //! own: what it reports is what the filter would do with the same request.
 
+use crate::execution_log;
 use crate::gateway::{CallKind, Event, Gateway, Host, Outcome, RequestHead, Step};
 use crate::http::{Header, UpstreamAnswer, UpstreamCall};
 use crate::shared::SharedCells;
@@ -123,9 +124,14 @@ pub fn run(
     let outcome = loop {
         notices(&mut ex.take_events(), &mut filter_log);
         if !described {
-            if let Some((resource, params)) = gateway.method_request(&ex) {
+            if let Some((_, params)) = gateway.method_request(&ex) {
                 described = true;
-                describe_method_request(&mut log, resource, params, &req);
+                log.lines(execution_log::method_request(
+                    Some(params),
+                    &req.path,
+                    &req.headers,
+                    &req.body,
+                ));
             }
         }
         step = match step {
@@ -142,13 +148,20 @@ pub fn run(
             Step::Call(call) => {
                 let url = transport.url(&call.request);
                 log.at(transport.now_ms());
-                describe_call(&mut log, call.kind, &url, &call.request);
+                let secrets = execution_log::secrets(&req.headers);
+                log.lines(execution_log::call(
+                    call.kind,
+                    &url,
+                    &call.request,
+                    &secrets,
+                ));
                 let sent = transport.now_ms();
                 let answer = transport.send(&call.request);
                 let now = transport.now_ms();
                 let latency_ms = now.saturating_sub(sent);
                 log.at(now);
-                describe_answer(&mut log, call.kind, &answer, latency_ms);
+                let result = answer.as_ref().map_err(String::as_str);
+                log.lines(execution_log::answer(call.kind, result, latency_ms));
                 let next = match &answer {
                     Ok(a) => gateway.resume(&mut ex, a, &host(now)),
                     Err(why) => gateway.call_failed(&mut ex, why, &host(now)),
@@ -166,20 +179,18 @@ pub fn run(
     };
     notices(&mut ex.take_events(), &mut filter_log);
     if !described {
-        describe_method_request(&mut log, "", &[], &req);
+        log.lines(execution_log::method_request(
+            None,
+            &req.path,
+            &req.headers,
+            &req.body,
+        ));
     }
     let finished = transport.now_ms();
     let access_line = gateway.access_line(&ex, &outcome, finished);
     log.at(finished);
     let reply = &outcome.reply;
-    log.line(format!(
-        "Method response body after transformations: {}",
-        String::from_utf8_lossy(&reply.body)
-    ));
-    log.line(format!(
-        "Method response headers: {}",
-        map_text(&reply.headers)
-    ));
+    log.lines(execution_log::method_response(reply));
     if let Some(line) = &outcome.log {
         filter_log.push(line.clone());
         if outcome.error.is_some() || reply.status >= 500 {
@@ -226,6 +237,12 @@ impl Log {
         self.lines
             .push(format!("{} : {text}", Utc::execution_log(self.now_ms)));
     }
+
+    fn lines(&mut self, texts: Vec<String>) {
+        for t in texts {
+            self.line(t);
+        }
+    }
 }
 
 fn notices(events: &mut Vec<Event>, out: &mut Vec<String>) {
@@ -233,108 +250,6 @@ fn notices(events: &mut Vec<Event>, out: &mut Vec<String>) {
         if let Event::Notice(line) = e {
             out.push(line);
         }
-    }
-}
-
-/// `{name=value, ...}`, the way API Gateway's execution log prints maps.
-pub fn map_text(pairs: &[Header]) -> String {
-    let items: Vec<String> = pairs
-        .iter()
-        .filter(|(k, _)| !k.starts_with(':'))
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    format!("{{{}}}", items.join(", "))
-}
-
-/// A header list for the log, with credentials masked as API Gateway masks them.
-fn masked(headers: &[Header]) -> Vec<Header> {
-    headers
-        .iter()
-        .map(|(k, v)| {
-            let secret = ["authorization", "x-amz-security-token", "x-api-key"]
-                .iter()
-                .any(|s| k.eq_ignore_ascii_case(s));
-            if secret {
-                let shown: String = v.chars().take(4).collect();
-                (k.clone(), format!("{shown}****"))
-            } else {
-                (k.clone(), v.clone())
-            }
-        })
-        .collect()
-}
-
-fn describe_method_request(
-    log: &mut Log,
-    resource: &str,
-    params: &[(String, String)],
-    req: &TestRequest,
-) {
-    let query = req.path.split_once('?').map(|(_, q)| q).unwrap_or_default();
-    let query: Vec<Header> = query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (k.to_string(), v.to_string())
-        })
-        .collect();
-    if !resource.is_empty() {
-        log.line(format!("Method request path: {}", map_text(params)));
-    }
-    log.line(format!("Method request query string: {}", map_text(&query)));
-    log.line(format!(
-        "Method request headers: {}",
-        map_text(&masked(&req.headers))
-    ));
-    log.line(format!(
-        "Method request body before transformations: {}",
-        String::from_utf8_lossy(&req.body)
-    ));
-}
-
-fn describe_call(log: &mut Log, kind: CallKind, url: &str, call: &UpstreamCall) {
-    let what = match kind {
-        CallKind::Authorizer => "Authorizer request",
-        CallKind::Integration => "Endpoint request",
-    };
-    log.line(format!("{what} URI: {url}"));
-    log.line(format!(
-        "{what} headers: {}",
-        map_text(&masked(&call.headers))
-    ));
-    log.line(format!(
-        "{what} body after transformations: {}",
-        String::from_utf8_lossy(&call.body)
-    ));
-    log.line(format!("Sending request to {url}"));
-}
-
-fn describe_answer(
-    log: &mut Log,
-    kind: CallKind,
-    answer: &Result<UpstreamAnswer, String>,
-    latency_ms: u64,
-) {
-    let (what, latency) = match kind {
-        CallKind::Authorizer => ("Authorizer", "Authorizer latency"),
-        CallKind::Integration => ("Endpoint", "Integration latency"),
-    };
-    match answer {
-        Ok(a) => {
-            let status = a.status.map_or("none".to_string(), |s| s.to_string());
-            log.line(format!(
-                "Received response. Status: {status}, {latency}: {latency_ms} ms"
-            ));
-            log.line(format!("{what} response headers: {}", map_text(&a.headers)));
-            log.line(format!(
-                "{what} response body before transformations: {}",
-                String::from_utf8_lossy(&a.body)
-            ));
-        }
-        Err(why) => log.line(format!(
-            "Execution failed due to a network error: {why} ({latency}: {latency_ms} ms)"
-        )),
     }
 }
 

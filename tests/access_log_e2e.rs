@@ -1,7 +1,8 @@
 //! Access logs (`accessLogSettings`) through real Envoy: the filter builds each request's
 //! line from the stage's format and Envoy's file access logger writes it, one line per
 //! request the gateway answered (successes, gateway errors, cache hits, authorizer results)
-//! and none for requests Envoy refused before the gateway saw them.
+//! and none for requests Envoy refused before the gateway saw them. Execution logs
+//! (`dataTraceEnabled`) in Envoy's log.
 
 #![allow(
     clippy::unwrap_used,
@@ -160,4 +161,51 @@ fn one_access_log_line_per_answered_request() {
         l["authLatency"].as_str().unwrap().parse::<u64>().is_ok(),
         "{l}"
     );
+    // Execution logs are off by default.
+    assert!(
+        !envoy.log().contains("Method request path"),
+        "{}",
+        envoy.log()
+    );
+}
+
+#[test]
+fn data_trace_logs_each_request_in_full() {
+    let stub = InvokeStub::start(|_| {
+        StubReply::payload(json!({"statusCode": 201, "body": "made"}).to_string())
+    });
+    let deployment = format!(
+        "stage: prod\ndataTraceEnabled: true\nlambda:\n  endpoint: {}\n",
+        stub.url()
+    );
+    let envoy = Envoy::start("data-trace", &deployment, &api(), 1);
+    let r = envoy.request(
+        "GET",
+        "/prod/pets/7?a=1",
+        &[("x-api-key", "secretkey123"), ("Accept", "*/*")],
+        b"",
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let id = r.header("x-amzn-requestid").unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let want = [
+        format!("{id} Starting execution for request: {id}"),
+        format!("{id} Method request path: {{id=7}}"),
+        format!("{id} Method request query string: {{a=1}}"),
+        format!("{id} Endpoint request URI: 127.0.0.1:"),
+        format!("{id} Received response. Status: 200, Integration latency: "),
+        format!("{id} Method response body after transformations: made"),
+        format!("{id} Method completed with status: 201"),
+    ];
+    loop {
+        let log = envoy.log();
+        let missing: Vec<&String> = want.iter().filter(|w| !log.contains(w.as_str())).collect();
+        if missing.is_empty() {
+            assert!(log.contains("x-api-key=secr****"), "{log}");
+            assert!(!log.contains("secretkey123"), "{log}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "missing {missing:?} in\n{log}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

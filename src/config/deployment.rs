@@ -89,6 +89,10 @@ pub struct Deployment {
     /// Envoy's router where the request allows it, or always as a second exchange.
     #[serde(default)]
     pub forwarding: Forwarding,
+    /// API Gateway's "full request and response logs" (`dataTraceEnabled`): each request's
+    /// method request, calls, answers and method response logged at `info`.
+    #[serde(default)]
+    pub data_trace_enabled: bool,
     /// API Gateway's access logging: a line per request in `format`, written by Envoy's
     /// access logger to `path`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -19,6 +19,7 @@ use super::root::Ids;
 use crate::authorizer::cache::AuthCache;
 use crate::cache::ResponseCache;
 use crate::connection::{self, Connection};
+use crate::execution_log;
 use crate::gateway::{Exchange, Gateway, Host, Outcome, RequestHead, Step, TokenCache};
 use crate::http::{UpstreamAnswer, UpstreamCall};
 use crate::jwt::ring::KeyRing;
@@ -80,6 +81,8 @@ pub struct Request {
     /// Size of the request body Envoy holds (what a forwarded request's body replaces).
     body_len: usize,
     answering: Answering,
+    /// The method request's execution log lines are written (`dataTraceEnabled`).
+    traced: bool,
 }
 
 impl Request {
@@ -94,6 +97,7 @@ impl Request {
             empty_reply_type: None,
             body_len: 0,
             answering: Answering::Local,
+            traced: false,
         }
     }
 
@@ -174,6 +178,38 @@ impl Request {
                 );
             }
         }
+    }
+
+    /// Writes the method request's execution log lines once (`dataTraceEnabled`).
+    fn trace_method_request(&mut self, ex: &Exchange) {
+        if self.traced {
+            return;
+        }
+        self.traced = true;
+        let params = self.gateway.method_request(ex).map(|(_, p)| p);
+        let mut lines = vec![format!(
+            "Starting execution for request: {}",
+            ex.head.request_id
+        )];
+        lines.extend(execution_log::method_request(
+            params,
+            &ex.head.path,
+            &ex.head.headers,
+            ex.body_bytes(),
+        ));
+        trace(ex, lines);
+    }
+
+    /// Hands a call's answer to the pipeline, writing its execution log lines first when
+    /// the stage traces data.
+    fn resume_with(&self, ex: &mut Exchange, answer: &UpstreamAnswer) -> Step {
+        let kind = ex.waiting_for();
+        let step = self.with_host(|g, h| g.resume(ex, answer, h));
+        if let (true, Some(kind)) = (self.gateway.traces_data(), kind) {
+            let latency = ex.latency_of(kind).unwrap_or(0);
+            trace(ex, execution_log::answer(kind, Ok(answer), latency));
+        }
+        step
     }
 
     fn respond(&mut self, outcome: Outcome) -> Action {
@@ -285,7 +321,7 @@ impl Request {
             return Action::Continue;
         };
         self.answering = Answering::InPlace(held);
-        let step = self.with_host(|g, h| g.resume(&mut ex, answer, h));
+        let step = self.resume_with(&mut ex, answer);
         let step = match step {
             Step::Reply(_) => step,
             // Every integration ends with its answer; anything else is a pipeline bug,
@@ -304,9 +340,27 @@ impl Request {
             for e in ex.take_events() {
                 self.metrics.event(e);
             }
+            if let (true, Step::Call(call)) = (self.gateway.traces_data(), &step) {
+                self.trace_method_request(&ex);
+                let c = &call.request;
+                let authority = crate::http::header(&c.headers, ":authority").unwrap_or("");
+                let path = crate::http::header(&c.headers, ":path").unwrap_or("/");
+                let url = format!("{authority}{path} (cluster {})", c.cluster);
+                let secrets = execution_log::secrets(&ex.head.headers);
+                trace(&ex, execution_log::call(call.kind, &url, c, &secrets));
+            }
             step = match step {
                 Step::Reply(outcome) => {
                     self.log_access(&ex, &outcome);
+                    if self.gateway.traces_data() {
+                        self.trace_method_request(&ex);
+                        let mut lines = execution_log::method_response(&outcome.reply);
+                        lines.push(format!(
+                            "Method completed with status: {}",
+                            outcome.reply.status
+                        ));
+                        trace(&ex, lines);
+                    }
                     return self.respond(*outcome);
                 }
                 // The request ended with its headers: its body is empty. (A body that
@@ -401,13 +455,20 @@ impl Context for Request {
             headers,
             body: host::buffer(BufferType::HttpCallResponseBody, body_size),
         };
-        let step = self.with_host(|g, h| g.resume(&mut ex, &answer, h));
+        let step = self.resume_with(&mut ex, &answer);
         // A request forwarded from here (an authorizer's answer let it through) goes on.
         if let Action::Continue = self.drive(ex, step) {
             if !host::resume_request() {
                 log::error!("the host refused to let a forwarded request go on");
             }
         }
+    }
+}
+
+/// Writes execution log lines of `ex` at `info` (`dataTraceEnabled`).
+fn trace(ex: &Exchange, lines: Vec<String>) {
+    for line in lines {
+        log::info!("{} {line}", ex.head.request_id);
     }
 }
 

@@ -128,6 +128,8 @@ pub struct Gateway {
     xff_trusted: bool,
     /// The stage's access log format, compiled.
     access_log: Option<crate::access_log::AccessLog>,
+    /// Log each request's execution in full (`dataTraceEnabled`).
+    data_trace: bool,
     /// A filter in front writes each request's connection facts into
     /// [`crate::connection::HEADER`].
     connection_header: bool,
@@ -333,6 +335,11 @@ impl Gateway {
     /// (a filter in front overwrites it) rather than from host properties.
     pub fn trusts_connection_header(&self) -> bool {
         self.connection_header
+    }
+
+    /// Whether each request's execution is logged in full (`dataTraceEnabled`).
+    pub fn traces_data(&self) -> bool {
+        self.data_trace
     }
 
     /// The JWKS documents the gateway's Cognito and JWT authorizers need.

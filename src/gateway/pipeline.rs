@@ -216,6 +216,19 @@ impl Exchange {
         self.body.get_or_insert(body);
     }
 
+    /// How long the last call of `kind` took, once its answer was handed over.
+    pub fn latency_of(&self, kind: CallKind) -> Option<u64> {
+        match kind {
+            CallKind::Authorizer => self.timings.authorizer_latency_ms,
+            CallKind::Integration => self.timings.integration_latency_ms,
+        }
+    }
+
+    /// The request body, once it was handed over (empty before).
+    pub fn body_bytes(&self) -> &[u8] {
+        self.body.as_deref().unwrap_or_default()
+    }
+
     /// The call the request waits for, if any.
     pub fn waiting_for(&self) -> Option<CallKind> {
         self.waiting.as_ref().map(|w| w.kind)

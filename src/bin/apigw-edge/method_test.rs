@@ -357,7 +357,7 @@ fn print_text(t: &Transcript, unsigned: Option<&str>) {
     println!("Response body:");
     println!("{}", String::from_utf8_lossy(&reply.body));
     println!("Response headers:");
-    println!("{}", method_test::map_text(&reply.headers));
+    println!("{}", apigw_edge::execution_log::map_text(&reply.headers));
     println!("Logs:");
     println!("Execution log for request {}", t.request_id);
     for line in &t.log {
