@@ -303,6 +303,7 @@ impl Gateway {
             };
             routes.push(Route {
                 resource: op.resource.clone(),
+                method: op.method.as_str(),
                 resource_id: base36(fnv1a(op.resource.as_bytes()), 6),
                 action,
                 cache: route_caches.get_mut(i).and_then(Option::take),

@@ -40,6 +40,33 @@ pub struct Backend<'a> {
     pub signing: Option<&'a crate::http_integration::ServiceSigning>,
 }
 
+/// What a caller needs to call one method (for generated documentation and SDKs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MethodAuth {
+    pub resource: String,
+    /// `GET`, `POST`, ... or `ANY`.
+    pub method: String,
+    pub api_key: bool,
+    /// The Lambda authorizer guarding it: its name and the header or identity sources it
+    /// reads (`method.request.header.Authorization`).
+    pub authorizer: Option<(String, Vec<String>)>,
+    /// The Cognito or JWT authorizer guarding it, and the scopes it requires.
+    pub token: Option<(String, Vec<String>)>,
+    /// Callers sign with SigV4 (`AWS_IAM`).
+    pub iam: bool,
+}
+
+/// An identity source as the export writes it.
+fn source_text(s: &crate::authorizer::Source) -> String {
+    use crate::authorizer::Source;
+    match s {
+        Source::Header(n) => format!("method.request.header.{n}"),
+        Source::Query(n) => format!("method.request.querystring.{n}"),
+        Source::StageVariable(n) => format!("stageVariables.{n}"),
+        Source::Context(n) => format!("context.{n}"),
+    }
+}
+
 /// How a request path maps onto the stage.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum BasePath {
@@ -74,6 +101,8 @@ enum RouteAction {
 #[derive(Debug)]
 struct Route {
     resource: String,
+    /// `GET`, `POST`, ... or `ANY`.
+    method: &'static str,
     resource_id: String,
     action: RouteAction,
     cache: Option<RouteCache>,
@@ -335,6 +364,28 @@ impl Gateway {
     /// (a filter in front overwrites it) rather than from host properties.
     pub fn trusts_connection_header(&self) -> bool {
         self.connection_header
+    }
+
+    /// What callers need for each method, in the export's order.
+    pub fn method_auth(&self) -> Vec<MethodAuth> {
+        self.routes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| MethodAuth {
+                resource: r.resource.clone(),
+                method: r.method.to_string(),
+                api_key: self.usage.key_required(i),
+                authorizer: r.authorizer.and_then(|a| self.authorizers.get(a)).map(|a| {
+                    let sources = a.spec.sources.iter().map(source_text).collect();
+                    (a.spec.name.clone(), sources)
+                }),
+                token: r.token_auth.as_ref().and_then(|(t, scopes)| {
+                    let name = self.token_authorizers.get(*t)?.name.clone();
+                    Some((name, scopes.clone()))
+                }),
+                iam: r.iam,
+            })
+            .collect()
     }
 
     /// Whether each request's execution is logged in full (`dataTraceEnabled`).

@@ -14,6 +14,7 @@ use apigw_edge::render;
 
 mod cert;
 mod method_test;
+mod publish;
 mod template;
 
 const USAGE: &str = "\
@@ -31,6 +32,7 @@ USAGE:
     apigw-edge key new [--id ID] [--name NAME]
     apigw-edge key hash <value>
     {TEST_USAGE}
+    {PUBLISH_USAGE}
     {CERT_USAGE}
     {TEMPLATE_USAGE}
 
@@ -53,6 +55,7 @@ COMMANDS:
                    (SHA-256 only) to paste into the deployment file.
     key hash       Print the SHA-256 of an existing key value, for `valueSha256`.
     {TEST_HELP}
+    {PUBLISH_HELP}
     {CERT_HELP}
     {TEMPLATE_HELP}
 
@@ -502,6 +505,8 @@ fn usage() -> String {
     USAGE
         .replace("{TEST_USAGE}", method_test::USAGE)
         .replace("{TEST_HELP}", method_test::HELP)
+        .replace("{PUBLISH_USAGE}", publish::USAGE)
+        .replace("{PUBLISH_HELP}", publish::HELP)
         .replace("{CERT_USAGE}", cert::USAGE)
         .replace("{CERT_HELP}", cert::HELP)
         .replace("{TEMPLATE_USAGE}", template::USAGE)
@@ -512,6 +517,9 @@ fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     if argv.first().map(String::as_str) == Some("template") {
         return template::main(argv.get(1..).unwrap_or_default());
+    }
+    if let Some(command @ ("export" | "docs")) = argv.first().map(String::as_str) {
+        return publish::main(command, argv.get(1..).unwrap_or_default());
     }
     if argv.first().map(String::as_str) == Some("test") {
         return method_test::main(argv.get(1..).unwrap_or_default());
