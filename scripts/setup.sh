@@ -6,6 +6,7 @@
 #     server (Cognito user pools and AWS services on loopback, for the tests and examples)
 #   - with --browser: Debian's chromium, for the CORS tests in a real browser
 #   - with --fuzz: cargo-fuzz, for the template engine's fuzz target
+#   - with --sdk: the TypeScript compiler in .work/node, to check generated TypeScript SDKs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,13 +14,16 @@ ENVOY_VERSION=1.40.0
 CARGO_LAMBDA_VERSION=1.9.2
 MOTO_VERSION=5.2.5
 CARGO_FUZZ_VERSION=0.13.2
+TYPESCRIPT_VERSION=5.9.3
 
 browser=false
 fuzz=false
+sdk=false
 for arg in "$@"; do
   case "$arg" in
     --browser) browser=true ;;
     --fuzz) fuzz=true ;;
+    --sdk) sdk=true ;;
     *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -52,6 +56,12 @@ if $fuzz && ! cargo fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; 
   log "installing cargo-fuzz $CARGO_FUZZ_VERSION (about a minute)"
   cargo install --quiet --locked "cargo-fuzz@$CARGO_FUZZ_VERSION" >&2
 fi
+if $sdk && ! .work/node/node_modules/.bin/tsc --version 2>/dev/null | grep -q "$TYPESCRIPT_VERSION"; then
+  log "installing TypeScript $TYPESCRIPT_VERSION into .work/node"
+  mkdir -p .work/node
+  npm install --silent --no-audit --no-fund --prefix .work/node "typescript@$TYPESCRIPT_VERSION" >&2
+fi
+
 if $browser && ! command -v chromium >/dev/null 2>&1; then
   log "installing Debian's chromium (headless browser for the CORS tests)"
   sudo=""

@@ -21,7 +21,7 @@ run_tests() {
 }
 
 step "setup"
-./scripts/setup.sh --browser --fuzz
+./scripts/setup.sh --browser --fuzz --sdk
 
 step "cargo fmt --check"
 cargo fmt --check

@@ -36,6 +36,7 @@ pub mod query;
 pub mod render;
 pub mod resource_policy;
 pub mod router;
+pub mod sdk;
 pub mod shared;
 pub mod sigv4;
 pub mod time;

@@ -518,7 +518,7 @@ fn main() -> ExitCode {
     if argv.first().map(String::as_str) == Some("template") {
         return template::main(argv.get(1..).unwrap_or_default());
     }
-    if let Some(command @ ("export" | "docs")) = argv.first().map(String::as_str) {
+    if let Some(command @ ("export" | "docs" | "sdk")) = argv.first().map(String::as_str) {
         return publish::main(command, argv.get(1..).unwrap_or_default());
     }
     if argv.first().map(String::as_str) == Some("test") {

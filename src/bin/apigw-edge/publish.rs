@@ -1,5 +1,5 @@
-//! `apigw-edge export` and `apigw-edge docs`: the stage's API as a clean OpenAPI document,
-//! and as an HTML reference.
+//! `apigw-edge export`, `apigw-edge docs` and `apigw-edge sdk`: the stage's API as a clean
+//! OpenAPI document, as an HTML reference, and as a client SDK.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,7 +10,8 @@ use apigw_edge::gateway::Gateway;
 
 pub const USAGE: &str = "apigw-edge export <deployment.yaml> [--stage NAME] [--type oas30|swagger]
                       [--extensions none|apigateway] [--out FILE]
-    apigw-edge docs <deployment.yaml> [--stage NAME] --out DIR";
+    apigw-edge docs <deployment.yaml> [--stage NAME] --out DIR
+    apigw-edge sdk <deployment.yaml> --lang typescript|javascript|python [--stage NAME] --out DIR";
 
 pub const HELP: &str =
     "export         Print the stage's API as API Gateway exports it: OpenAPI 3.0 (default) or
@@ -19,7 +20,10 @@ pub const HELP: &str =
                    --extensions apigateway.
     docs           Write a self-contained HTML reference of the stage's API to DIR/index.html:
                    every method with what a caller needs (API key, authorizer, IAM),
-                   parameters, bodies, responses and an example request; the models.";
+                   parameters, bodies, responses and an example request; the models.
+    sdk            Write a client for the stage's API to DIR (client.ts, client.js or
+                   client.py): one function per method, the models as types (TypeScript),
+                   an API key option and a signing hook for IAM-authorised methods.";
 
 struct Args {
     deployment: PathBuf,
@@ -27,6 +31,7 @@ struct Args {
     doc_type: DocType,
     extensions: bool,
     out: Option<PathBuf>,
+    lang: Option<apigw_edge::sdk::Lang>,
 }
 
 fn parse(args: &[String]) -> Result<Args, String> {
@@ -36,6 +41,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
         doc_type: DocType::Oas30,
         extensions: false,
         out: None,
+        lang: None,
     };
     let mut positional = Vec::new();
     let mut it = args.iter();
@@ -44,6 +50,12 @@ fn parse(args: &[String]) -> Result<Args, String> {
         match arg.as_str() {
             "--stage" => a.stage = Some(value("--stage")?),
             "--out" => a.out = Some(PathBuf::from(value("--out")?)),
+            "--lang" => {
+                let v = value("--lang")?;
+                a.lang = Some(apigw_edge::sdk::Lang::parse(&v).ok_or(format!(
+                    "--lang takes typescript, javascript or python, not {v:?}"
+                ))?);
+            }
             "--type" => {
                 a.doc_type = match value("--type")?.as_str() {
                     "oas30" => DocType::Oas30,
@@ -141,9 +153,13 @@ fn run(command: &str, args: &[String]) -> Result<(), ExitCode> {
         return write_out(a.out.as_deref(), &text);
     }
     let Some(dir) = a.out.as_deref() else {
-        eprintln!("error: `docs` needs --out DIR\n\nUSAGE:\n    {USAGE}");
+        eprintln!("error: `{command}` needs --out DIR\n\nUSAGE:\n    {USAGE}");
         return Err(ExitCode::from(2));
     };
+    std::fs::create_dir_all(dir).map_err(|e| {
+        eprintln!("error: cannot create {}: {e}", dir.display());
+        ExitCode::FAILURE
+    })?;
     let doc = export::export(
         &cfg.openapi,
         &Options {
@@ -152,22 +168,30 @@ fn run(command: &str, args: &[String]) -> Result<(), ExitCode> {
             ..options
         },
     );
-    let page = apigw_edge::docs::html(
-        &doc,
-        &gateway.method_auth(),
-        &format!("{origin}{base_path}"),
-    );
-    std::fs::create_dir_all(dir).map_err(|e| {
-        eprintln!("error: cannot create {}: {e}", dir.display());
-        ExitCode::FAILURE
-    })?;
+    let base_url = format!("{origin}{base_path}");
+    if command == "sdk" {
+        let Some(lang) = a.lang else {
+            eprintln!(
+                "error: `sdk` needs --lang typescript|javascript|python\n\nUSAGE:\n    {USAGE}"
+            );
+            return Err(ExitCode::from(2));
+        };
+        for (name, text) in apigw_edge::sdk::generate(lang, &doc, &gateway.method_auth(), &base_url)
+        {
+            let path = dir.join(name);
+            write_out(Some(&path), &text)?;
+            eprintln!("wrote {}", path.display());
+        }
+        return Ok(());
+    }
+    let page = apigw_edge::docs::html(&doc, &gateway.method_auth(), &base_url);
     let index = dir.join("index.html");
     write_out(Some(&index), &page)?;
     eprintln!("wrote {}", index.display());
     Ok(())
 }
 
-/// `export` and `docs`.
+/// `export`, `docs` and `sdk`.
 pub fn main(command: &str, args: &[String]) -> ExitCode {
     match run(command, args) {
         Ok(()) => ExitCode::SUCCESS,
