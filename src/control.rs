@@ -17,7 +17,7 @@ use crate::cache;
 use crate::config::{Deployment, QuotaSettings};
 use crate::http::Reply;
 use crate::shared::{self, SharedCells};
-use crate::usage::{quota, quota_cell};
+use crate::usage::{quota, quota_cell, KeyCell};
 
 /// What the control filter is configured with.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -73,8 +73,8 @@ fn usage(cfg: &ControlConfig, key_id: &str, cells: &dyn SharedCells, now_ms: u64
     let cell = quota_cell(&kq.plan_id, &kq.key_id);
     let state = match cells.get(&cell) {
         Ok((None, _)) => None,
-        Ok((Some(v), _)) => match quota::State::decode(&v) {
-            Some(state) => Some(state),
+        Ok((Some(v), _)) => match KeyCell::decode(&v) {
+            Some(state) => state.quota,
             None => {
                 return json(
                     503,

@@ -7,7 +7,9 @@
 //! method override if any), then the stage throttle of the method, then the key's quota.
 //! Every counter lives in a shared-data cell updated with compare-and-swap, one cell per
 //! (plan, key[, method]) and per stage method, all named from configuration, so limits hold
-//! exactly across Envoy workers and the key space stays bounded. Submodules own the
+//! exactly across Envoy workers and the key space stays bounded. A key's quota cell also
+//! holds its plan-wide throttle ([`KeyCell`]), so a keyed request usually costs one read and
+//! one write of shared data. Submodules own the
 //! arithmetic ([`bucket`], [`quota`]). Must not: read clocks or headers (the gateway hands
 //! over the identified key and `now`).
 
@@ -99,6 +101,41 @@ impl Check {
 /// stage of the plan, so the cell names no stage.
 pub fn quota_cell(plan: &str, key: &str) -> String {
     format!("apigw-edge/usage/{plan}/{key}/quota")
+}
+
+/// What a key's quota cell holds: the quota counter and, when the key's plan also throttles
+/// it plan-wide, that throttle's token bucket, so one compare-and-swap admits a request on
+/// both. Stored as the counter (24 bytes), the bucket (16) or both (40).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyCell {
+    pub quota: Option<quota::State>,
+    pub bucket: Option<bucket::State>,
+}
+
+impl KeyCell {
+    pub fn decode(bytes: &[u8]) -> Option<KeyCell> {
+        match bytes.len() {
+            16 => Some(KeyCell {
+                quota: None,
+                bucket: Some(bucket::State::decode(bytes)?),
+            }),
+            24 => Some(KeyCell {
+                quota: Some(quota::State::decode(bytes)?),
+                bucket: None,
+            }),
+            40 => Some(KeyCell {
+                quota: Some(quota::State::decode(bytes.get(..24)?)?),
+                bucket: Some(bucket::State::decode(bytes.get(24..)?)?),
+            }),
+            _ => None,
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = self.quota.map(|q| q.encode()).unwrap_or_default();
+        out.extend(self.bucket.map(|b| b.encode()).unwrap_or_default());
+        out
+    }
 }
 
 fn plan_rate_cell(plan: &str, key: &str, method: Option<&str>) -> String {
@@ -318,23 +355,18 @@ impl UsagePlans {
         )
     }
 
-    fn consume(
+    /// Updates a key's quota cell: `decide` gets what it holds and returns what to write
+    /// (nothing: leave it) and the result.
+    fn update_key_cell<T>(
         &self,
         cells: &dyn SharedCells,
         cell: &str,
-        q: &QuotaSettings,
-        now_ms: u64,
-    ) -> Result<(bool, quota::Standing), CellError> {
-        shared::update_state(
-            cells,
-            cell,
-            "a quota counter",
-            quota::State::decode,
-            |state| {
-                let (next, standing) = quota::consume(state, q, now_ms);
-                (next.map(|n| n.encode()), (next.is_some(), standing))
-            },
-        )
+        mut decide: impl FnMut(KeyCell) -> (Option<KeyCell>, T),
+    ) -> Result<T, CellError> {
+        shared::update_state(cells, cell, "a quota counter", KeyCell::decode, |state| {
+            let (next, out) = decide(state.unwrap_or_default());
+            (next.map(|n| n.encode()), out)
+        })
     }
 
     /// Checks one request to operation `op` by `caller` (its key and that key's plan, when
@@ -395,26 +427,69 @@ impl UsagePlans {
                 log: None,
             }
         };
+        // The plan-wide throttle of a key whose plan also has a quota lives in the key's
+        // quota cell: without a stage throttle between them (API Gateway's order is the
+        // key's throttle, the stage's, then the quota), one update takes a token and
+        // counts the request.
+        let shared_bucket = plan.and_then(|(_, _, p)| {
+            let plan_wide = p
+                .throttle
+                .as_ref()
+                .filter(|_| !p.method_throttle.contains_key(&op));
+            plan_wide.zip(p.quota.as_ref())
+        });
+        let stage_rate = usage.and_then(|o| o.stage_rate);
         // 1. The key's usage-plan throttle: the method's own override, else the plan's.
+        let mut counted = None;
         if let Some((key, pi, p)) = plan {
-            let own = p.method_throttle.get(&op);
-            let rate = own.or(p.throttle.as_ref());
-            if let Some(rate) = rate {
-                let cell = plan_rate_cell(&p.id, &key.id, own.map(|_| method));
-                if let Take::Throttled { retry_after_ms } = self.take(cells, &cell, rate, now_ms)? {
-                    return Ok(throttled(
-                        Some(pi),
-                        retry_after_ms,
-                        format!(
-                            "API key {} exceeded the throttle of usage plan {} on {method}",
-                            key.id, p.id
-                        ),
-                    ));
+            let throttled_by_plan = |retry_after_ms| {
+                throttled(
+                    Some(pi),
+                    retry_after_ms,
+                    format!(
+                        "API key {} exceeded the throttle of usage plan {} on {method}",
+                        key.id, p.id
+                    ),
+                )
+            };
+            match shared_bucket {
+                Some((rate, q)) => {
+                    let cell = quota_cell(&p.id, &key.id);
+                    let count = stage_rate.is_none();
+                    let (take, standing) = self.update_key_cell(cells, &cell, |mut c| {
+                        let (bucket, take) = bucket::take(c.bucket, rate, now_ms);
+                        let Some(bucket) = bucket else {
+                            return (None, (take, None));
+                        };
+                        c.bucket = Some(bucket);
+                        if !count {
+                            return (Some(c), (take, None));
+                        }
+                        let (quota, standing) = quota::consume(c.quota, q, now_ms);
+                        let admitted = quota.is_some();
+                        c.quota = quota.or(c.quota);
+                        (Some(c), (take, Some((admitted, standing))))
+                    })?;
+                    if let Take::Throttled { retry_after_ms } = take {
+                        return Ok(throttled_by_plan(retry_after_ms));
+                    }
+                    counted = standing;
+                }
+                None => {
+                    let own = p.method_throttle.get(&op);
+                    if let Some(rate) = own.or(p.throttle.as_ref()) {
+                        let cell = plan_rate_cell(&p.id, &key.id, own.map(|_| method));
+                        if let Take::Throttled { retry_after_ms } =
+                            self.take(cells, &cell, rate, now_ms)?
+                        {
+                            return Ok(throttled_by_plan(retry_after_ms));
+                        }
+                    }
                 }
             }
         }
         // 2. The stage's throttle of this method.
-        if let Some(rate) = usage.and_then(|o| o.stage_rate) {
+        if let Some(rate) = stage_rate {
             let cell = format!("{}{method}", self.stage_prefix);
             if let Take::Throttled { retry_after_ms } = self.take(cells, &cell, &rate, now_ms)? {
                 return Ok(throttled(
@@ -431,8 +506,15 @@ impl UsagePlans {
                 kind: EventKind::Admitted,
             });
             if let Some(q) = &p.quota {
-                let (admitted, standing) =
-                    self.consume(cells, &quota_cell(&p.id, &key.id), q, now_ms)?;
+                let (admitted, standing) = match counted {
+                    Some(done) => done,
+                    None => self.update_key_cell(cells, &quota_cell(&p.id, &key.id), |mut c| {
+                        let (quota, standing) = quota::consume(c.quota, q, now_ms);
+                        let admitted = quota.is_some();
+                        c.quota = quota.or(c.quota);
+                        (admitted.then_some(c), (admitted, standing))
+                    })?,
+                };
                 if self.rate_limit_headers {
                     let reset = standing.reset_ms.saturating_sub(now_ms).div_ceil(1000);
                     out.headers.extend([

@@ -310,3 +310,123 @@ fn configuration_errors_name_the_field() {
         ]
     );
 }
+
+/// Counts the shared-data calls a check makes.
+struct Counting<'a> {
+    cells: &'a Cells,
+    calls: std::cell::Cell<(usize, usize)>,
+}
+
+impl SharedCells for Counting<'_> {
+    fn get(&self, key: &str) -> Result<(Option<Vec<u8>>, u32), CellError> {
+        let (g, s) = self.calls.get();
+        self.calls.set((g + 1, s));
+        self.cells.get(key)
+    }
+
+    fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<(), CellError> {
+        let (g, s) = self.calls.get();
+        self.calls.set((g, s + 1));
+        self.cells.set(key, value, cas)
+    }
+}
+
+fn key_cell(cells: &Cells, plan: &str, key: &str) -> KeyCell {
+    let (v, _) = cells.get(&quota_cell(plan, key)).unwrap();
+    KeyCell::decode(&v.unwrap()).unwrap()
+}
+
+#[test]
+fn throttle_and_quota_of_a_key_share_one_cell() {
+    let plan = json!({"usagePlans": [{"id": "q", "apiKeys": ["gold"],
+        "throttle": {"rateLimit": 1, "burstLimit": 2}, "quota": {"limit": 4, "period": "DAY"}}]});
+    let f = fixture(plan.clone());
+    let cells = Cells::default();
+    let counting = Counting {
+        cells: &cells,
+        calls: std::cell::Cell::new((0, 0)),
+    };
+    let op = idx(&f.ops, "/a/GET");
+    let key = f.keys.identify(GOLD).unwrap();
+    let verdicts = |now_ms: u64, n: usize| -> String {
+        (0..n)
+            .map(
+                |_| match f.plans.check(&counting, op, Some((key, 0)), now_ms).verdict {
+                    Ok(()) => '.',
+                    Err((GatewayError::Throttled, _)) => 'T',
+                    Err((GatewayError::QuotaExceeded, _)) => 'Q',
+                    Err((e, _)) => panic!("{e:?}"),
+                },
+            )
+            .collect()
+    };
+    // One read and one write admit a request on both limits.
+    assert_eq!(verdicts(0, 1), ".");
+    assert_eq!(counting.calls.get(), (1, 1));
+    // A throttled request reads and writes nothing more, and is not counted.
+    assert_eq!(verdicts(0, 2), ".T");
+    assert_eq!(counting.calls.get(), (3, 2));
+    assert_eq!(
+        key_cell(&cells, "q", "gold")
+            .quota
+            .map(|q| q.encode()[16..].to_vec()),
+        Some(2u64.to_le_bytes().to_vec())
+    );
+    // Refilled tokens run into the quota: the token is taken, the request not counted.
+    assert_eq!(verdicts(10_000, 2), "..");
+    assert_eq!(verdicts(20_000, 1), "Q");
+    assert!(key_cell(&cells, "q", "gold").bucket.is_some());
+
+    // With a stage throttle between them, the key's throttle and its quota are two updates
+    // of that cell, in API Gateway's order: a request the stage refuses is not counted.
+    let mut staged = plan;
+    staged["throttle"] = json!({"rateLimit": 100, "burstLimit": 100,
+        "methodSettings": {"/a/GET": {"rateLimit": 1, "burstLimit": 1}}});
+    let f = fixture(staged);
+    let cells = Cells::default();
+    assert_eq!(f.run(&cells, "/a/GET", Some(GOLD), 2, 0), ".T");
+    let cell = key_cell(&cells, "q", "gold");
+    assert_eq!(
+        cell.quota.map(|q| q.encode()[16..].to_vec()),
+        Some(1u64.to_le_bytes().to_vec())
+    );
+    assert!(cell.bucket.is_some());
+}
+
+#[test]
+fn key_cells_read_every_layout() {
+    let quota_only = quota::consume(
+        None,
+        &crate::config::QuotaSettings {
+            limit: 5,
+            offset: 0,
+            period: crate::config::QuotaPeriod::Day,
+        },
+        0,
+    )
+    .0
+    .unwrap();
+    let bucket_only = bucket::State::decode(&[7u8; 16]).unwrap();
+    for cell in [
+        KeyCell {
+            quota: Some(quota_only),
+            bucket: None,
+        },
+        KeyCell {
+            quota: None,
+            bucket: Some(bucket_only),
+        },
+        KeyCell {
+            quota: Some(quota_only),
+            bucket: Some(bucket_only),
+        },
+    ] {
+        assert_eq!(KeyCell::decode(&cell.encode()), Some(cell));
+    }
+    // A quota cell written before buckets moved in (24 bytes) is read as it is.
+    assert_eq!(
+        KeyCell::decode(&quota_only.encode()).unwrap().quota,
+        Some(quota_only)
+    );
+    assert_eq!(KeyCell::decode(&[0u8; 23]), None);
+}
