@@ -15,6 +15,7 @@ use apigw_edge::render;
 mod cert;
 mod method_test;
 mod publish;
+mod run;
 mod template;
 
 const USAGE: &str = "\
@@ -425,10 +426,6 @@ fn run(args: Args) -> Result<(), ExitCode> {
                 );
                 return Err(ExitCode::FAILURE);
             }
-            let yaml = render_yaml(&cfg, &absolute(&wasm)).map_err(|e| {
-                print_errors(&args.deployment, &e);
-                ExitCode::FAILURE
-            })?;
             let out = args
                 .config_out
                 .clone()
@@ -436,39 +433,12 @@ fn run(args: Args) -> Result<(), ExitCode> {
             if let Some(dir) = out.parent() {
                 let _ = std::fs::create_dir_all(dir);
             }
-            std::fs::write(&out, yaml).map_err(|e| {
-                eprintln!("error: cannot write {}: {e}", out.display());
-                ExitCode::FAILURE
-            })?;
-            let envoy = find_envoy(args.envoy.clone());
-            eprintln!(
-                "apigw-edge: starting {} on {} (stage `{}`), configuration in {}",
-                envoy.display(),
-                cfg.deployment.listen,
-                cfg.deployment.stage,
-                out.display()
-            );
-            let status = std::process::Command::new(&envoy)
-                .arg("-c")
-                .arg(&out)
-                .args([
-                    "--concurrency",
-                    &cfg.deployment.envoy.concurrency.to_string(),
-                ])
-                .args(["--log-level", &cfg.deployment.envoy.log_level])
-                .arg("--disable-hot-restart")
-                .status()
-                .map_err(|e| {
-                    eprintln!("error: cannot start {}: {e}", envoy.display());
-                    ExitCode::FAILURE
-                })?;
-            if status.success() {
-                Ok(())
-            } else {
-                Err(ExitCode::from(
-                    u8::try_from(status.code().unwrap_or(1)).unwrap_or(1),
-                ))
-            }
+            run::run(
+                &args.deployment,
+                &absolute(&wasm),
+                &find_envoy(args.envoy.clone()),
+                &out,
+            )
         }
         "cache flush" | "cache status" | "usage" | "authorizers flush" => {
             control_command(&args, &cfg)
