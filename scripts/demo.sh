@@ -123,6 +123,7 @@ fi
 echo
 echo "Metrics: curl -s http://127.0.0.1:9901/stats | grep apigw_edge"
 echo "Logs: .work/envoy.log (Envoy and the filter), .work/lambda.log (functions)"
+echo "Edit examples/hello/openapi.json or deployment.yaml: changes are applied while it runs."
 
 if $check; then
   if [ "$failures" -ne 0 ]; then
