@@ -10,7 +10,6 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
-use crate::export::ANY_METHOD;
 use crate::gateway::MethodAuth;
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}\
@@ -129,24 +128,7 @@ pub fn html(doc: &Value, auth: &[MethodAuth], base_url: &str) -> String {
         "" => "API",
         t => t,
     };
-    let mut methods: Vec<(String, String, &Value)> = Vec::new();
-    for (path, item) in doc
-        .get("paths")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-    {
-        for (key, op) in item.as_object().into_iter().flatten() {
-            let verb = match key.as_str() {
-                ANY_METHOD => "ANY".to_string(),
-                "get" | "put" | "post" | "delete" | "options" | "head" | "patch" => {
-                    key.to_ascii_uppercase()
-                }
-                _ => continue,
-            };
-            methods.push((path.clone(), verb, op));
-        }
-    }
+    let methods = crate::export::methods_of(doc);
     let mut out = String::new();
     let _ = write!(
         out,

@@ -37,6 +37,54 @@ const METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
 ];
 
+/// The methods of a document in order: path, verb (`GET`, ..., `ANY`) and operation.
+pub fn methods_of(doc: &Value) -> Vec<(String, String, &Value)> {
+    let mut out = Vec::new();
+    for (path, item) in doc
+        .get("paths")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        for (key, op) in item.as_object().into_iter().flatten() {
+            let verb = if key == ANY_METHOD {
+                "ANY".to_string()
+            } else if METHODS.contains(&key.as_str()) && key != "trace" {
+                key.to_ascii_uppercase()
+            } else {
+                continue;
+            };
+            out.push((path.clone(), verb, op));
+        }
+    }
+    out
+}
+
+/// `paths` with each path item's `parameters` mapped by `parameter` and each operation by
+/// `operation`.
+fn map_paths(
+    paths: &Value,
+    parameter: impl Fn(&Value) -> Value,
+    operation: impl Fn(&Value) -> Value,
+) -> Value {
+    let mut out = Map::new();
+    for (path, item) in paths.as_object().into_iter().flatten() {
+        let mut new_item = Map::new();
+        for (m, v) in item.as_object().into_iter().flatten() {
+            let converted = if m == "parameters" {
+                Value::Array(v.as_array().into_iter().flatten().map(&parameter).collect())
+            } else if METHODS.contains(&m.as_str()) || m == ANY_METHOD {
+                operation(v)
+            } else {
+                v.clone()
+            };
+            new_item.insert(m.clone(), converted);
+        }
+        out.insert(path.clone(), Value::Object(new_item));
+    }
+    Value::Object(out)
+}
+
 /// Whether `doc` is an OpenAPI 3 document (else Swagger 2.0).
 pub fn is_oas3(doc: &Value) -> bool {
     doc.get("openapi").is_some()
@@ -244,29 +292,21 @@ fn swagger_to_oas3(doc: &Value) -> Value {
                 components.insert("securitySchemes".into(), v.clone());
             }
             "paths" => {
-                let mut paths = Map::new();
-                for (path, item) in v.as_object().into_iter().flatten() {
-                    let mut new_item = Map::new();
-                    for (m, op) in item.as_object().into_iter().flatten() {
-                        let converted = if m == "parameters" {
-                            json!(op
-                                .as_array()
-                                .map(|ps| ps
-                                    .iter()
-                                    .filter(|p| p.get("in") != Some(&json!("body")))
-                                    .map(parameter_to_oas3)
-                                    .collect::<Vec<_>>())
-                                .unwrap_or_default())
-                        } else if METHODS.contains(&m.as_str()) || m == ANY_METHOD {
-                            operation_to_oas3(op, &consumes, &produces)
-                        } else {
-                            op.clone()
-                        };
-                        new_item.insert(m.clone(), converted);
+                // Body parameters become request bodies: they are not parameters in 3.0.
+                let not_body = |p: &Value| p.get("in") != Some(&json!("body"));
+                let mut paths = map_paths(v, parameter_to_oas3, |op| {
+                    operation_to_oas3(op, &consumes, &produces)
+                });
+                for item in paths
+                    .as_object_mut()
+                    .into_iter()
+                    .flat_map(|m| m.values_mut())
+                {
+                    if let Some(Value::Array(ps)) = item.get_mut("parameters") {
+                        ps.retain(not_body);
                     }
-                    paths.insert(path.clone(), Value::Object(new_item));
                 }
-                out.insert("paths".into(), Value::Object(paths));
+                out.insert("paths".into(), paths);
             }
             _ => {
                 out.insert(k.clone(), v.clone());
@@ -397,25 +437,10 @@ fn oas3_to_swagger(doc: &Value) -> Value {
                 }
             }
             "paths" => {
-                let mut paths = Map::new();
-                for (path, item) in v.as_object().into_iter().flatten() {
-                    let mut new_item = Map::new();
-                    for (m, op) in item.as_object().into_iter().flatten() {
-                        let converted = if m == "parameters" {
-                            json!(op
-                                .as_array()
-                                .map(|ps| ps.iter().map(parameter_to_swagger).collect::<Vec<_>>())
-                                .unwrap_or_default())
-                        } else if METHODS.contains(&m.as_str()) || m == ANY_METHOD {
-                            operation_to_swagger(op)
-                        } else {
-                            op.clone()
-                        };
-                        new_item.insert(m.clone(), converted);
-                    }
-                    paths.insert(path.clone(), Value::Object(new_item));
-                }
-                out.insert("paths".into(), Value::Object(paths));
+                out.insert(
+                    "paths".into(),
+                    map_paths(v, parameter_to_swagger, operation_to_swagger),
+                );
             }
             _ => {
                 out.insert(k.clone(), v.clone());

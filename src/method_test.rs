@@ -106,15 +106,7 @@ pub fn run(
         head.method,
         req.path.split('?').next().unwrap_or_default()
     ));
-    let host = |now_ms| Host {
-        cells,
-        store: None,
-        auth_cache: None,
-        keys: None,
-        tokens: None,
-        certs: None,
-        now_ms,
-    };
+    let host = |now_ms| Host::bare(cells, now_ms);
     let mut ex = gateway.begin(head);
     let mut calls = Vec::new();
     let mut filter_log = Vec::new();

@@ -10,7 +10,6 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
-use crate::export::ANY_METHOD;
 use crate::gateway::MethodAuth;
 
 /// A target language.
@@ -104,64 +103,50 @@ fn snake(camel: &str) -> String {
 
 fn methods<'a>(doc: &'a Value, auth: &[MethodAuth]) -> Vec<Method<'a>> {
     let mut out: Vec<Method> = Vec::new();
-    for (path, item) in doc
-        .get("paths")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-    {
-        for (key, op) in item.as_object().into_iter().flatten() {
-            let verb = match key.as_str() {
-                ANY_METHOD => "ANY".to_string(),
-                "get" | "put" | "post" | "delete" | "options" | "head" | "patch" => {
-                    key.to_ascii_uppercase()
+    for (path, verb, op) in crate::export::methods_of(doc) {
+        let base = match op.get("operationId").and_then(Value::as_str) {
+            Some(id) if !id.is_empty() => camel(&words(id)),
+            _ => {
+                let mut w = vec![verb.to_ascii_lowercase()];
+                w.extend(words(&path));
+                if path == "/" {
+                    w.push("root".into());
                 }
-                _ => continue,
-            };
-            let base = match op.get("operationId").and_then(Value::as_str) {
-                Some(id) if !id.is_empty() => camel(&words(id)),
-                _ => {
-                    let mut w = vec![verb.to_ascii_lowercase()];
-                    w.extend(words(path));
-                    if path == "/" {
-                        w.push("root".into());
-                    }
-                    camel(&w)
-                }
-            };
-            let mut name = base.clone();
-            let mut n = 2;
-            while out.iter().any(|m| m.name == name) {
-                name = format!("{base}{n}");
-                n += 1;
+                camel(&w)
             }
-            let a = auth
-                .iter()
-                .find(|a| a.resource == *path && a.method.eq_ignore_ascii_case(&verb));
-            let mut needs = Vec::new();
-            if let Some(a) = a {
-                if a.api_key {
-                    needs.push("an API key (apiKey)");
-                }
-                if a.authorizer.is_some() || a.token.is_some() {
-                    needs.push("an Authorization header");
-                }
-                if a.iam {
-                    needs.push("a SigV4 signature (sign)");
-                }
-            }
-            out.push(Method {
-                name,
-                verb,
-                path: path.clone(),
-                op,
-                needs: if needs.is_empty() {
-                    "nothing".into()
-                } else {
-                    needs.join(", ")
-                },
-            });
+        };
+        let mut name = base.clone();
+        let mut n = 2;
+        while out.iter().any(|m| m.name == name) {
+            name = format!("{base}{n}");
+            n += 1;
         }
+        let a = auth
+            .iter()
+            .find(|a| a.resource == path && a.method.eq_ignore_ascii_case(&verb));
+        let mut needs = Vec::new();
+        if let Some(a) = a {
+            if a.api_key {
+                needs.push("an API key (apiKey)");
+            }
+            if a.authorizer.is_some() || a.token.is_some() {
+                needs.push("an Authorization header");
+            }
+            if a.iam {
+                needs.push("a SigV4 signature (sign)");
+            }
+        }
+        out.push(Method {
+            name,
+            verb,
+            path,
+            op,
+            needs: if needs.is_empty() {
+                "nothing".into()
+            } else {
+                needs.join(", ")
+            },
+        });
     }
     out
 }

@@ -15,26 +15,13 @@ mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::thread;
 
 use serde_json::{json, Value};
 use support::*;
 
 const KEY: &str = "browserbrowserbrowserbrowser";
-
-fn chromium() -> PathBuf {
-    let p = std::env::var_os("APIGW_EDGE_CHROMIUM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
-    assert!(
-        p.exists(),
-        "Chromium not found at {}: run ./scripts/setup.sh (it installs Debian's chromium)",
-        p.display()
-    );
-    p
-}
 
 /// Serves `page` for every request on a loopback port; returns the port.
 fn serve_page(page: String) -> u16 {
@@ -89,30 +76,10 @@ async function call(name, url, init) {{
 }
 
 fn run_chromium(url: &str, profile: &Path) -> Value {
-    let out = Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-extensions",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--virtual-time-budget=20000",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(url)
-        .output()
-        .unwrap();
-    let dom = String::from_utf8_lossy(&out.stdout);
-    let start = dom.find("RESULT").unwrap_or_else(|| {
-        panic!(
-            "the page did not finish:\n{dom}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+    let (dom, stderr) = chromium_dom(url, profile, &["--virtual-time-budget=20000"]);
+    let start = dom
+        .find("RESULT")
+        .unwrap_or_else(|| panic!("the page did not finish:\n{dom}\n{stderr}"));
     let text = &dom[start + "RESULT".len()..];
     let end = text.find("</body>").unwrap_or(text.len());
     let json = text[..end]

@@ -121,37 +121,15 @@ fn docs_open_from_disk_in_a_browser() {
     let (ok, _, err) = cli_out(&["docs", d.to_str().unwrap(), "--out", site.to_str().unwrap()]);
     assert!(ok, "{err}");
     let index = site.join("index.html");
-    let chromium = std::env::var_os("APIGW_EDGE_CHROMIUM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
-    assert!(
-        chromium.exists(),
-        "Chromium not found at {}: run ./scripts/setup.sh",
-        chromium.display()
-    );
     // Offline: the page must not need the network.
-    let out = Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-extensions",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--proxy-server=127.0.0.1:9",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", dir.join("profile").display()))
-        .arg(format!("file://{}", index.display()))
-        .output()
-        .unwrap();
-    let dom = String::from_utf8_lossy(&out.stdout);
+    let (dom, stderr) = chromium_dom(
+        &format!("file://{}", index.display()),
+        &dir.join("profile"),
+        &["--proxy-server=127.0.0.1:9"],
+    );
     assert!(
         dom.contains("<title>Pet store reference</title>"),
-        "{dom}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        "{dom}\n{stderr}"
     );
     assert_eq!(dom.matches("<section class=\"method\"").count(), 2, "{dom}");
     for want in [

@@ -134,6 +134,22 @@ pub struct Host<'a> {
     pub now_ms: u64,
 }
 
+impl<'a> Host<'a> {
+    /// Shared data and the time, without a worker's stores (tools and tests that run one
+    /// request: nothing cached, no keys fetched).
+    pub fn bare(cells: &'a dyn SharedCells, now_ms: u64) -> Host<'a> {
+        Host {
+            cells,
+            store: None,
+            auth_cache: None,
+            keys: None,
+            tokens: None,
+            certs: None,
+            now_ms,
+        }
+    }
+}
+
 /// The call a request waits for.
 #[derive(Debug, Clone)]
 pub(super) struct Waiting {
@@ -536,15 +552,7 @@ impl Gateway {
     /// integration themselves (tests, micro-benchmarks): a request an authorizer guards is
     /// answered as if its authorizer could not be reached.
     pub fn start(&self, head: &RequestHead, cells: &dyn SharedCells) -> Start {
-        let host = Host {
-            cells,
-            store: None,
-            auth_cache: None,
-            keys: None,
-            tokens: None,
-            certs: None,
-            now_ms: head.now_ms,
-        };
+        let host = Host::bare(cells, head.now_ms);
         let mut ex = self.begin(head.clone());
         let mut step = self.advance(&mut ex, &host);
         if let Step::Call(_) = step {

@@ -927,3 +927,38 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
+
+/// Loads `url` in headless Chromium (Debian's, installed by `setup.sh --browser`, or
+/// `$APIGW_EDGE_CHROMIUM`) with a fresh profile in `profile` and `extra` flags; returns the
+/// DOM it ends with and Chromium's standard error.
+pub fn chromium_dom(url: &str, profile: &Path, extra: &[&str]) -> (String, String) {
+    let chromium = std::env::var_os("APIGW_EDGE_CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    assert!(
+        chromium.exists(),
+        "Chromium not found at {}: run ./scripts/setup.sh --browser",
+        chromium.display()
+    );
+    let out = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-extensions",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--dump-dom",
+        ])
+        .args(extra)
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(url)
+        .output()
+        .unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

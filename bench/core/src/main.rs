@@ -298,15 +298,7 @@ fn main() {
     .unwrap()
     .gateway;
     let mut logged = logged_gw.begin(head("GET", "/prod/ping", now));
-    let logged_host = apigw_edge::gateway::Host {
-        cells: &cells,
-        store: None,
-        auth_cache: None,
-        keys: None,
-        tokens: None,
-        certs: None,
-        now_ms: now,
-    };
+    let logged_host = apigw_edge::gateway::Host::bare(&cells, now);
     let logged_outcome = match logged_gw.advance(&mut logged, &logged_host) {
         apigw_edge::gateway::Step::Reply(o) => *o,
         other => panic!("/ping: {other:?}"),

@@ -183,6 +183,30 @@ fn load(path: &Path) -> Result<FilterConfig, Vec<ConfigError>> {
     })
 }
 
+/// The deployment and its compiled gateway, refused (errors printed) when it does not
+/// validate or does not serve `stage`.
+fn load_stage(path: &Path, stage: Option<&str>) -> Result<(FilterConfig, Gateway), ExitCode> {
+    let cfg = load(path).map_err(|e| {
+        print_errors(path, &e);
+        ExitCode::FAILURE
+    })?;
+    let gateway = Gateway::compile(&cfg)
+        .map_err(|e| {
+            print_errors(path, &e);
+            ExitCode::FAILURE
+        })?
+        .gateway;
+    if let Some(stage) = stage.filter(|s| *s != gateway.stage_name()) {
+        eprintln!(
+            "error: {}: serves stage `{}`, not `{stage}`",
+            path.display(),
+            gateway.stage_name()
+        );
+        return Err(ExitCode::FAILURE);
+    }
+    Ok((cfg, gateway))
+}
+
 fn print_errors(path: &Path, errors: &[ConfigError]) {
     for e in errors {
         eprintln!("error: {}: {e}", path.display());

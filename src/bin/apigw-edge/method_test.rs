@@ -414,31 +414,10 @@ pub fn main(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let cfg = match super::load(&o.deployment) {
-        Ok(c) => c,
-        Err(errors) => {
-            super::print_errors(&o.deployment, &errors);
-            return ExitCode::FAILURE;
-        }
+    let (_, mut gateway) = match super::load_stage(&o.deployment, o.stage.as_deref()) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
     };
-    let compiled = match Gateway::compile(&cfg) {
-        Ok(c) => c,
-        Err(errors) => {
-            super::print_errors(&o.deployment, &errors);
-            return ExitCode::FAILURE;
-        }
-    };
-    let mut gateway = compiled.gateway;
-    if let Some(stage) = &o.stage {
-        if stage != gateway.stage_name() {
-            eprintln!(
-                "error: {}: serves stage `{}`, not `{stage}`",
-                o.deployment.display(),
-                gateway.stage_name()
-            );
-            return ExitCode::FAILURE;
-        }
-    }
     if o.mock.is_none() {
         if let Err(e) = gateway.load_credentials(&|n| std::env::var(n).ok()) {
             eprintln!("error: {}: {e}", o.deployment.display());

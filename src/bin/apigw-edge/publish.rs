@@ -85,31 +85,6 @@ fn parse(args: &[String]) -> Result<Args, String> {
     Ok(a)
 }
 
-/// The deployment and its compiled gateway, for the stage asked for.
-fn load(a: &Args) -> Result<(FilterConfig, Gateway), ExitCode> {
-    let cfg = super::load(&a.deployment).map_err(|e| {
-        super::print_errors(&a.deployment, &e);
-        ExitCode::FAILURE
-    })?;
-    let gateway = Gateway::compile(&cfg)
-        .map_err(|e| {
-            super::print_errors(&a.deployment, &e);
-            ExitCode::FAILURE
-        })?
-        .gateway;
-    if let Some(stage) = &a.stage {
-        if stage != gateway.stage_name() {
-            eprintln!(
-                "error: {}: serves stage `{}`, not `{stage}`",
-                a.deployment.display(),
-                gateway.stage_name()
-            );
-            return Err(ExitCode::FAILURE);
-        }
-    }
-    Ok((cfg, gateway))
-}
-
 /// The gateway's origin (`http://127.0.0.1:8080`) and the stage's base path.
 fn location(cfg: &FilterConfig, gateway: &Gateway) -> (String, String) {
     let d = &cfg.deployment;
@@ -139,7 +114,7 @@ fn run(command: &str, args: &[String]) -> Result<(), ExitCode> {
         eprintln!("error: {e}\n\nUSAGE:\n    {USAGE}");
         ExitCode::from(2)
     })?;
-    let (cfg, gateway) = load(&a)?;
+    let (cfg, gateway) = super::load_stage(&a.deployment, a.stage.as_deref())?;
     let (origin, base_path) = location(&cfg, &gateway);
     let options = Options {
         doc_type: a.doc_type,
