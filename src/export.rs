@@ -85,6 +85,17 @@ fn map_paths(
     Value::Object(out)
 }
 
+/// An object with each value mapped by `f`.
+fn map_values(v: &Value, f: impl Fn(&Value) -> Value) -> Value {
+    Value::Object(
+        v.as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, item)| (k.clone(), f(item)))
+            .collect(),
+    )
+}
+
 /// Whether `doc` is an OpenAPI 3 document (else Swagger 2.0).
 pub fn is_oas3(doc: &Value) -> bool {
     doc.get("openapi").is_some()
@@ -395,13 +406,7 @@ fn operation_to_oas3(op: &Value, consumes: &Value, produces: &Value) -> Value {
                                 nr.insert("content".into(), Value::Object(content));
                             }
                             "headers" => {
-                                let hs: Map<String, Value> = rv
-                                    .as_object()
-                                    .into_iter()
-                                    .flatten()
-                                    .map(|(n, h)| (n.clone(), parameter_to_oas3(h)))
-                                    .collect();
-                                nr.insert("headers".into(), Value::Object(hs));
+                                nr.insert("headers".into(), map_values(rv, parameter_to_oas3));
                             }
                             _ => {
                                 nr.insert(rk.clone(), rv.clone());
@@ -518,13 +523,7 @@ fn operation_to_swagger(op: &Value) -> Value {
                                 }
                             }
                             "headers" => {
-                                let hs: Map<String, Value> = rv
-                                    .as_object()
-                                    .into_iter()
-                                    .flatten()
-                                    .map(|(n, h)| (n.clone(), parameter_to_swagger(h)))
-                                    .collect();
-                                nr.insert("headers".into(), Value::Object(hs));
+                                nr.insert("headers".into(), map_values(rv, parameter_to_swagger));
                             }
                             _ => {
                                 nr.insert(rk.clone(), rv.clone());

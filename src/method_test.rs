@@ -12,7 +12,6 @@ use crate::execution_log;
 use crate::gateway::{CallKind, Event, Gateway, Host, Outcome, RequestHead, Step};
 use crate::http::{Header, UpstreamAnswer, UpstreamCall};
 use crate::shared::SharedCells;
-use crate::time::Utc;
 
 /// The request to test, as the console takes it: a path of the API (without the stage),
 /// query, headers and body.
@@ -227,7 +226,7 @@ impl Log {
 
     fn line(&mut self, text: String) {
         self.lines
-            .push(format!("{} : {text}", Utc::execution_log(self.now_ms)));
+            .push(format!("{} : {text}", crate::time::java_date(self.now_ms)));
     }
 
     fn lines(&mut self, texts: Vec<String>) {

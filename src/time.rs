@@ -68,23 +68,6 @@ impl Utc {
             .unwrap_or("Jan")
     }
 
-    /// `Wed Dec 02 09:50:00 UTC 2026`, the time stamp of API Gateway's execution log lines.
-    pub fn execution_log(epoch_ms: u64) -> String {
-        const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-        let t = Utc::from_epoch_ms(epoch_ms);
-        let days = (epoch_ms / 86_400_000) as usize;
-        format!(
-            "{} {} {:02} {:02}:{:02}:{:02} UTC {:04}",
-            DAYS.get(days % 7).copied().unwrap_or("Thu"),
-            t.month_abbr(),
-            t.day,
-            t.hour,
-            t.minute,
-            t.second,
-            t.year
-        )
-    }
-
     /// `dd/MMM/yyyy:HH:mm:ss +0000`, the format of `$context.requestTime`.
     pub fn clf(&self) -> String {
         let month = self.month_abbr();
@@ -93,6 +76,27 @@ impl Utc {
             self.day, month, self.year, self.hour, self.minute, self.second
         )
     }
+}
+
+/// `EEE MMM dd HH:mm:ss 'UTC' yyyy`, the text of a Java `Date` in UTC (`Wed Dec 02 09:40:00
+/// UTC 2026`): how API Gateway prints dates in claims and execution logs.
+pub fn java_date(epoch_ms: u64) -> String {
+    /// Weekdays from the epoch's (a Thursday).
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    let t = Utc::from_epoch_ms(epoch_ms);
+    let day = DAYS
+        .get(((epoch_ms / 86_400_000) % 7) as usize)
+        .copied()
+        .unwrap_or("Thu");
+    format!(
+        "{day} {} {:02} {:02}:{:02}:{:02} UTC {}",
+        t.month_abbr(),
+        t.day,
+        t.hour,
+        t.minute,
+        t.second,
+        t.year
+    )
 }
 
 #[cfg(test)]
@@ -111,14 +115,14 @@ mod tests {
     }
 
     #[test]
-    fn execution_log_stamps() {
+    fn java_dates() {
         for (ms, want) in [
             (0, "Thu Jan 01 00:00:00 UTC 1970"),
             (1_428_582_896_000, "Thu Apr 09 12:34:56 UTC 2015"),
             (1_796_204_400_000, "Wed Dec 02 09:40:00 UTC 2026"),
             (951_782_400_000, "Tue Feb 29 00:00:00 UTC 2000"),
         ] {
-            assert_eq!(Utc::execution_log(ms), want, "{ms}");
+            assert_eq!(java_date(ms), want, "{ms}");
         }
     }
 

@@ -60,13 +60,8 @@ pub(super) fn bare_host<'a>(
     certs: Option<&'a std::cell::RefCell<crate::client_cert::CertCache>>,
 ) -> Host<'a> {
     Host {
-        cells,
-        store: None,
-        auth_cache: None,
-        keys: None,
-        tokens: None,
         certs,
-        now_ms: 1_700_000_000_000,
+        ..Host::bare(cells, 1_700_000_000_000)
     }
 }
 

@@ -8,27 +8,9 @@
 
 use serde_json::{Map, Value};
 
-use crate::time::Utc;
-
-/// Weekdays from the epoch's (a Thursday).
-const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-
 /// `EEE MMM dd HH:mm:ss 'UTC' yyyy`, the text of a Java `Date` in UTC.
 pub fn java_date(epoch_s: u64) -> String {
-    let t = Utc::from_epoch_ms(epoch_s.saturating_mul(1000));
-    let day = DAYS
-        .get(((epoch_s / 86_400) % 7) as usize)
-        .copied()
-        .unwrap_or("Thu");
-    format!(
-        "{day} {} {:02} {:02}:{:02}:{:02} UTC {}",
-        t.month_abbr(),
-        t.day,
-        t.hour,
-        t.minute,
-        t.second,
-        t.year
-    )
+    crate::time::java_date(epoch_s.saturating_mul(1000))
 }
 
 fn scalar(v: &Value) -> String {
