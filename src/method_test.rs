@@ -8,9 +8,12 @@
 //! Must not: do I/O or read clocks itself (the transport does both), or run stages of its
 //! own: what it reports is what the filter would do with the same request.
 
+use std::cell::RefCell;
+
 use crate::execution_log;
 use crate::gateway::{CallKind, Event, Gateway, Host, Outcome, RequestHead, Step};
 use crate::http::{Header, UpstreamAnswer, UpstreamCall};
+use crate::jwt::ring::KeyRing;
 use crate::shared::SharedCells;
 
 /// The request to test, as the console takes it: a path of the API (without the stage),
@@ -33,6 +36,10 @@ pub trait Transport {
     fn send(&mut self, call: &UpstreamCall) -> Result<UpstreamAnswer, String>;
     /// Milliseconds since the Unix epoch.
     fn now_ms(&self) -> u64;
+    /// Fetches a document (a JWKS) with `GET`: its status and body.
+    fn fetch(&mut self, url: &str) -> Result<(u16, Vec<u8>), String> {
+        Err(format!("cannot fetch {url} here"))
+    }
 }
 
 /// One outbound call of the run.
@@ -105,10 +112,30 @@ pub fn run(
         head.method,
         req.path.split('?').next().unwrap_or_default()
     ));
-    let host = |now_ms| Host::bare(cells, now_ms);
+    // The keys of Cognito and JWT authorizers, fetched as a worker fetches them.
+    let sources = gateway.jwks_sources();
+    let ring = RefCell::new(KeyRing::new(sources.len()));
+    let mut fetched = Vec::new();
+    for (i, source) in sources.iter().enumerate() {
+        let (status, body) = match transport.fetch(&source.url) {
+            Ok((status, body)) => (Some(status), body),
+            Err(why) => {
+                fetched.push(format!("JWKS of `{}`: {why}", source.issuer));
+                (None, Vec::new())
+            }
+        };
+        let line = ring
+            .borrow_mut()
+            .fetched(sources, cells, i, started, status, &body);
+        fetched.push(line.unwrap_or_else(|e| e));
+    }
+    let host = |now_ms| Host {
+        keys: Some(&ring),
+        ..Host::bare(cells, now_ms)
+    };
     let mut ex = gateway.begin(head);
     let mut calls = Vec::new();
-    let mut filter_log = Vec::new();
+    let mut filter_log = fetched;
     let mut body = Some(req.body.clone());
     let mut described = false;
     let mut step = gateway.advance(&mut ex, &host(started));

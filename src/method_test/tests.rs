@@ -244,3 +244,86 @@ fn paths_get_the_stage_or_the_base_path() {
     let g = gateway(json!({"basePath": "/"}));
     assert_eq!(g.client_path("/pets/1"), "/pets/1");
 }
+
+/// Serves a JWKS besides answering calls.
+struct WithKeys {
+    inner: Canned,
+    jwks: String,
+}
+
+impl Transport for WithKeys {
+    fn url(&self, call: &UpstreamCall) -> String {
+        self.inner.url(call)
+    }
+    fn send(&mut self, call: &UpstreamCall) -> Result<UpstreamAnswer, String> {
+        self.inner.send(call)
+    }
+    fn now_ms(&self) -> u64 {
+        self.inner.now_ms()
+    }
+    fn fetch(&mut self, url: &str) -> Result<(u16, Vec<u8>), String> {
+        assert_eq!(url, "http://127.0.0.1:5000/pool/.well-known/jwks.json");
+        Ok((200, self.jwks.clone().into_bytes()))
+    }
+}
+
+#[test]
+fn cognito_methods_are_tested_with_the_pools_keys() {
+    use crate::jwt::jwt_keys::{jwks, TestKey};
+    let iss = "http://127.0.0.1:5000/pool";
+    let pool = json!({"type": "apiKey", "name": "Authorization", "in": "header",
+        "x-amazon-apigateway-authtype": "cognito_user_pools",
+        "x-amazon-apigateway-authorizer": {"type": "cognito_user_pools",
+            "providerARNs": ["arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_Pool"]}});
+    let mut op = json!({"x-amazon-apigateway-integration": {"type": "aws_proxy", "httpMethod": "POST", "uri": format!("{FN}pets/invocations")}});
+    op["security"] = json!([{"pool": []}]);
+    let d = json!({"openapi": "api.json", "stage": "prod", "lambda": {"endpoint": "http://127.0.0.1:9000"},
+        "jwt": {"pools": {"us-east-1_Pool": {"issuer": iss, "jwksUrl": format!("{iss}/.well-known/jwks.json")}}}});
+    let g = Gateway::compile(&FilterConfig {
+        deployment: parse_deployment(d).unwrap(),
+        openapi: json!({"swagger": "2.0", "securityDefinitions": {"pool": pool}, "paths": {"/me": {"get": op}}}),
+    })
+    .unwrap()
+    .gateway;
+    let key = TestKey::rsa("k1", 7);
+    let token = key.sign(&json!({"sub": "u-1", "iss": iss, "token_use": "id",
+        "cognito:username": "alice", "exp": NOW / 1000 + 600}));
+    let mut t = WithKeys {
+        inner: Canned::new(Ok(lambda_answer(json!({"statusCode": 200, "body": "me"})))),
+        jwks: jwks(&[&key]),
+    };
+    let r = run(
+        &g,
+        request("GET", "/me", &[("Authorization", &token)], ""),
+        &mut t,
+        &Cells::default(),
+        "r",
+    );
+    assert_eq!(r.outcome.reply.status, 200, "{:?}", r.filter_log);
+    let event: Value = serde_json::from_slice(&r.calls[0].call.body).unwrap();
+    assert_eq!(
+        event["requestContext"]["authorizer"]["claims"]["cognito:username"],
+        "alice"
+    );
+    assert!(
+        r.filter_log[0].starts_with("JWKS of `http://127.0.0.1:5000/pool` fetched"),
+        "{:?}",
+        r.filter_log
+    );
+    // Without the keys (the issuer cannot be reached), the token cannot be checked.
+    let mut lambda = Canned::new(Ok(lambda_answer(json!({"statusCode": 200}))));
+    let r = run(
+        &g,
+        request("GET", "/me", &[("Authorization", &token)], ""),
+        &mut lambda,
+        &Cells::default(),
+        "r",
+    );
+    assert!(r.is_gateway_error());
+    assert!(r.calls.is_empty());
+    assert!(
+        r.filter_log[0].contains("cannot fetch"),
+        "{:?}",
+        r.filter_log
+    );
+}

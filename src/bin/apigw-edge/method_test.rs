@@ -221,6 +221,12 @@ impl Transport for Network<'_> {
     fn now_ms(&self) -> u64 {
         now_ms()
     }
+
+    fn fetch(&mut self, url: &str) -> Result<(u16, Vec<u8>), String> {
+        let headers = [(":method".to_string(), "GET".to_string())];
+        let answer = exchange(url, &headers, &[], 10_000, 1 << 20)?;
+        Ok((answer.status.unwrap_or(0), answer.body))
+    }
 }
 
 /// One HTTP(S) exchange with an endpoint.
