@@ -49,7 +49,7 @@ pub fn methods_of(doc: &Value) -> Vec<(String, String, &Value)> {
         for (key, op) in item.as_object().into_iter().flatten() {
             let verb = if key == ANY_METHOD {
                 "ANY".to_string()
-            } else if METHODS.contains(&key.as_str()) && key != "trace" {
+            } else if METHODS.contains(&key.as_str()) {
                 key.to_ascii_uppercase()
             } else {
                 continue;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
+use apigw_edge::config::FilterConfig;
 use serde_json::{json, Value};
 
 /// How often the deployment file and the export are checked for changes.
@@ -98,21 +99,24 @@ fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
-/// The files a deployment is read from: itself and its export.
-fn watched(deployment: &Path) -> Vec<PathBuf> {
-    let mut files = vec![deployment.to_path_buf()];
-    if let Ok(cfg) = super::load(deployment) {
-        let base = deployment.parent().unwrap_or(Path::new("."));
-        files.push(base.join(&cfg.deployment.openapi));
-    }
-    files
+/// The files a deployment is read from (itself and its export) and when each was last
+/// changed.
+fn watched(deployment: &Path, cfg: &FilterConfig) -> Vec<(PathBuf, Option<SystemTime>)> {
+    let base = deployment.parent().unwrap_or(Path::new("."));
+    [deployment.to_path_buf(), base.join(&cfg.deployment.openapi)]
+        .into_iter()
+        .map(|p| {
+            let t = modified(&p);
+            (p, t)
+        })
+        .collect()
 }
 
 /// Renders the deployment as it is now: the static bootstrap, or the errors.
 fn render(
     deployment: &Path,
     wasm: &Path,
-) -> Result<(apigw_edge::config::FilterConfig, Value), Vec<apigw_edge::error::ConfigError>> {
+) -> Result<(FilterConfig, Value), Vec<apigw_edge::error::ConfigError>> {
     let cfg = super::load(deployment)?;
     let bootstrap = apigw_edge::render::bootstrap(&cfg, &wasm.to_string_lossy())?;
     Ok((cfg, bootstrap))
@@ -166,10 +170,7 @@ pub fn run(
         .arg("--disable-hot-restart")
         .spawn()
         .map_err(|e| fail(format!("cannot start {}: {e}", envoy.display())))?;
-    let mut seen: Vec<(PathBuf, Option<SystemTime>)> = watched(deployment)
-        .into_iter()
-        .map(|p| (p.clone(), modified(&p)))
-        .collect();
+    let mut seen = watched(deployment, &cfg);
     loop {
         if let Some(status) = child.try_wait().map_err(|e| fail(e.to_string()))? {
             return if status.success() {
@@ -187,16 +188,21 @@ pub fn run(
         }
         // Let a writer finish, then take the files as they are.
         std::thread::sleep(POLL);
-        seen = watched(deployment)
-            .into_iter()
-            .map(|p| (p.clone(), modified(&p)))
-            .collect();
         match render(deployment, wasm) {
             Err(errors) => {
+                // Watch the same files again from their new state.
+                seen = seen
+                    .into_iter()
+                    .map(|(p, _)| {
+                        let t = modified(&p);
+                        (p, t)
+                    })
+                    .collect();
                 super::print_errors(deployment, &errors);
                 eprintln!("apigw-edge: change refused; the running configuration keeps serving");
             }
             Ok((new_cfg, bootstrap)) => {
+                seen = watched(deployment, &new_cfg);
                 let restart_needed = new_cfg.deployment.listen != cfg.deployment.listen
                     || new_cfg.deployment.admin != cfg.deployment.admin
                     || new_cfg.deployment.envoy.concurrency != cfg.deployment.envoy.concurrency;
