@@ -6,7 +6,9 @@
 //! control filter's configuration and the answers to its requests:
 //! - `POST /cache/flush`: flush the stage cache on every worker (bumps the flush generation);
 //! - `GET /cache`: the current flush generation;
-//! - `GET /usage/{keyId}`: the key's quota standing (limit, used, remaining, reset).
+//! - `GET /usage/{keyId}`: the key's quota standing (limit, used, remaining, reset);
+//! - the same under `/stages/{stage}/...` for any stage of a multi-stage deployment (the
+//!   unprefixed paths act on the first stage).
 //!
 //! Must not: serve API traffic or read anything but shared data, which it reaches through
 //! [`SharedCells`] so this module stays host-independent.
@@ -25,6 +27,9 @@ use crate::usage::{quota, quota_cell, KeyCell};
 pub struct ControlConfig {
     pub api_id: String,
     pub stage: String,
+    /// Every stage of a multi-stage deployment (`/stages/{stage}/...` reaches any of them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<String>,
     /// The quota of every key whose usage plan has one, for `GET /usage/{keyId}`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub quotas: Vec<KeyQuota>,
@@ -40,12 +45,21 @@ pub struct KeyQuota {
 }
 
 impl ControlConfig {
-    /// The control configuration of a deployment's stage.
+    /// The control configuration of a deployment's stages (the first one is the default).
     pub fn of(d: &Deployment) -> ControlConfig {
+        let stages: Vec<String> = d.stages.iter().map(|s| s.name.clone()).collect();
+        let first = stages.first().cloned().unwrap_or_else(|| d.stage.clone());
+        let serves = |s: &String| {
+            if stages.is_empty() {
+                *s == d.stage
+            } else {
+                stages.contains(s)
+            }
+        };
         let quotas = d
             .usage_plans
             .iter()
-            .filter(|p| p.stages.as_ref().is_none_or(|s| s.contains(&d.stage)))
+            .filter(|p| p.stages.as_ref().is_none_or(|s| s.iter().any(serves)))
             .filter_map(|p| Some((p, p.quota?)))
             .flat_map(|(p, quota)| {
                 p.api_keys.iter().map(move |k| KeyQuota {
@@ -57,7 +71,8 @@ impl ControlConfig {
             .collect();
         ControlConfig {
             api_id: d.api.id.clone(),
-            stage: d.stage.clone(),
+            stage: first,
+            stages,
             quotas,
         }
     }
@@ -113,6 +128,24 @@ pub fn handle(
     now_ms: u64,
 ) -> (Reply, Option<String>) {
     let path = path.split('?').next().unwrap_or_default();
+    if let Some(rest) = path.strip_prefix("/stages/") {
+        let (name, rest) = rest.split_once('/').unwrap_or((rest, ""));
+        if !cfg.stages.iter().any(|s| s == name) && cfg.stage != name {
+            return (
+                json(
+                    404,
+                    &serde_json::json!({"message": format!("no stage `{name}`")}),
+                ),
+                None,
+            );
+        }
+        let one = ControlConfig {
+            stage: name.to_string(),
+            stages: Vec::new(),
+            ..cfg.clone()
+        };
+        return handle(&one, method, &format!("/{rest}"), cells, now_ms);
+    }
     if let Some(key_id) = path.strip_prefix("/usage/") {
         if method != "GET" {
             let mut r = json(405, &serde_json::json!({"message": "Method Not Allowed"}));
@@ -211,6 +244,7 @@ mod tests {
         ControlConfig {
             api_id: "local".into(),
             stage: "prod".into(),
+            stages: vec!["prod".into(), "dev".into()],
             quotas: vec![KeyQuota {
                 key_id: "k".into(),
                 plan_id: "p".into(),
@@ -221,6 +255,26 @@ mod tests {
                 },
             }],
         }
+    }
+
+    #[test]
+    fn stage_paths_act_on_that_stage() {
+        let cells = Cells::default();
+        let dev = cache::flush_cell(&cache::shared_prefix("local", "dev"));
+        let prod = cache::flush_cell(&cache::shared_prefix("local", "prod"));
+        let (r, _) = handle(&cfg(), "POST", "/stages/dev/cache/flush", &cells, 0);
+        assert_eq!(r.status, 200);
+        assert_eq!(shared::read(&cells, &dev).unwrap(), 1);
+        assert_eq!(shared::read(&cells, &prod).unwrap(), 0);
+        let (r, _) = handle(&cfg(), "POST", "/cache/flush", &cells, 0);
+        assert_eq!(r.status, 200);
+        assert_eq!(shared::read(&cells, &prod).unwrap(), 1);
+        let (r, _) = handle(&cfg(), "GET", "/stages/dev/cache", &cells, 0);
+        assert!(String::from_utf8_lossy(&r.body).contains("\"dev\""));
+        let (r, _) = handle(&cfg(), "POST", "/stages/qa/cache/flush", &cells, 0);
+        assert_eq!(r.status, 404);
+        let (r, _) = handle(&cfg(), "GET", "/stages/dev/usage/k", &cells, 0);
+        assert_eq!(r.status, 200);
     }
 
     #[test]

@@ -39,6 +39,7 @@ pub mod router;
 pub mod sdk;
 pub mod shared;
 pub mod sigv4;
+pub mod stage_set;
 pub mod time;
 pub mod usage;
 pub mod validation;

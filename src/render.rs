@@ -17,11 +17,12 @@ use crate::config::{
 use crate::connection;
 use crate::control::ControlConfig;
 use crate::error::ConfigError;
-use crate::gateway::{Backend, Gateway};
+use crate::gateway::Backend;
 use crate::http::{FORWARD_ADDED_PROTO_HEADER, FORWARD_CLUSTER_HEADER};
 use crate::lambda::invoke::Endpoint;
 use crate::lambda::upstream::{Upstream, Upstreams};
 use crate::sigv4::LAMBDA_SERVICE;
+use crate::stage_set::StageSet;
 
 /// Name of the wasm filter, its root id and VM id.
 pub const FILTER_NAME: &str = "apigw_edge";
@@ -295,25 +296,39 @@ fn jwks_cluster(s: &crate::jwt::Source, lambda: &Lambda) -> Value {
 pub fn bootstrap(cfg: &FilterConfig, wasm_path: &str) -> Result<Value, Vec<ConfigError>> {
     let d = &cfg.deployment;
     let (mut errors, upstreams, longest_timeout_ms, jwks, iam_env, backends) =
-        match Gateway::compile(cfg) {
+        match StageSet::compile(cfg) {
             Ok(c) => {
-                let backends = c.gateway.http_backends();
-                let mut env = c.gateway.iam_env_keys();
-                let filter_signed = backends
-                    .iter()
-                    .any(|b| b.signing.is_some_and(|s| s.mode == SigningMode::Filter));
-                if filter_signed {
-                    env.extend(c.gateway.upstreams().credential_env_keys());
+                // Every stage's and canary's clusters, each once.
+                let mut env: Vec<String> = Vec::new();
+                let mut clusters: Vec<Value> = Vec::new();
+                let mut backend_names = std::collections::BTreeSet::new();
+                let mut jwks = Vec::new();
+                let mut longest = 0;
+                for g in c.set.gateways() {
+                    let backends = g.http_backends();
+                    let filter_signed = backends
+                        .iter()
+                        .any(|b| b.signing.is_some_and(|s| s.mode == SigningMode::Filter));
+                    env.extend(g.iam_env_keys());
+                    if filter_signed {
+                        env.extend(g.upstreams().credential_env_keys());
+                    }
+                    for b in &backends {
+                        if backend_names.insert(b.cluster.to_string()) {
+                            clusters.push(backend_cluster(b, d));
+                        }
+                    }
+                    jwks.extend(g.jwks_sources().iter().cloned());
+                    longest = longest.max(g.max_integration_timeout_ms());
                 }
-                let clusters: Vec<Value> = backends.iter().map(|b| backend_cluster(b, d)).collect();
-                (
-                    Vec::new(),
-                    c.gateway.upstreams().clone(),
-                    c.gateway.max_integration_timeout_ms(),
-                    c.gateway.jwks_sources().to_vec(),
-                    env,
-                    clusters,
-                )
+                env.sort();
+                env.dedup();
+                let upstreams = c
+                    .set
+                    .gateway(0)
+                    .map(|g| g.upstreams().clone())
+                    .unwrap_or_default();
+                (Vec::new(), upstreams, longest, jwks, env, clusters)
             }
             Err(e) => (
                 e,
@@ -836,6 +851,7 @@ mod tests {
             openapi: json!({"swagger": "2.0", "paths": {"/a": {"get": {"x-amazon-apigateway-integration": {
                 "type": "aws_proxy", "httpMethod": "POST",
                 "uri": "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:1:function:hello/invocations"}}}}}),
+            exports: Default::default(),
         }
     }
 
@@ -1077,6 +1093,7 @@ mod tests {
                 "/b": integ("https://api.example.com/b?x=1"),
                 "/c": integ("http://10.1.2.3:8080/c")
             }}),
+            exports: Default::default(),
         };
         let b = bootstrap(&c, "/f.wasm").unwrap();
         let clusters = clusters(&b);
@@ -1125,6 +1142,7 @@ mod tests {
                 "/f": {"get": {"x-amazon-apigateway-integration": {"type": "aws", "httpMethod": "GET",
                     "uri": "arn:aws:apigateway:eu-west-1:s3:path/b/k"}}}
             }}),
+            exports: Default::default(),
         };
         let b = bootstrap(&c, "/f.wasm").unwrap();
         let clusters = clusters(&b);

@@ -14,8 +14,18 @@ pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
 pub struct Deployment {
     /// Path of the OpenAPI export (JSON or YAML), relative to the deployment file.
     pub openapi: String,
-    /// Stage name: alphanumerics, `-` and `_`, at most 128 characters.
+    /// Stage name: alphanumerics, `-` and `_`, at most 128 characters. A file that
+    /// declares `stages` leaves it out.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub stage: String,
+    /// Several stages served by one gateway, each with its own settings (see
+    /// [`StageSettings`]); the top-level fields are what every stage starts from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<StageSettings>,
+    /// A canary release on the stage: a share of its traffic served by another
+    /// deployment with stage-variable overrides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_settings: Option<CanarySettings>,
     /// Stage variables: `${stageVariables.x}` in integration URIs, `stageVariables` in events.
     #[serde(default)]
     pub stage_variables: BTreeMap<String, String>,
@@ -100,6 +110,59 @@ pub struct Deployment {
     /// Settings used only when rendering and running Envoy.
     #[serde(default)]
     pub envoy: EnvoySettings,
+    /// Which side of a canary release this deployment serves (set when a file is expanded
+    /// into its stages, never read from one).
+    #[serde(skip)]
+    pub canary_role: super::stages::CanaryRole,
+}
+
+/// One stage of a multi-stage file. Fields left out are the top-level ones; stage
+/// variables are merged (the stage's win).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StageSettings {
+    /// Stage name: alphanumerics, `-` and `_`, at most 128 characters.
+    pub name: String,
+    /// The export this stage serves (a stage points at its own deployment), relative to
+    /// the deployment file; absent: the top-level `openapi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openapi: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub stage_variables: BTreeMap<String, String>,
+    /// A base path mapping for the stage (`/v1`, or `/`); absent: `/{name}/...`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_path: Option<String>,
+    /// The custom domain of the base path mapping (`api.example.com`): requests whose
+    /// `Host` is another name are not this stage's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheSettings>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<StageThrottle>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_log_settings: Option<AccessLogSettings>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_trace_enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_settings: Option<CanarySettings>,
+}
+
+/// A stage's canary release (API Gateway's `canarySettings`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CanarySettings {
+    /// Share of the stage's requests the canary serves, 0.0 to 100.0.
+    pub percent_traffic: f64,
+    /// The export the canary serves, relative to the deployment file; absent: the stage's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openapi: Option<String>,
+    /// Stage variables the canary changes or adds.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub stage_variable_overrides: BTreeMap<String, String>,
+    /// The canary reads and fills the stage's cache; otherwise it is not cached.
+    #[serde(default)]
+    pub use_stage_cache: bool,
 }
 
 /// A stage's access logging (`accessLogSettings`).

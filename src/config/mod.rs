@@ -7,21 +7,23 @@
 //! Must not: read files (the CLI does) or look at the OpenAPI export (see [`crate::openapi`]).
 
 mod deployment;
+mod stages;
 
 pub use deployment::{
-    AccessLogSettings, Api, ApiKey, AwsServices, CacheSettings, CertificateFiles, CheckFailure,
-    CorsSettings, CredentialProvider, CredentialSettings, Deployment, EnvoySettings, Forwarding,
-    FunctionSpec, FunctionTarget, HttpBackends, JwtIssuer, JwtPool, JwtSettings, Lambda, LambdaTls,
-    Limits, ListenerTls, MethodCacheSettings, QuotaPeriod, QuotaSettings, ResourcePolicySettings,
-    SigningMode, StageThrottle, Throttle, UnauthorizedStrategy, UrlAuthType, UsagePlan,
-    UsageSettings, DEFAULT_MAX_BODY_BYTES,
+    AccessLogSettings, Api, ApiKey, AwsServices, CacheSettings, CanarySettings, CertificateFiles,
+    CheckFailure, CorsSettings, CredentialProvider, CredentialSettings, Deployment, EnvoySettings,
+    Forwarding, FunctionSpec, FunctionTarget, HttpBackends, JwtIssuer, JwtPool, JwtSettings,
+    Lambda, LambdaTls, Limits, ListenerTls, MethodCacheSettings, QuotaPeriod, QuotaSettings,
+    ResourcePolicySettings, SigningMode, StageSettings, StageThrottle, Throttle,
+    UnauthorizedStrategy, UrlAuthType, UsagePlan, UsageSettings, DEFAULT_MAX_BODY_BYTES,
 };
+
+pub use stages::{variants, CanaryRole, Variant};
 
 use serde_json::Value;
 
 use crate::control::ControlConfig;
 use crate::error::ConfigError;
-use crate::openapi::Parsed;
 
 /// The two roles of the filter: serving the API, or the control listener.
 #[derive(Debug)]
@@ -30,12 +32,31 @@ pub enum PluginConfig {
     Control(ControlConfig),
 }
 
-/// A gateway's plugin configuration as the filter reads it: the deployment, and the export
-/// already read path by path ([`crate::openapi::parse_text`]), never as one JSON tree.
+/// A gateway's plugin configuration as the filter reads it: the deployment, and the text of
+/// each export it serves (read path by path when each variant is compiled, see
+/// [`crate::openapi::parse_text`], never as one JSON tree).
 #[derive(Debug)]
 pub struct GatewayConfig {
     pub deployment: Deployment,
-    pub export: Parsed,
+    /// The top-level export.
+    pub openapi: String,
+    /// Exports of stages and canaries that serve their own, by the path the file names.
+    pub exports: std::collections::BTreeMap<String, String>,
+}
+
+impl GatewayConfig {
+    /// The text of the export `path` names (`None`: the top-level one).
+    pub fn export_text(&self, path: Option<&str>) -> Result<&str, ConfigError> {
+        match path {
+            None => Ok(&self.openapi),
+            Some(p) => self.exports.get(p).map(String::as_str).ok_or_else(|| {
+                ConfigError::new(
+                    format!("configuration.exports.{p}"),
+                    "missing: the deployment names this export",
+                )
+            }),
+        }
+    }
 }
 
 /// Parses a plugin configuration of either role: `{"control": {...}}` is the control
@@ -71,24 +92,40 @@ pub fn parse_gateway_config(bytes: &[u8]) -> Result<GatewayConfig, ConfigError> 
                 ),
             )
         })?;
-    let (deployment, openapi) = envelope(map)?;
+    let (deployment, openapi, exports) = envelope(map)?;
     let deployment: Value = serde_json::from_str(deployment.get())
         .map_err(|e| ConfigError::new("configuration.deployment", e.to_string()))?;
+    let exports = match exports {
+        None => Default::default(),
+        Some(raw) => {
+            let map: std::collections::BTreeMap<String, &RawValue> =
+                serde_json::from_str(raw.get()).map_err(|e| {
+                    ConfigError::new("configuration.exports", format!("expected an object: {e}"))
+                })?;
+            map.into_iter()
+                .map(|(k, v)| (k, v.get().to_string()))
+                .collect()
+        }
+    };
     Ok(GatewayConfig {
         deployment: parse_deployment(deployment)?,
-        export: crate::openapi::parse_text(openapi.get())?,
+        openapi: openapi.get().to_string(),
+        exports,
     })
 }
 
-/// The `deployment` and `openapi` members of the envelope; any other member is an error.
-fn envelope<V>(mut map: std::collections::BTreeMap<String, V>) -> Result<(V, V), ConfigError> {
+/// The members of the envelope: `deployment`, `openapi` and, when stages serve exports
+/// of their own, `exports`; any other member is an error.
+fn envelope<V>(
+    mut map: std::collections::BTreeMap<String, V>,
+) -> Result<(V, V, Option<V>), ConfigError> {
     if let Some(extra) = map
         .keys()
-        .find(|k| k.as_str() != "deployment" && k.as_str() != "openapi")
+        .find(|k| !["deployment", "openapi", "exports"].contains(&k.as_str()))
     {
         return Err(ConfigError::new(
             format!("configuration.{extra}"),
-            "unknown field, expected `deployment` or `openapi`",
+            "unknown field, expected `deployment`, `openapi` or `exports`",
         ));
     }
     let deployment = map
@@ -97,7 +134,7 @@ fn envelope<V>(mut map: std::collections::BTreeMap<String, V>) -> Result<(V, V),
     let openapi = map
         .remove("openapi")
         .ok_or_else(|| ConfigError::new("configuration.openapi", "missing field"))?;
-    Ok((deployment, openapi))
+    Ok((deployment, openapi, map.remove("exports")))
 }
 
 /// What the filter receives as its plugin configuration.
@@ -105,6 +142,8 @@ fn envelope<V>(mut map: std::collections::BTreeMap<String, V>) -> Result<(V, V),
 pub struct FilterConfig {
     pub deployment: Deployment,
     pub openapi: Value,
+    /// Exports of stages and canaries that serve their own, by the path the file names.
+    pub exports: std::collections::BTreeMap<String, Value>,
 }
 
 /// Parses a deployment from a JSON value (the CLI converts YAML to JSON first), reporting the
@@ -132,10 +171,21 @@ pub fn parse_filter_config(bytes: &[u8]) -> Result<FilterConfig, ConfigError> {
             "expected a JSON object with \"deployment\" and \"openapi\"",
         ));
     };
-    let (deployment, openapi) = envelope(map.into_iter().collect())?;
+    let (deployment, openapi, exports) = envelope(map.into_iter().collect())?;
+    let exports = match exports {
+        None => Default::default(),
+        Some(Value::Object(m)) => m.into_iter().collect(),
+        Some(_) => {
+            return Err(ConfigError::new(
+                "configuration.exports",
+                "expected an object of exports by path",
+            ))
+        }
+    };
     Ok(FilterConfig {
         deployment: parse_deployment(deployment)?,
         openapi,
+        exports,
     })
 }
 
@@ -143,7 +193,38 @@ impl FilterConfig {
     /// The JSON the filter expects, as rendered into Envoy's configuration: the export in
     /// its slim form ([`crate::openapi::slim`]).
     pub fn to_json(&self) -> Value {
-        serde_json::json!({ "deployment": self.deployment, "openapi": crate::openapi::slim(&self.openapi) })
+        let mut v = serde_json::json!({ "deployment": self.deployment, "openapi": crate::openapi::slim(&self.openapi) });
+        if let (false, Some(obj)) = (self.exports.is_empty(), v.as_object_mut()) {
+            let exports: serde_json::Map<String, Value> = self
+                .exports
+                .iter()
+                .map(|(k, doc)| (k.clone(), crate::openapi::slim(doc)))
+                .collect();
+            obj.insert("exports".into(), Value::Object(exports));
+        }
+        v
+    }
+
+    /// A configuration of one stage that serves the top-level export.
+    pub fn single(deployment: Deployment, openapi: Value) -> Self {
+        FilterConfig {
+            deployment,
+            openapi,
+            exports: Default::default(),
+        }
+    }
+
+    /// The export `path` names (`None`: the top-level one).
+    pub fn export(&self, path: Option<&str>) -> Result<&Value, ConfigError> {
+        match path {
+            None => Ok(&self.openapi),
+            Some(p) => self.exports.get(p).ok_or_else(|| {
+                ConfigError::new(
+                    format!("configuration.exports.{p}"),
+                    "missing: the deployment names this export",
+                )
+            }),
+        }
     }
 }
 
@@ -169,7 +250,7 @@ mod tests {
     #[test]
     fn unknown_fields_are_named() {
         for (patch, location) in [
-            (json!({"stages": "x"}), "deployment.stages"),
+            (json!({"stagez": "x"}), "deployment.stagez"),
             (
                 json!({"lambda": {"endpoint": "http://x:1", "timeout": 3}}),
                 "deployment.lambda.timeout",
@@ -209,8 +290,34 @@ mod tests {
     }
 
     #[test]
+    fn stage_exports_travel_in_the_envelope() {
+        let mut cfg =
+            FilterConfig::single(parse_deployment(minimal()).unwrap(), json!({"paths": {}}));
+        cfg.exports
+            .insert("old.json".into(), json!({"paths": {"/a": {}}}));
+        let bytes = serde_json::to_vec(&cfg.to_json()).unwrap();
+        let back = parse_filter_config(&bytes).unwrap();
+        assert_eq!(back.exports.len(), 1);
+        let read = parse_gateway_config(&bytes).unwrap();
+        assert!(read.export_text(Some("old.json")).unwrap().contains("/a"));
+        assert!(read.export_text(None).unwrap().contains("paths"));
+        let err = read.export_text(Some("new.json")).unwrap_err();
+        assert_eq!(err.location, "configuration.exports.new.json");
+        // A single-stage configuration has no `exports` member.
+        let single =
+            FilterConfig::single(parse_deployment(minimal()).unwrap(), json!({"paths": {}}));
+        assert!(single.to_json().get("exports").is_none());
+    }
+
+    #[test]
     fn envelope_rejects_extra_and_missing_keys() {
         let err = parse_filter_config(br#"{"deployment": {}, "openapi": {}, "x": 1}"#).unwrap_err();
+        assert_eq!(err.location, "configuration.x");
+        let err =
+            parse_filter_config(br#"{"deployment": {}, "openapi": {}, "exports": 1}"#).unwrap_err();
+        assert_eq!(err.location, "configuration.exports");
+        let err =
+            parse_gateway_config(br#"{"deployment": {}, "openapi": {}, "x": 1}"#).unwrap_err();
         assert_eq!(err.location, "configuration.x");
         let err = parse_filter_config(br#"{"openapi": {}}"#).unwrap_err();
         assert_eq!(err.location, "configuration.deployment");

@@ -23,6 +23,7 @@ use crate::execution_log;
 use crate::gateway::{Exchange, Gateway, Host, Outcome, RequestHead, Step, TokenCache};
 use crate::http::{UpstreamAnswer, UpstreamCall};
 use crate::jwt::ring::KeyRing;
+use crate::stage_set::StageSet;
 
 enum Phase {
     Headers,
@@ -68,6 +69,11 @@ pub struct Stores {
 }
 
 pub struct Request {
+    /// Every stage (and canary) this gateway serves, and each one's stores.
+    set: Rc<StageSet>,
+    all_stores: Rc<Vec<Stores>>,
+    /// The variant serving this request (the first until its headers are read).
+    variant: usize,
     gateway: Rc<Gateway>,
     metrics: Metrics,
     ids: Rc<Ids>,
@@ -86,8 +92,19 @@ pub struct Request {
 }
 
 impl Request {
-    pub fn new(gateway: Rc<Gateway>, metrics: Metrics, ids: Rc<Ids>, stores: Stores) -> Self {
-        Request {
+    /// A request of a gateway whose set has at least one variant, each with its stores.
+    pub fn new(
+        set: Rc<StageSet>,
+        all_stores: Rc<Vec<Stores>>,
+        metrics: Metrics,
+        ids: Rc<Ids>,
+    ) -> Option<Self> {
+        let gateway = set.gateway(0)?.clone();
+        let stores = all_stores.first()?.clone();
+        Some(Request {
+            set,
+            all_stores,
+            variant: 0,
             gateway,
             metrics,
             ids,
@@ -98,6 +115,21 @@ impl Request {
             body_len: 0,
             answering: Answering::Local,
             traced: false,
+        })
+    }
+
+    /// Hands the request to the variant (stage, or its canary) that serves it.
+    fn choose_variant(&mut self, head: &RequestHead) {
+        if self.set.len() < 2 {
+            return;
+        }
+        let roll = if self.set.rolls() { self.ids.roll() } else { 0 };
+        let authority = crate::http::header(&head.headers, ":authority").unwrap_or_default();
+        let i = self.set.pick(authority, &head.path, roll);
+        if let (Some(g), Some(s)) = (self.set.gateway(i), self.all_stores.get(i)) {
+            self.variant = i;
+            self.gateway = g.clone();
+            self.stores = s.clone();
         }
     }
 
@@ -221,6 +253,8 @@ impl Request {
             }
         }
         self.metrics.response(outcome.reply.status);
+        self.metrics
+            .variant_response(self.variant, outcome.reply.status);
         if let Answering::InPlace(held) = self.answering {
             if held.is_some() || outcome.reply.body.is_empty() {
                 return self.rewrite(&outcome.reply, held);
@@ -496,6 +530,7 @@ impl HttpContext for Request {
         #[cfg(feature = "crash-trigger")]
         crash_if_asked(&head);
         self.ended = end_of_stream;
+        self.choose_variant(&head);
         let mut ex = Box::new(self.gateway.begin(head));
         let step = self.with_host(|g, h| g.advance(&mut ex, h));
         self.drive(ex, step)

@@ -37,6 +37,8 @@ pub struct Metrics {
     jwks_fetch_errors: Option<u32>,
     /// Per usage plan: admitted, throttled, quota exceeded.
     plans: Rc<Vec<[Option<u32>; 3]>>,
+    /// Per stage and canary, when there are several: 2xx, 4xx, 5xx answers.
+    variants: Rc<Vec<[Option<u32>; 3]>>,
 }
 
 pub use crate::cache::CacheEvent;
@@ -56,8 +58,20 @@ fn add(id: Option<u32>, n: i64) {
 }
 
 impl Metrics {
-    /// Defines every stat; `plans` are the usage plan ids (each gets its own counters).
-    pub fn define(plans: &[&str]) -> Self {
+    /// Defines every stat; `plans` are the usage plan ids and `variants` the names of the
+    /// stages and canaries when there are several (each gets its own counters).
+    pub fn define(plans: &[&str], variants: &[&str]) -> Self {
+        let per_variant = variants
+            .iter()
+            .map(|label| {
+                ["2xx", "4xx", "5xx"].map(|class| {
+                    define(
+                        MetricType::Counter,
+                        &format!("apigw_edge.stages.{label}.requests.{class}"),
+                    )
+                })
+            })
+            .collect();
         let per_plan = plans
             .iter()
             .map(|id| {
@@ -84,6 +98,7 @@ impl Metrics {
                 "apigw_edge.authorizer.latency_ms",
             ),
             plans: Rc::new(per_plan),
+            variants: Rc::new(per_variant),
             responses_2xx: define(MetricType::Counter, "apigw_edge.requests.2xx"),
             responses_4xx: define(MetricType::Counter, "apigw_edge.requests.4xx"),
             responses_5xx: define(MetricType::Counter, "apigw_edge.requests.5xx"),
@@ -165,6 +180,24 @@ impl Metrics {
         if let Some(id) = id {
             let _ = hostcalls::increment_metric(id, 1);
         }
+    }
+
+    /// Counts one finished request of variant `i` by the class of its status (when the
+    /// gateway serves several).
+    pub fn variant_response(&self, i: usize, status: u16) {
+        let column = match status / 100 {
+            2 => 0,
+            4 => 1,
+            5 => 2,
+            _ => return,
+        };
+        let id = self
+            .variants
+            .get(i)
+            .and_then(|ids| ids.get(column))
+            .copied()
+            .flatten();
+        add(id, 1);
     }
 
     /// Records what the pipeline reported.

@@ -21,6 +21,7 @@ use crate::config::{parse_plugin_config, GatewayConfig, PluginConfig};
 use crate::control::ControlConfig;
 use crate::gateway::{Gateway, TokenCache};
 use crate::jwt::ring::KeyRing;
+use crate::stage_set::StageSet;
 
 /// How often the root context looks at the JWKS key ring (adopting what other workers
 /// fetched, and fetching what is due).
@@ -45,6 +46,11 @@ impl Ids {
         Ids {
             state: Cell::new(u64::from_le_bytes(seed)),
         }
+    }
+
+    /// A roll in `0..ROLLS` for choosing a canary.
+    pub fn roll(&self) -> u32 {
+        u32::try_from(self.next() % u64::from(crate::stage_set::ROLLS)).unwrap_or(0)
     }
 
     fn next(&self) -> u64 {
@@ -76,10 +82,11 @@ impl Ids {
 /// What this plugin instance does.
 enum Role {
     Gateway {
-        gateway: Rc<Gateway>,
+        /// Every stage and canary served.
+        set: Rc<StageSet>,
         ids: Rc<Ids>,
-        /// This worker's stage cache and authorizer result stores.
-        stores: Stores,
+        /// This worker's stage cache and authorizer result stores, one set per variant.
+        stores: Rc<Vec<Stores>>,
     },
     Control(Rc<ControlConfig>),
 }
@@ -88,8 +95,8 @@ enum Role {
 pub struct Root {
     role: Option<Role>,
     metrics: Metrics,
-    /// JWKS fetches in flight: call token to source index.
-    fetching: HashMap<u32, usize>,
+    /// JWKS fetches in flight: call token to variant and source index.
+    fetching: HashMap<u32, (usize, usize)>,
     /// The tick period asked of the host.
     tick: Option<Duration>,
 }
@@ -102,13 +109,13 @@ impl Context for Root {
         body_size: usize,
         _num_trailers: usize,
     ) {
-        let Some(source) = self.fetching.remove(&token_id) else {
+        let Some((variant, source)) = self.fetching.remove(&token_id) else {
             return;
         };
-        let Some(Role::Gateway {
-            gateway, stores, ..
-        }) = &self.role
-        else {
+        let Some(Role::Gateway { set, stores, .. }) = &self.role else {
+            return;
+        };
+        let (Some(gateway), Some(stores)) = (set.gateway(variant), stores.get(variant)) else {
             return;
         };
         let status = super::host::headers(MapType::HttpCallResponseHeaders)
@@ -150,13 +157,23 @@ impl Root {
 
     /// Fetches what is due; returns whether every source has keys.
     fn fetch_due_keys(&mut self) -> bool {
-        let Some(Role::Gateway {
-            gateway, stores, ..
-        }) = &self.role
-        else {
+        let Some(Role::Gateway { set, stores, .. }) = &self.role else {
             return true;
         };
+        let (set, stores) = (set.clone(), stores.clone());
+        let mut complete = true;
+        for (variant, (gateway, stores)) in set.gateways().zip(stores.iter()).enumerate() {
+            complete &= self.fetch_due_keys_of(variant, gateway, stores);
+        }
+        complete
+    }
+
+    /// [`Root::fetch_due_keys`] for one variant's sources.
+    fn fetch_due_keys_of(&mut self, variant: usize, gateway: &Gateway, stores: &Stores) -> bool {
         let sources = gateway.jwks_sources();
+        if sources.is_empty() {
+            return true;
+        }
         let (due, log) = stores
             .keys
             .borrow_mut()
@@ -183,7 +200,7 @@ impl Root {
                 Duration::from_millis(crate::jwt::FETCH_TIMEOUT_MS),
             ) {
                 Ok(token) => {
-                    self.fetching.insert(token, i);
+                    self.fetching.insert(token, (variant, i));
                 }
                 Err(status) => {
                     let line = stores.keys.borrow_mut().fetched(
@@ -203,72 +220,96 @@ impl Root {
                 }
             }
         }
-        stores.keys.borrow().complete()
+        let complete = stores.keys.borrow().complete();
+        complete
     }
 }
 
 impl Root {
     fn configure_gateway(&mut self, cfg: GatewayConfig) -> bool {
         let started = super::host::now_ms();
-        let stage = cfg.deployment.stage.clone();
-        match Gateway::compile_parsed(&cfg.deployment, cfg.export) {
-            Ok(compiled) => {
-                for w in &compiled.warnings {
-                    log::warn!("{w}");
-                }
-                let mut gateway = compiled.gateway;
-                // In-filter signing reads its credentials from the VM's environment
-                // (`vm_config.environment_variables`), once per VM.
-                if let Err(e) = gateway.load_credentials(&|name| std::env::var(name).ok()) {
-                    log::error!("invalid configuration: {e}");
-                    return false;
-                }
-                let cache = gateway
-                    .stage_cache()
-                    .map(|c| Rc::new(RefCell::new(ResponseCache::new(c.capacity_bytes))));
-                log::info!(
-                    "apigw-edge {}: serving stage `{}` (compiled in {} ms) through {}{}",
-                    env!("CARGO_PKG_VERSION"),
-                    stage,
-                    super::host::now_ms().saturating_sub(started),
-                    gateway.clusters().join(", "),
-                    gateway.stage_cache().map_or(String::new(), |c| format!(
-                        "; stage cache {} MiB per worker",
-                        c.capacity_bytes >> 20
-                    ))
-                );
-                self.metrics = Metrics::define(&gateway.plan_ids());
-                let stores = Stores {
-                    cache,
-                    auth: Rc::new(RefCell::new(AuthCache::new(
-                        crate::authorizer::cache::DEFAULT_CAPACITY_BYTES,
-                    ))),
-                    keys: Rc::new(RefCell::new(KeyRing::new(gateway.jwks_sources().len()))),
-                    tokens: Rc::new(RefCell::new(TokenCache::new(
-                        crate::gateway::TOKEN_CACHE_BYTES,
-                    ))),
-                    certs: Rc::new(RefCell::new(crate::client_cert::CertCache::new(
-                        crate::client_cert::CERT_CACHE_BYTES,
-                    ))),
-                };
-                let fetches = !gateway.jwks_sources().is_empty();
-                if fetches {
-                    self.set_tick(JWKS_START_TICK);
-                }
-                self.role = Some(Role::Gateway {
-                    gateway: Rc::new(gateway),
-                    ids: Rc::new(Ids::seeded()),
-                    stores,
-                });
-                true
-            }
+        let compiled = StageSet::compile_texts(&cfg);
+        // The exports' text is not needed once compiled.
+        drop(cfg);
+        let compiled = match compiled {
+            Ok(c) => c,
             Err(errors) => {
                 for e in &errors {
                     log::error!("invalid configuration: {e}");
                 }
-                false
+                return false;
             }
+        };
+        for w in &compiled.warnings {
+            log::warn!("{w}");
         }
+        let mut set = compiled.set;
+        // In-filter signing reads its credentials from the VM's environment
+        // (`vm_config.environment_variables`), once per VM.
+        if let Err(e) = set.load_credentials(&|name| std::env::var(name).ok()) {
+            log::error!("invalid configuration: {e}");
+            return false;
+        }
+        let mut stores: Vec<Stores> = Vec::with_capacity(set.len());
+        let mut plans: Vec<&str> = Vec::new();
+        let mut fetches = false;
+        for (i, gateway) in set.gateways().enumerate() {
+            // A canary with `useStageCache` reads and fills its stage's store.
+            let shared = match (set.shares_stage_cache(i), i.checked_sub(1)) {
+                (true, Some(stage)) => stores.get(stage).and_then(|s| s.cache.clone()),
+                _ => None,
+            };
+            let cache = shared.or_else(|| {
+                gateway
+                    .stage_cache()
+                    .map(|c| Rc::new(RefCell::new(ResponseCache::new(c.capacity_bytes))))
+            });
+            log::info!(
+                "apigw-edge {}: serving stage `{}` (compiled in {} ms) through {}{}",
+                env!("CARGO_PKG_VERSION"),
+                set.label(i),
+                super::host::now_ms().saturating_sub(started),
+                gateway.clusters().join(", "),
+                gateway.stage_cache().map_or(String::new(), |c| format!(
+                    "; stage cache {} MiB per worker",
+                    c.capacity_bytes >> 20
+                ))
+            );
+            for p in gateway.plan_ids() {
+                if !plans.contains(&p) {
+                    plans.push(p);
+                }
+            }
+            fetches |= !gateway.jwks_sources().is_empty();
+            stores.push(Stores {
+                cache,
+                auth: Rc::new(RefCell::new(AuthCache::new(
+                    crate::authorizer::cache::DEFAULT_CAPACITY_BYTES,
+                ))),
+                keys: Rc::new(RefCell::new(KeyRing::new(gateway.jwks_sources().len()))),
+                tokens: Rc::new(RefCell::new(TokenCache::new(
+                    crate::gateway::TOKEN_CACHE_BYTES,
+                ))),
+                certs: Rc::new(RefCell::new(crate::client_cert::CertCache::new(
+                    crate::client_cert::CERT_CACHE_BYTES,
+                ))),
+            });
+        }
+        let variants = if set.len() > 1 {
+            set.labels()
+        } else {
+            Vec::new()
+        };
+        self.metrics = Metrics::define(&plans, &variants);
+        if fetches {
+            self.set_tick(JWKS_START_TICK);
+        }
+        self.role = Some(Role::Gateway {
+            set: Rc::new(set),
+            ids: Rc::new(Ids::seeded()),
+            stores: Rc::new(stores),
+        });
+        true
     }
 }
 
@@ -296,7 +337,7 @@ impl RootContext for Root {
                     env!("CARGO_PKG_VERSION"),
                     cfg.stage
                 );
-                self.metrics = Metrics::define(&[]);
+                self.metrics = Metrics::define(&[], &[]);
                 self.role = Some(Role::Control(Rc::new(cfg)));
                 true
             }
@@ -314,16 +355,12 @@ impl RootContext for Root {
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         match self.role.as_ref()? {
-            Role::Gateway {
-                gateway,
-                ids,
-                stores,
-            } => Some(Box::new(Request::new(
-                gateway.clone(),
+            Role::Gateway { set, ids, stores } => Some(Box::new(Request::new(
+                set.clone(),
+                stores.clone(),
                 self.metrics.clone(),
                 ids.clone(),
-                stores.clone(),
-            ))),
+            )?)),
             Role::Control(cfg) => Some(Box::new(ControlRequest::new(
                 cfg.clone(),
                 self.metrics.clone(),

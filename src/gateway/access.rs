@@ -84,6 +84,12 @@ impl Gateway {
                 ["error", "messageString"] => error.map(|e| format!("\"{}\"", e.message())),
                 ["error", "responseType"] => error.map(|e| e.response_type().name().to_string()),
                 ["error", ..] => None,
+                // Said only on stages with a canary, as API Gateway does.
+                ["isCanaryRequest"] => match self.canary {
+                    crate::config::CanaryRole::None => None,
+                    crate::config::CanaryRole::Base => Some("false".into()),
+                    crate::config::CanaryRole::Canary { .. } => Some("true".into()),
+                },
                 _ => match field(&rc, &keys) {
                     Some(v) => v.map(str::to_string),
                     None => text_at(

@@ -62,6 +62,7 @@ fn gateway_with(extra: Value, deployment: Value) -> Gateway {
     let cfg = crate::config::FilterConfig {
         deployment: parse_deployment(d).unwrap(),
         openapi: api,
+        exports: Default::default(),
     };
     Gateway::compile(&cfg).unwrap().gateway
 }

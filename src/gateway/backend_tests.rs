@@ -122,6 +122,7 @@ fn apis_without_lambda_integrations_need_no_lambda_section() {
             deployment: crate::config::parse_deployment(json!({"openapi": "a.json", "stage": "s"}))
                 .unwrap(),
             openapi: json!({"swagger": "2.0", "paths": paths}),
+            exports: Default::default(),
         })
     };
     let http_only = compile(json!({"/h": {"get": {"x-amazon-apigateway-integration": {

@@ -25,6 +25,7 @@ fn gateway(tls: Value) -> Gateway {
     let cfg = FilterConfig {
         deployment: parse_deployment(d).unwrap(),
         openapi: json!({"swagger": "2.0", "paths": {"/pets": {"get": op}}}),
+        exports: Default::default(),
     };
     Gateway::compile(&cfg).unwrap().gateway
 }

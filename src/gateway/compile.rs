@@ -317,8 +317,13 @@ impl Gateway {
         let (Some(router), true) = (router, errors.is_empty()) else {
             return Err(errors);
         };
+        // A canary is a deployment of its own, even of the same export.
+        let canary = match d.canary_role {
+            crate::config::CanaryRole::Canary { .. } => "/canary",
+            _ => "",
+        };
         let deployment_id = base36(
-            fnv1a(format!("{}/{}/{digest:x}", d.api.id, d.stage).as_bytes()),
+            fnv1a(format!("{}/{}/{digest:x}{canary}", d.api.id, d.stage).as_bytes()),
             6,
         );
         Ok(Compiled {
@@ -355,6 +360,7 @@ impl Gateway {
                 token_authorizers: token.authorizers,
                 jwks: token.sources,
                 api_key_from_authorizer,
+                canary: d.canary_role,
             },
             warnings,
         })

@@ -175,6 +175,8 @@ pub struct Gateway {
     jwks: Vec<crate::jwt::Source>,
     /// API keys come from the authorizer's `usageIdentifierKey`, not `x-api-key`.
     api_key_from_authorizer: bool,
+    /// Which side of the stage's canary release this gateway serves.
+    canary: crate::config::CanaryRole,
 }
 
 /// Request values computed once for an event or a template environment.
@@ -337,6 +339,11 @@ impl Gateway {
     }
 
     /// Ids of the usage plans, in the order [`UsageEvent::plan`] refers to them.
+    /// How many methods the stage serves.
+    pub fn method_count(&self) -> usize {
+        self.routes.len()
+    }
+
     pub fn plan_ids(&self) -> Vec<&str> {
         self.usage.plan_ids()
     }

@@ -35,6 +35,7 @@ fn gateway(policy: Value, extra: Value) -> Gateway {
     let cfg = crate::config::FilterConfig {
         deployment: parse_deployment(d).unwrap(),
         openapi: api,
+        exports: Default::default(),
     };
     Gateway::compile(&cfg).unwrap().gateway
 }
@@ -158,6 +159,7 @@ fn the_deployment_file_replaces_the_export_policy_and_errors_name_fields() {
         Gateway::compile(&crate::config::FilterConfig {
             deployment: parse_deployment(d(policy)).unwrap(),
             openapi: api.clone(),
+            exports: Default::default(),
         })
     };
     assert!(compile(json!({"Statement": [statement("Allow", "*", json!({}))]})).is_ok());

@@ -14,6 +14,17 @@ use crate::openapi::Method;
 use crate::shared::SharedCells;
 
 impl Gateway {
+    /// How much of `raw` (a request path, without its query) this stage's base path
+    /// takes (`/prod`, `/v1`, nothing for the empty mapping), or `None` when the path is
+    /// outside the stage. Several stages in one gateway pick by the longest.
+    pub fn base_path_match(&self, raw: &str) -> Option<usize> {
+        self.split_path(raw)?;
+        Some(match &self.base_path {
+            BasePath::Stage => self.stage.len() + 1,
+            BasePath::Mapping(prefix) => prefix.len(),
+        })
+    }
+
     /// Splits a raw request path into the event `path` and the path to match, or `None`
     /// when it is outside this stage.
     pub(super) fn split_path<'p>(&self, raw: &'p str) -> Option<(&'p str, String)> {

@@ -20,6 +20,7 @@ pub(super) fn gateway_with(deployment: Value, paths: Value) -> Gateway {
     let cfg = FilterConfig {
         deployment: parse_deployment(d).unwrap(),
         openapi: json!({"swagger": "2.0", "paths": paths, "x-amazon-apigateway-binary-media-types": ["image/png"]}),
+        exports: Default::default(),
     };
     Gateway::compile(&cfg).unwrap().gateway
 }
@@ -430,8 +431,7 @@ fn mock_integrations_answer_on_the_headers() {
         "responses": {"default": {"statusCode": "200"}, "201": {"statusCode": "201"}}}});
     let cfg = FilterConfig {
         deployment: parse_deployment(json!({"openapi": "a", "stage": "stage", "lambda": {"endpoint": "http://127.0.0.1:9000"}})).unwrap(),
-        openapi: json!({"swagger": "2.0", "paths": {"/a": {"options": cors_mock, "get": broken, "put": vtl}}}),
-    };
+        openapi: json!({"swagger": "2.0", "paths": {"/a": {"options": cors_mock, "get": broken, "put": vtl}}}), exports: Default::default() };
     let compiled = Gateway::compile(&cfg).unwrap();
     assert!(compiled.warnings.is_empty(), "{:?}", compiled.warnings);
     let g = compiled.gateway;
@@ -583,8 +583,7 @@ fn compile_collects_every_error() {
         openapi: json!({"swagger": "2.0", "paths": {
             "/a": {"get": proxy_op("${stageVariables.missing}")},
             "/b/{proxy+}/c": {"get": proxy_op("b")}
-        }}),
-    };
+        }}), exports: Default::default() };
     let errs = Gateway::compile(&cfg).unwrap_err();
     let locations: Vec<_> = errs.iter().map(|e| e.location.as_str()).collect();
     assert_eq!(

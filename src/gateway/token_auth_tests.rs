@@ -64,6 +64,7 @@ fn compile(jwt: Value) -> Result<Gateway, Vec<crate::error::ConfigError>> {
     let cfg = crate::config::FilterConfig {
         deployment: parse_deployment(d).unwrap(),
         openapi: api,
+        exports: Default::default(),
     };
     Gateway::compile(&cfg).map(|c| c.gateway)
 }

@@ -41,6 +41,7 @@ fn gateway_with(extra: Value, deployment: Value) -> Gateway {
     let cfg = FilterConfig {
         deployment: parse_deployment(d).unwrap(),
         openapi: api,
+        exports: Default::default(),
     };
     Gateway::compile(&cfg).unwrap().gateway
 }

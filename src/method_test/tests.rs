@@ -18,6 +18,7 @@ fn gateway(deployment: Value) -> Gateway {
     let cfg = FilterConfig {
         deployment: parse_deployment(d).unwrap(),
         openapi: json!({"swagger": "2.0", "paths": {"/pets/{id}": {"get": proxy, "post": proxy}}}),
+        exports: Default::default(),
     };
     Gateway::compile(&cfg).unwrap().gateway
 }
@@ -281,8 +282,7 @@ fn cognito_methods_are_tested_with_the_pools_keys() {
         "jwt": {"pools": {"us-east-1_Pool": {"issuer": iss, "jwksUrl": format!("{iss}/.well-known/jwks.json")}}}});
     let g = Gateway::compile(&FilterConfig {
         deployment: parse_deployment(d).unwrap(),
-        openapi: json!({"swagger": "2.0", "securityDefinitions": {"pool": pool}, "paths": {"/me": {"get": op}}}),
-    })
+        openapi: json!({"swagger": "2.0", "securityDefinitions": {"pool": pool}, "paths": {"/me": {"get": op}}}), exports: Default::default() })
     .unwrap()
     .gateway;
     let key = TestKey::rsa("k1", 7);

@@ -65,6 +65,7 @@ fn gateway() -> Gateway {
     let cfg = FilterConfig {
         deployment: parse_deployment(d).unwrap(),
         openapi: serde_json::from_str(API).unwrap(),
+        exports: Default::default(),
     };
     Gateway::compile(&cfg).unwrap().gateway
 }
@@ -265,8 +266,7 @@ fn main() {
         openapi: serde_json::json!({"swagger": "2.0", "paths": {"/shop/{proxy+}": {
             "x-amazon-apigateway-any-method": {"x-amazon-apigateway-integration": {
                 "type": "http_proxy", "httpMethod": "ANY", "uri": "http://127.0.0.1:8000/{proxy}",
-                "requestParameters": {"integration.request.path.proxy": "method.request.path.proxy"}}}}}}),
-    })
+                "requestParameters": {"integration.request.path.proxy": "method.request.path.proxy"}}}}}}), exports: Default::default() })
     .unwrap()
     .gateway;
     let shop_path = "/prod/shop/items/42?fields=name,price";
@@ -293,8 +293,7 @@ fn main() {
             "responses": {"200": {"description": "ok"}},
             "x-amazon-apigateway-integration": {"type": "mock",
                 "requestTemplates": {"application/json": "{\"statusCode\": 200}"},
-                "responses": {"default": {"statusCode": "200"}}}}}}}),
-    })
+                "responses": {"default": {"statusCode": "200"}}}}}}}), exports: Default::default() })
     .unwrap()
     .gateway;
     let mut logged = logged_gw.begin(head("GET", "/prod/ping", now));

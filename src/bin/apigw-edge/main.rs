@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use apigw_edge::apikeys;
-use apigw_edge::config::{parse_deployment, FilterConfig};
+use apigw_edge::config::{parse_deployment, CanaryRole, FilterConfig};
 use apigw_edge::error::ConfigError;
 use apigw_edge::gateway::Gateway;
 use apigw_edge::render;
+use apigw_edge::stage_set::StageSet;
 
 mod cert;
 mod method_test;
@@ -26,10 +27,10 @@ USAGE:
     apigw-edge render <deployment.yaml> [--wasm FILE] [--out FILE]
     apigw-edge filter-config <deployment.yaml>
     apigw-edge run <deployment.yaml> [--wasm FILE] [--envoy FILE] [--config-out FILE]
-    apigw-edge cache flush <deployment.yaml>
-    apigw-edge cache status <deployment.yaml>
-    apigw-edge authorizers flush <deployment.yaml>
-    apigw-edge usage <deployment.yaml> <key-id>
+    apigw-edge cache flush <deployment.yaml> [--stage NAME]
+    apigw-edge cache status <deployment.yaml> [--stage NAME]
+    apigw-edge authorizers flush <deployment.yaml> [--stage NAME]
+    apigw-edge usage <deployment.yaml> <key-id> [--stage NAME]
     apigw-edge key new [--id ID] [--name NAME]
     apigw-edge key hash <value>
     {TEST_USAGE}
@@ -65,6 +66,8 @@ OPTIONS:
     --envoy FILE       The Envoy binary [default: $APIGW_EDGE_ENVOY, .venv/bin/envoy, envoy]
     --out FILE         Write the rendered configuration here instead of standard output
     --config-out FILE  Where `run` writes the rendered configuration [default: .work/envoy.yaml]
+    --stage NAME       The stage of a multi-stage deployment the control commands act
+                       on [default: the first]
     --id ID            Key id for `key new` [default: a random one]
     --name NAME        Key name for `key new`
 ";
@@ -81,6 +84,7 @@ struct Args {
     envoy: Option<PathBuf>,
     out: Option<PathBuf>,
     config_out: Option<PathBuf>,
+    stage: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -104,6 +108,7 @@ fn parse_args() -> Result<Args, String> {
         envoy: None,
         out: None,
         config_out: None,
+        stage: None,
     };
     let mut positional = Vec::new();
     while let Some(a) = it.next() {
@@ -119,6 +124,7 @@ fn parse_args() -> Result<Args, String> {
             "--config-out" => args.config_out = Some(value("--config-out")?),
             "--id" => args.id = Some(value("--id")?.to_string_lossy().into_owned()),
             "--name" => args.name = Some(value("--name")?.to_string_lossy().into_owned()),
+            "--stage" => args.stage = Some(value("--stage")?.to_string_lossy().into_owned()),
             "-h" | "--help" => return Err(String::new()),
             flag if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
             _ => positional.push(a),
@@ -177,34 +183,78 @@ fn load(path: &Path) -> Result<FilterConfig, Vec<ConfigError>> {
             format!("{}: {e}", export_path.display()),
         )]
     })?;
+    let mut exports = std::collections::BTreeMap::new();
+    for name in stage_exports(&deployment) {
+        let p = base.join(&name);
+        let text = read(&p, "deployment.stages.openapi")?;
+        let doc = parse_document(&text)
+            .map_err(|e| vec![ConfigError::new("openapi", format!("{}: {e}", p.display()))])?;
+        exports.insert(name, doc);
+    }
     Ok(FilterConfig {
         deployment,
         openapi,
+        exports,
     })
 }
 
-/// The deployment and its compiled gateway, refused (errors printed) when it does not
-/// validate or does not serve `stage`.
-fn load_stage(path: &Path, stage: Option<&str>) -> Result<(FilterConfig, Gateway), ExitCode> {
-    let cfg = load(path).map_err(|e| {
+/// The exports stages and canaries serve other than the top-level one, as the file names
+/// them.
+fn stage_exports(d: &apigw_edge::config::Deployment) -> Vec<String> {
+    let canaries = d
+        .stages
+        .iter()
+        .filter_map(|s| s.canary_settings.as_ref())
+        .chain(d.canary_settings.as_ref());
+    let mut names: Vec<String> = d
+        .stages
+        .iter()
+        .filter_map(|s| s.openapi.clone())
+        .chain(canaries.filter_map(|c| c.openapi.clone()))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The deployment, one stage's compiled gateway and the export it serves, refused
+/// (errors printed) when the deployment does not validate or has no stage `stage` (absent:
+/// the first).
+fn load_stage(
+    path: &Path,
+    stage: Option<&str>,
+) -> Result<(FilterConfig, Gateway, serde_json::Value), ExitCode> {
+    let failed = |e: Vec<ConfigError>| {
         print_errors(path, &e);
         ExitCode::FAILURE
-    })?;
-    let gateway = Gateway::compile(&cfg)
-        .map_err(|e| {
-            print_errors(path, &e);
-            ExitCode::FAILURE
-        })?
-        .gateway;
-    if let Some(stage) = stage.filter(|s| *s != gateway.stage_name()) {
+    };
+    let cfg = load(path).map_err(failed)?;
+    let variants = apigw_edge::config::variants(&cfg.deployment).map_err(failed)?;
+    let set = StageSet::compile(&cfg).map_err(failed)?.set;
+    let names = set.stage_names();
+    let Some(name) = stage.or(names.first().copied()) else {
+        return Err(failed(vec![ConfigError::new("deployment", "no stage")]));
+    };
+    let found = variants.iter().position(|v| {
+        v.deployment.stage == name && !matches!(v.deployment.canary_role, CanaryRole::Canary { .. })
+    });
+    let Some(i) = found else {
         eprintln!(
-            "error: {}: serves stage `{}`, not `{stage}`",
+            "error: {}: serves stage(s) `{}`, not `{name}`",
             path.display(),
-            gateway.stage_name()
+            names.join("`, `")
         );
         return Err(ExitCode::FAILURE);
-    }
-    Ok((cfg, gateway))
+    };
+    let export = variants
+        .get(i)
+        .and_then(|v| cfg.export(v.export.as_deref()).ok())
+        .cloned()
+        .unwrap_or_default();
+    let Some(gateway) = set.into_gateway(i) else {
+        return Err(failed(vec![ConfigError::new("deployment", "no stage")]));
+    };
+    Ok((cfg, gateway, export))
 }
 
 fn print_errors(path: &Path, errors: &[ConfigError]) {
@@ -333,6 +383,10 @@ fn control_command(args: &Args, cfg: &FilterConfig) -> Result<(), ExitCode> {
         ),
         _ => ("GET", "/cache".to_string()),
     };
+    let path = match &args.stage {
+        Some(stage) => format!("/stages/{stage}{path}"),
+        None => path,
+    };
     match control_request(addr, method, &path) {
         Ok((200, body)) => {
             println!("{body}");
@@ -363,50 +417,69 @@ fn run(args: Args) -> Result<(), ExitCode> {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_WASM));
     match args.command.as_str() {
         "validate" => match render::bootstrap(&cfg, &wasm.to_string_lossy())
-            .and_then(|_| Gateway::compile(&cfg))
+            .and_then(|_| StageSet::compile(&cfg))
         {
             Ok(compiled) => {
                 let mut warnings = compiled.warnings.len();
                 for w in &compiled.warnings {
                     eprintln!("warning: {}: {w}", args.deployment.display());
                 }
-                let mut gateway = compiled.gateway;
-                for (name, u) in &gateway.upstreams().clusters {
-                    eprintln!(
-                        "upstream {name}: {}://{}, signing {:?}, region {}",
-                        if u.endpoint.tls { "https" } else { "http" },
-                        u.endpoint.authority(),
-                        u.signing,
-                        u.region
-                    );
+                let mut set = compiled.set;
+                let first = set.gateway(0).cloned();
+                if let Some(gateway) = &first {
+                    for (name, u) in &gateway.upstreams().clusters {
+                        eprintln!(
+                            "upstream {name}: {}://{}, signing {:?}, region {}",
+                            if u.endpoint.tls { "https" } else { "http" },
+                            u.endpoint.authority(),
+                            u.signing,
+                            u.region
+                        );
+                    }
                 }
-                for b in gateway.http_backends() {
-                    let signing = b.signing.map_or(String::new(), |s| {
-                        format!(", {} in {}, signing {:?}", s.service, s.region, s.mode)
-                    });
-                    eprintln!(
-                        "backend {}: {}://{}{signing}",
-                        b.cluster,
-                        if b.endpoint.tls { "https" } else { "http" },
-                        b.endpoint.authority()
-                    );
+                let mut backends = Vec::new();
+                for g in set.gateways() {
+                    for b in g.http_backends() {
+                        let signing = b.signing.map_or(String::new(), |s| {
+                            format!(", {} in {}, signing {:?}", s.service, s.region, s.mode)
+                        });
+                        let line = format!(
+                            "backend {}: {}://{}{signing}",
+                            b.cluster,
+                            if b.endpoint.tls { "https" } else { "http" },
+                            b.endpoint.authority()
+                        );
+                        if !backends.contains(&line) {
+                            backends.push(line);
+                        }
+                    }
                 }
+                for line in &backends {
+                    eprintln!("{line}");
+                }
+                drop(first);
                 // Envoy passes its own environment into the VM; this one may differ.
-                if let Err(e) = gateway.load_credentials(&|n| std::env::var(n).ok()) {
+                if let Err(e) = set.load_credentials(&|n| std::env::var(n).ok()) {
                     warnings += 1;
                     eprintln!(
                         "warning: {}: {e} (in this shell; Envoy's environment is what counts)",
                         args.deployment.display()
                     );
                 }
-                let routes = apigw_edge::openapi::parse(&cfg.openapi)
-                    .export
-                    .operations
-                    .len();
+                let stages: Vec<String> = (0..set.len())
+                    .filter_map(|i| {
+                        let g = set.gateway(i)?;
+                        Some(format!(
+                            "stage `{}`: {} methods",
+                            set.label(i),
+                            g.method_count()
+                        ))
+                    })
+                    .collect();
                 println!(
-                    "{}: ok (stage `{}`, {routes} methods, {} warning(s))",
+                    "{}: ok ({}; {} warning(s))",
                     args.deployment.display(),
-                    cfg.deployment.stage,
+                    stages.join("; "),
                     warnings
                 );
                 Ok(())
@@ -416,7 +489,7 @@ fn run(args: Args) -> Result<(), ExitCode> {
                 Err(ExitCode::FAILURE)
             }
         },
-        "filter-config" => match Gateway::compile(&cfg) {
+        "filter-config" => match StageSet::compile(&cfg) {
             Ok(_) => {
                 println!("{}", cfg.to_json());
                 Ok(())

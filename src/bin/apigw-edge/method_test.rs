@@ -420,7 +420,7 @@ pub fn main(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (_, mut gateway) = match super::load_stage(&o.deployment, o.stage.as_deref()) {
+    let (_, mut gateway, _) = match super::load_stage(&o.deployment, o.stage.as_deref()) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };

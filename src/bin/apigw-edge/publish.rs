@@ -114,7 +114,7 @@ fn run(command: &str, args: &[String]) -> Result<(), ExitCode> {
         eprintln!("error: {e}\n\nUSAGE:\n    {USAGE}");
         ExitCode::from(2)
     })?;
-    let (cfg, gateway) = super::load_stage(&a.deployment, a.stage.as_deref())?;
+    let (cfg, gateway, openapi) = super::load_stage(&a.deployment, a.stage.as_deref())?;
     let (origin, base_path) = location(&cfg, &gateway);
     let options = Options {
         doc_type: a.doc_type,
@@ -123,7 +123,7 @@ fn run(command: &str, args: &[String]) -> Result<(), ExitCode> {
         base_path: base_path.clone(),
     };
     if command == "export" {
-        let doc = export::export(&cfg.openapi, &options);
+        let doc = export::export(&openapi, &options);
         let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
         return write_out(a.out.as_deref(), &text);
     }
@@ -136,7 +136,7 @@ fn run(command: &str, args: &[String]) -> Result<(), ExitCode> {
         ExitCode::FAILURE
     })?;
     let doc = export::export(
-        &cfg.openapi,
+        &openapi,
         &Options {
             doc_type: DocType::Oas30,
             extensions: false,

@@ -99,12 +99,13 @@ fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
-/// The files a deployment is read from (itself and its export) and when each was last
+/// The files a deployment is read from (itself and its exports) and when each was last
 /// changed.
 fn watched(deployment: &Path, cfg: &FilterConfig) -> Vec<(PathBuf, Option<SystemTime>)> {
     let base = deployment.parent().unwrap_or(Path::new("."));
     [deployment.to_path_buf(), base.join(&cfg.deployment.openapi)]
         .into_iter()
+        .chain(cfg.exports.keys().map(|p| base.join(p)))
         .map(|p| {
             let t = modified(&p);
             (p, t)

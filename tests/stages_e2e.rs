@@ -1,0 +1,242 @@
+//! Several stages and a canary in one gateway, through real Envoy with two workers: each
+//! stage serves its own export and stage variables (execute-api paths and a custom-domain
+//! base path mapping), canaries at 100 % and 0 % take all and none of their stage's
+//! requests (the event's deployment, the access log's `isCanaryRequest` and the per-stage
+//! stats say which served), and stage caches and throttles never leak between stages.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::*;
+
+fn export(function: &str) -> Value {
+    json!({"swagger": "2.0", "paths": {
+        "/pets": {"get": proxy_op(function)},
+        "/limited": {"get": proxy_op(function)},
+    }})
+}
+
+const DEPLOYMENT: &str = r#"
+stageVariables: {color: blue}
+cache:
+  capacityMiB: 1
+  methodSettings:
+    "*/*": {cachingEnabled: false}
+    /pets/GET: {cachingEnabled: true, cacheTtlInSeconds: 300}
+throttle:
+  methodSettings:
+    /limited/GET: {rateLimit: 0.001, burstLimit: 1}
+accessLogSettings:
+  format: '{"id":"$context.requestId","stage":"$context.stage","canary":"$context.isCanaryRequest","deployment":"$context.deploymentId"}'
+  path: ACCESS_LOG
+stages:
+  - name: dev
+    stageVariables: {color: green}
+  - name: prod
+    openapi: old.json
+    canarySettings:
+      percentTraffic: 100
+      openapi: next.json
+      stageVariableOverrides: {color: red}
+  - name: beta
+    canarySettings: {percentTraffic: 0, stageVariableOverrides: {color: red}}
+  - name: v1
+    basePath: /v1
+    domainName: api.example.com
+"#;
+
+fn lines(path: &std::path::Path, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        if lines.len() >= n || Instant::now() > deadline {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn stages_and_canaries_in_one_gateway() {
+    let stub = InvokeStub::start(|r| {
+        let e = r.json();
+        let body = json!({
+            "function": r.function(),
+            "color": e["stageVariables"]["color"],
+            "stage": e["requestContext"]["stage"],
+            "deploymentId": e["requestContext"]["deploymentId"],
+        });
+        StubReply::payload(json!({"statusCode": 200, "body": body.to_string()}).to_string())
+    });
+    let dir = temp_dir("stages");
+    std::fs::write(dir.join("old.json"), export("yesterday").to_string()).unwrap();
+    std::fs::write(dir.join("next.json"), export("tomorrow").to_string()).unwrap();
+    let log_path = dir.join("access.log");
+    let deployment = format!(
+        "lambda:\n  endpoint: {}\n{}",
+        stub.url(),
+        DEPLOYMENT.replace("ACCESS_LOG", &log_path.to_string_lossy())
+    );
+    let (config, port, admin) = render(&dir, &deployment, &export("today"));
+    let envoy = Envoy::start_config(dir, config, port, admin, 2);
+
+    let served = |r: &Response| -> Value {
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()
+    };
+    // Each stage its export and variables; the canary at 100 % takes every prod request.
+    let dev = served(&envoy.get("/dev/pets"));
+    assert_eq!(
+        (&dev["function"], &dev["color"], &dev["stage"]),
+        (&json!("today"), &json!("green"), &json!("dev"))
+    );
+    let prod = envoy.get("/prod/pets");
+    let prod_body = served(&prod);
+    assert_eq!(
+        (
+            &prod_body["function"],
+            &prod_body["color"],
+            &prod_body["stage"]
+        ),
+        (&json!("tomorrow"), &json!("red"), &json!("prod"))
+    );
+    // At 0 % the canary takes nothing.
+    let beta = envoy.get("/beta/pets");
+    let beta_body = served(&beta);
+    assert_eq!(
+        (&beta_body["function"], &beta_body["color"]),
+        (&json!("today"), &json!("blue"))
+    );
+    assert_ne!(prod_body["deploymentId"], beta_body["deploymentId"]);
+    // The custom domain's mapping, and only on that domain.
+    let on_host = |host: &str, path: &str| {
+        let raw = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        exchange(envoy.port, raw.as_bytes(), false, Duration::from_secs(20)).unwrap()
+    };
+    let v1 = on_host("api.example.com", "/v1/pets");
+    assert_eq!(served(&v1)["stage"], "v1");
+    let elsewhere = on_host("other.example.com", "/v1/pets");
+    assert_eq!(elsewhere.status, 403, "{}", elsewhere.text());
+    let unknown = envoy.get("/qa/pets");
+    assert_eq!(unknown.status, 403, "{}", unknown.text());
+
+    // Caches stay apart: dev's entry does not answer beta (one connection: one worker).
+    let mut conn = Conn::open(envoy.port);
+    let calls = |f: &str| stub.requests().iter().filter(|r| r.function() == f).count();
+    let before = calls("today");
+    assert_eq!(conn.get("/dev/pets").status, 200);
+    assert_eq!(conn.get("/dev/pets").status, 200);
+    assert_eq!(conn.get("/beta/pets").status, 200);
+    assert_eq!(conn.get("/beta/pets").status, 200);
+    let after = calls("today");
+    assert!(
+        after - before <= 2,
+        "cache hits in each stage: {before} -> {after}"
+    );
+    assert!(
+        after - before >= 1,
+        "beta was not answered from dev's cache entry"
+    );
+
+    // Throttles stay apart: dev's burst of one is spent, beta's is not.
+    assert_eq!(envoy.get("/dev/limited").status, 200);
+    assert_eq!(envoy.get("/dev/limited").status, 429);
+    assert_eq!(envoy.get("/beta/limited").status, 200);
+
+    // The access log says which side of a canary served; stats count each variant.
+    let lines = lines(&log_path, 6);
+    let line = |r: &Response| -> Value {
+        let id = r.header("x-amzn-requestid").unwrap();
+        lines
+            .iter()
+            .find(|l| l["id"] == id)
+            .unwrap_or_else(|| panic!("no line for {id}: {lines:#?}"))
+            .clone()
+    };
+    assert_eq!(line(&prod)["canary"], "true");
+    assert_eq!(line(&prod)["stage"], "prod");
+    assert_eq!(line(&beta)["canary"], "false");
+    assert_eq!(line(&v1)["canary"], "-", "no canary on v1");
+    assert_eq!(line(&prod)["deployment"], prod_body["deploymentId"]);
+    assert_eq!(
+        envoy.counter("wasmcustom.apigw_edge.stages.prod.canary.requests.2xx"),
+        1
+    );
+    assert_eq!(
+        envoy.counter("wasmcustom.apigw_edge.stages.prod.requests.2xx"),
+        0
+    );
+    assert!(envoy.counter("wasmcustom.apigw_edge.stages.beta.requests.2xx") >= 3);
+    assert_eq!(
+        envoy.counter("wasmcustom.apigw_edge.stages.beta.canary.requests.2xx"),
+        0
+    );
+    assert_eq!(
+        envoy.counter("wasmcustom.apigw_edge.stages.dev.requests.4xx"),
+        3
+    );
+}
+
+#[test]
+fn a_broken_stage_is_refused_naming_its_field() {
+    let dir = temp_dir("stages-invalid");
+    std::fs::write(dir.join("openapi.json"), export("today").to_string()).unwrap();
+    std::fs::write(
+        dir.join("deployment.yaml"),
+        "openapi: openapi.json\nlambda: {endpoint: http://127.0.0.1:9}\nstages:\n  - name: a\n  - name: b\n    canarySettings: {percentTraffic: 120}\n  - name: c\n    openapi: missing.json\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(cli())
+        .arg("validate")
+        .arg(dir.join("deployment.yaml"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("missing.json"), "{err}");
+    std::fs::write(dir.join("missing.json"), export("x").to_string()).unwrap();
+    let out = std::process::Command::new(cli())
+        .arg("validate")
+        .arg(dir.join("deployment.yaml"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("deployment.stages[1].canarySettings.percentTraffic"),
+        "{err}"
+    );
+    std::fs::write(
+        dir.join("deployment.yaml"),
+        "openapi: openapi.json\nlambda: {endpoint: http://127.0.0.1:9}\nstages:\n  - name: a\n  - name: c\n    openapi: missing.json\n    canarySettings: {percentTraffic: 5}\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(cli())
+        .arg("validate")
+        .arg(dir.join("deployment.yaml"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("stage `a`: 2 methods; stage `c`: 2 methods; stage `c.canary`: 2 methods"),
+        "{text}"
+    );
+}
