@@ -70,7 +70,7 @@ try() {
   echo
 }
 echo
-echo "apigw-edge is serving examples/hello on http://127.0.0.1:8080 (stage dev). Try:"
+echo "apigw-edge is serving examples/hello on http://127.0.0.1:8080 (stages dev and prod). Try:"
 echo
 try 200 "curl 'http://127.0.0.1:8080/dev/hello?name=Ada'"
 try 200 "curl http://127.0.0.1:8080/dev/hello/Grace"
@@ -90,6 +90,25 @@ try 401 "curl -i http://127.0.0.1:8080/dev/profile -H 'Authorization: Bearer nob
 try 401 "curl -i http://127.0.0.1:8080/dev/profile"
 try 200 "curl http://127.0.0.1:8080/dev/reports -H 'X-Tenant: acme'"
 try 403 "curl -i http://127.0.0.1:8080/dev/reports -H 'X-Tenant: other'"
+
+# The prod stage: its own greeting, and a canary release serving a tenth of its requests
+# with the next one (each name is a new cache key; the canary is not cached).
+echo "\$ for n in 1 2 ... 20; do curl http://127.0.0.1:8080/prod/hello/Ada\$n; done"
+welcome=0 canary=0 other=0
+for n in $(seq 1 20); do
+  body=$(curl -s "http://127.0.0.1:8080/prod/hello/Ada$n")
+  case "$body" in
+    *'"Welcome, Ada'*) welcome=$((welcome + 1)) ;;
+    *'"Hi, Ada'*) canary=$((canary + 1)) ;;
+    *) other=$((other + 1)); echo "  unexpected: $body" >&2 ;;
+  esac
+done
+echo "  -> $welcome x \"Welcome, ...\" (stage prod), $canary x \"Hi, ...\" (its canary)"
+if [ "$other" -ne 0 ] || [ "$welcome" -eq 0 ]; then
+  echo "  expected prod's greeting, and the canary's on about a tenth" >&2
+  failures=$((failures + 1))
+fi
+echo
 
 # The stage cache: the first request above stored Ada's greeting; this one is a hit.
 cache_state() {
@@ -118,6 +137,15 @@ if out=$("$cli" test examples/hello/deployment.yaml GET /hello/Grace --header 'A
 else
   echo "$out" | tail -5
   echo "  expected the Method Test to succeed" >&2
+  failures=$((failures + 1))
+fi
+echo
+echo "\$ apigw-edge test examples/hello/deployment.yaml GET /hello/Grace --stage prod"
+if out=$("$cli" test examples/hello/deployment.yaml GET /hello/Grace --stage prod); then
+  echo "$out" | grep -E '^(Status:|\{)'
+else
+  echo "$out" | tail -5
+  echo "  expected the Method Test of stage prod to succeed" >&2
   failures=$((failures + 1))
 fi
 echo
