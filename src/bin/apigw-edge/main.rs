@@ -240,8 +240,9 @@ fn load_stage(
     });
     let Some(i) = found else {
         eprintln!(
-            "error: {}: serves stage(s) `{}`, not `{name}`",
+            "error: {}: serves stage{} `{}`, not `{name}`",
             path.display(),
+            if names.len() == 1 { "" } else { "s" },
             names.join("`, `")
         );
         return Err(ExitCode::FAILURE);
