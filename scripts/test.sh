@@ -21,11 +21,11 @@ run_tests() {
 }
 
 step "setup"
-./scripts/setup.sh --browser --fuzz --sdk
+./scripts/setup.sh --browser --fuzz --sdk --fleet
 
 step "cargo fmt --check"
 cargo fmt --check
-for crate in bench/core bench/noop-filter; do
+for crate in bench/core bench/noop-filter tests/ratelimit-fixture; do
   cargo fmt --check --manifest-path "$crate/Cargo.toml"
 done
 
@@ -42,12 +42,20 @@ cargo clippy --manifest-path bench/core/Cargo.toml --target-dir target/bench-cor
 cargo clippy --manifest-path bench/noop-filter/Cargo.toml --target wasm32-wasip1 \
   --target-dir target/bench-noop -- -D warnings
 
+step "clippy (rate-limit service fixture)"
+cargo clippy --manifest-path tests/ratelimit-fixture/Cargo.toml \
+  --target-dir target/ratelimit-fixture -- -D warnings
+
 step "release filter (wasm32-wasip1)"
 cargo build --release --target wasm32-wasip1 --lib
 wasm=target/wasm32-wasip1/release/apigw_edge.wasm
 echo "filter module: $wasm, $(stat -c %s "$wasm") bytes" >&2
 step "crash-trigger filter (test-only build: a request header aborts the VM)"
 cargo build --profile crash-test --target wasm32-wasip1 --lib --features crash-trigger
+
+step "rate-limit service fixture (Limitador on Redis, for the fleet tests)"
+cargo build --release --manifest-path tests/ratelimit-fixture/Cargo.toml \
+  --target-dir target/ratelimit-fixture
 
 step "example functions"
 cargo build --manifest-path examples/functions/Cargo.toml

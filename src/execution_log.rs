@@ -109,6 +109,12 @@ pub fn call(kind: CallKind, url: &str, call: &UpstreamCall, secrets: &[String]) 
     let what = match kind {
         CallKind::Authorizer => "Authorizer request",
         CallKind::Integration => "Endpoint request",
+        CallKind::RateLimit => {
+            return vec![format!(
+                "Usage plan check sent to the rate-limit service {url} ({} bytes)",
+                call.body.len()
+            )]
+        }
     };
     vec![
         format!("{what} URI: {url}"),
@@ -130,6 +136,15 @@ pub fn answer(
     let (what, latency) = match kind {
         CallKind::Authorizer => ("Authorizer", "Authorizer latency"),
         CallKind::Integration => ("Endpoint", "Integration latency"),
+        CallKind::RateLimit => {
+            let status = match answer {
+                Ok(a) => format!("{} bytes", a.body.len()),
+                Err(why) => why.to_string(),
+            };
+            return vec![format!(
+                "Rate-limit service answered: {status}, latency: {latency_ms} ms"
+            )];
+        }
     };
     match answer {
         Ok(a) => {

@@ -292,6 +292,39 @@ fn jwks_cluster(s: &crate::jwt::Source, lambda: &Lambda) -> Value {
     c
 }
 
+/// The cluster of the fleet's rate-limit service (`usage.rateLimitService`): gRPC over
+/// plain HTTP/2.
+fn ratelimit_cluster(
+    s: &crate::config::RateLimitService,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Value> {
+    let (host, port) = parse_socket(&s.address)
+        .map_err(|m| {
+            errors.push(ConfigError::new(
+                "deployment.usage.rateLimitService.address",
+                m,
+            ))
+        })
+        .ok()?;
+    let name = crate::usage::fleet::CLUSTER;
+    Some(json!({
+        "name": name,
+        "type": if is_ip(&host) { "STATIC" } else { "STRICT_DNS" },
+        "connect_timeout": duration(s.connect_timeout_ms),
+        "dns_lookup_family": "V4_PREFERRED",
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http2_protocol_options": {}}
+            }
+        },
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": socket(&host, port)}}]}]
+        }
+    }))
+}
+
 /// Renders the bootstrap. `wasm_path` is where Envoy will find the filter module.
 pub fn bootstrap(cfg: &FilterConfig, wasm_path: &str) -> Result<Value, Vec<ConfigError>> {
     let d = &cfg.deployment;
@@ -342,6 +375,11 @@ pub fn bootstrap(cfg: &FilterConfig, wasm_path: &str) -> Result<Value, Vec<Confi
     let listen = parse_listen(&d.listen)
         .map_err(|m| errors.push(ConfigError::new("deployment.listen", m)))
         .ok();
+    let rls = d
+        .usage
+        .rate_limit_service
+        .as_ref()
+        .and_then(|s| ratelimit_cluster(s, &mut errors));
     let admin = parse_listen(&d.admin)
         .map_err(|m| errors.push(ConfigError::new("deployment.admin", m)))
         .ok();
@@ -418,6 +456,7 @@ pub fn bootstrap(cfg: &FilterConfig, wasm_path: &str) -> Result<Value, Vec<Confi
         .map(|u| cluster(u, &d.lambda, d.client_certificate.as_ref()))
         .collect();
     clusters.extend(backends);
+    clusters.extend(rls);
     let mut seen = std::collections::BTreeSet::new();
     for s in &jwks {
         if seen.insert(s.cluster.clone()) {
@@ -1072,6 +1111,45 @@ mod tests {
         let parsed = crate::config::parse_filter_config(embedded.as_bytes()).unwrap();
         assert_eq!(parsed.deployment.stage, "prod");
         assert_eq!(config["vm_config"]["code"]["local"]["filename"], "/f.wasm");
+    }
+
+    #[test]
+    fn a_fleet_rate_limit_service_gets_an_http2_cluster() {
+        let mut c = cfg(json!({"endpoint": "http://127.0.0.1:9000"}));
+        c.deployment.usage.rate_limit_service = Some(crate::config::RateLimitService {
+            address: "127.0.0.1:8081".into(),
+            domain: "d".into(),
+            timeout_ms: 50,
+            connect_timeout_ms: 1000,
+        });
+        let v = bootstrap(&c, "f.wasm").unwrap();
+        let clusters = v["static_resources"]["clusters"].as_array().unwrap();
+        let rls = clusters
+            .iter()
+            .find(|c| c["name"] == crate::usage::fleet::CLUSTER)
+            .unwrap();
+        assert_eq!(
+            rls["typed_extension_protocol_options"]
+                ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["explicit_http_config"],
+            json!({"http2_protocol_options": {}})
+        );
+        assert_eq!(
+            rls["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
+                ["socket_address"]["port_value"],
+            8081
+        );
+        c.deployment
+            .usage
+            .rate_limit_service
+            .as_mut()
+            .unwrap()
+            .address = "nowhere".into();
+        let errs = bootstrap(&c, "f.wasm").unwrap_err();
+        assert!(
+            errs.iter()
+                .any(|e| e.location == "deployment.usage.rateLimitService.address"),
+            "{errs:?}"
+        );
     }
 
     #[test]

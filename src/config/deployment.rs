@@ -732,6 +732,36 @@ pub struct UsageSettings {
     /// `Retry-After`. API Gateway sends none of them.
     #[serde(default)]
     pub rate_limit_headers: bool,
+    /// Count throttles and quotas in a rate-limit service shared by a fleet of gateways
+    /// (Envoy's `RateLimitService` gRPC protocol) instead of in this Envoy's shared data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_service: Option<RateLimitService>,
+}
+
+/// Where the fleet's rate-limit service is (`usage.rateLimitService`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RateLimitService {
+    /// `host:port` of its gRPC listener (plain HTTP/2).
+    pub address: String,
+    /// The rate-limit domain (Limitador's namespace) the limits are defined in.
+    #[serde(default = "default_rls_domain")]
+    pub domain: String,
+    /// How long a check may take; a later answer counts as a failed check
+    /// (`onCheckFailure`).
+    #[serde(default = "default_rls_timeout")]
+    pub timeout_ms: u32,
+    /// Connect timeout of its cluster.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_ms: u32,
+}
+
+fn default_rls_domain() -> String {
+    "apigw-edge".into()
+}
+
+fn default_rls_timeout() -> u32 {
+    100
 }
 
 /// A CORS policy, as HTTP APIs' `corsConfiguration`.

@@ -14,7 +14,7 @@ pub use deployment::{
     CheckFailure, CorsSettings, CredentialProvider, CredentialSettings, Deployment, EnvoySettings,
     Forwarding, FunctionSpec, FunctionTarget, HttpBackends, JwtIssuer, JwtPool, JwtSettings,
     Lambda, LambdaTls, Limits, ListenerTls, MethodCacheSettings, QuotaPeriod, QuotaSettings,
-    ResourcePolicySettings, SigningMode, StageSettings, StageThrottle, Throttle,
+    RateLimitService, ResourcePolicySettings, SigningMode, StageSettings, StageThrottle, Throttle,
     UnauthorizedStrategy, UrlAuthType, UsagePlan, UsageSettings, DEFAULT_MAX_BODY_BYTES,
 };
 

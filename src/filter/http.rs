@@ -20,10 +20,11 @@ use crate::authorizer::cache::AuthCache;
 use crate::cache::ResponseCache;
 use crate::connection::{self, Connection};
 use crate::execution_log;
-use crate::gateway::{Exchange, Gateway, Host, Outcome, RequestHead, Step, TokenCache};
+use crate::gateway::{CallKind, Exchange, Gateway, Host, Outcome, RequestHead, Step, TokenCache};
 use crate::http::{UpstreamAnswer, UpstreamCall};
 use crate::jwt::ring::KeyRing;
 use crate::stage_set::StageSet;
+use crate::usage::rls;
 
 enum Phase {
     Headers,
@@ -407,6 +408,30 @@ impl Request {
                     return Action::Pause;
                 }
                 Step::Call(call) if call.forward => return self.forward(ex, &call.request),
+                Step::Call(call) if call.kind == CallKind::RateLimit => {
+                    let c = &call.request;
+                    let upstream = rls::grpc_service(&c.cluster);
+                    match hostcalls::dispatch_grpc_call(
+                        &upstream,
+                        rls::SERVICE,
+                        rls::METHOD,
+                        vec![],
+                        Some(&c.body),
+                        host::millis(c.timeout_ms),
+                    ) {
+                        Ok(token) => {
+                            self.phase = Phase::Calling { ex, token };
+                            return Action::Pause;
+                        }
+                        Err(status) => {
+                            let why = format!(
+                                "dispatch of the rate-limit check to cluster `{}` failed ({status:?}); is the cluster defined?",
+                                c.cluster
+                            );
+                            self.with_host(|g, h| g.call_failed(&mut ex, &why, h))
+                        }
+                    }
+                }
                 Step::Call(call) => {
                     let c = &call.request;
                     let headers: Vec<(&str, &str)> = c
@@ -469,16 +494,9 @@ impl Context for Request {
         body_size: usize,
         _num_trailers: usize,
     ) {
-        let Phase::Calling { mut ex, token } = std::mem::replace(&mut self.phase, Phase::Done)
-        else {
+        let Some(ex) = self.waiting_ex(token_id) else {
             return;
         };
-        if token != token_id {
-            let why = format!("an answer with token {token_id} arrived while waiting for {token}");
-            let step = self.gateway.stray_answer(&mut ex, &why);
-            self.drive(ex, step);
-            return;
-        }
         let (status, mut headers) = answer_head(MapType::HttpCallResponseHeaders);
         // Envoy's async client adds its own timing header to the answer; the router that
         // carries forwarded requests is configured not to, and the answers agree.
@@ -489,8 +507,54 @@ impl Context for Request {
             headers,
             body: host::buffer(BufferType::HttpCallResponseBody, body_size),
         };
-        let step = self.resume_with(&mut ex, &answer);
-        // A request forwarded from here (an authorizer's answer let it through) goes on.
+        self.answered(ex, &answer);
+    }
+
+    fn on_grpc_call_response(&mut self, token_id: u32, status_code: u32, response_size: usize) {
+        let Some(ex) = self.waiting_ex(token_id) else {
+            return;
+        };
+        // The rate-limit service's answer: status 200 and the message, or why there is none.
+        let answer = if status_code == 0 {
+            UpstreamAnswer {
+                status: Some(200),
+                body: host::buffer(
+                    BufferType::GrpcReceiveBuffer,
+                    response_size.min(rls::MAX_RESPONSE_BYTES),
+                ),
+                ..UpstreamAnswer::default()
+            }
+        } else {
+            UpstreamAnswer {
+                host_reply: Some(format!("gRPC status {status_code}")),
+                ..UpstreamAnswer::default()
+            }
+        };
+        self.answered(ex, &answer);
+    }
+}
+
+impl Request {
+    /// The exchange waiting for the call `token_id` answers; a stray answer fails it.
+    fn waiting_ex(&mut self, token_id: u32) -> Option<Box<Exchange>> {
+        let Phase::Calling { mut ex, token } = std::mem::replace(&mut self.phase, Phase::Done)
+        else {
+            return None;
+        };
+        if token != token_id {
+            let why = format!("an answer with token {token_id} arrived while waiting for {token}");
+            let step = self.gateway.stray_answer(&mut ex, &why);
+            self.drive(ex, step);
+            return None;
+        }
+        Some(ex)
+    }
+
+    /// Hands a call's answer to the pipeline and carries on.
+    fn answered(&mut self, mut ex: Box<Exchange>, answer: &UpstreamAnswer) {
+        let step = self.resume_with(&mut ex, answer);
+        // A request forwarded from here (an authorizer's or the rate-limit service's answer
+        // let it through) goes on.
         if let Action::Continue = self.drive(ex, step) {
             if !host::resume_request() {
                 log::error!("the host refused to let a forwarded request go on");

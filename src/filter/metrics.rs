@@ -35,6 +35,9 @@ pub struct Metrics {
     token_refused: Option<u32>,
     jwks_fetches: Option<u32>,
     jwks_fetch_errors: Option<u32>,
+    ratelimit_calls: Option<u32>,
+    ratelimit_errors: Option<u32>,
+    ratelimit_latency_ms: Option<u32>,
     /// Per usage plan: admitted, throttled, quota exceeded.
     plans: Rc<Vec<[Option<u32>; 3]>>,
     /// Per stage and canary, when there are several: 2xx, 4xx, 5xx answers.
@@ -93,6 +96,9 @@ impl Metrics {
             token_refused: define(MetricType::Counter, "apigw_edge.jwt.refused"),
             jwks_fetches: define(MetricType::Counter, "apigw_edge.jwt.jwks_fetch"),
             jwks_fetch_errors: define(MetricType::Counter, "apigw_edge.jwt.jwks_fetch_errors"),
+            ratelimit_calls: define(MetricType::Counter, "apigw_edge.ratelimit.calls"),
+            ratelimit_errors: define(MetricType::Counter, "apigw_edge.ratelimit.errors"),
+            ratelimit_latency_ms: define(MetricType::Histogram, "apigw_edge.ratelimit.latency_ms"),
             authorizer_latency_ms: define(
                 MetricType::Histogram,
                 "apigw_edge.authorizer.latency_ms",
@@ -236,6 +242,15 @@ impl Metrics {
                 );
             }
             Event::Notice(line) => log::warn!("{line}"),
+            Event::RateLimit { latency_ms, failed } => {
+                add(self.ratelimit_calls, 1);
+                if failed {
+                    add(self.ratelimit_errors, 1);
+                }
+                if let Some(id) = self.ratelimit_latency_ms {
+                    let _ = hostcalls::record_metric(id, latency_ms);
+                }
+            }
         }
     }
 

@@ -339,6 +339,11 @@ impl Gateway {
     }
 
     /// Ids of the usage plans, in the order [`UsageEvent::plan`] refers to them.
+    /// The stage's API keys requirements, usage plans and throttles, compiled.
+    pub fn usage_plans(&self) -> &UsagePlans {
+        &self.usage
+    }
+
     /// How many methods the stage serves.
     pub fn method_count(&self) -> usize {
         self.routes.len()
@@ -470,6 +475,7 @@ mod tests;
 mod token_auth;
 #[cfg(test)]
 mod token_auth_tests;
+mod usage_stage;
 #[cfg(test)]
 mod validation_tests;
 

@@ -68,6 +68,10 @@ pub const STAGES: [Stage; 11] = [
 pub enum CallKind {
     Authorizer,
     Integration,
+    /// A check with the fleet's rate-limit service: a gRPC call whose `request.body` is
+    /// the `RateLimitRequest` (see [`crate::usage::rls`]); its answer comes back with status
+    /// 200 and the `RateLimitResponse` as the body, or without a status when the call failed.
+    RateLimit,
 }
 
 /// An outbound HTTP call for the glue to make.
@@ -118,6 +122,11 @@ pub enum Event {
     },
     /// A line to log at `warn` although the request goes on.
     Notice(String),
+    /// A call to the fleet's rate-limit service finished.
+    RateLimit {
+        latency_ms: u64,
+        failed: bool,
+    },
 }
 
 /// What the glue lends the pipeline for one step: shared data, this worker's stores, and
@@ -173,6 +182,8 @@ pub struct Exchange {
     /// A decision the authorizer stage made but the request did not get past (a denial),
     /// kept for the `$context` of the gateway response.
     pub(super) denied_by: Option<Authorized>,
+    /// A check with the fleet's rate-limit service in flight.
+    pub(super) fleet: Option<super::usage_stage::FleetWait>,
     events: Vec<Event>,
     /// What the access log reports of the calls: integration latency and status,
     /// authorizer latency.
@@ -237,6 +248,7 @@ impl Exchange {
         match kind {
             CallKind::Authorizer => self.timings.authorizer_latency_ms,
             CallKind::Integration => self.timings.integration_latency_ms,
+            CallKind::RateLimit => None,
         }
     }
 
@@ -262,6 +274,7 @@ impl Gateway {
             waiting: None,
             store_under: None,
             denied_by: None,
+            fleet: None,
             events: Vec::new(),
             timings: Timings::default(),
         }
@@ -304,10 +317,12 @@ impl Gateway {
         match waiting.kind {
             CallKind::Authorizer => ex.timings.authorizer_status = answer.status,
             CallKind::Integration => ex.timings.integration_status = answer.status,
+            CallKind::RateLimit => {}
         }
         let step = match waiting.kind {
             CallKind::Authorizer => self.authorizer_answer(ex, &waiting, answer, host),
             CallKind::Integration => Some(self.integration_answer(ex, &waiting, answer, host)),
+            CallKind::RateLimit => self.rate_limit_answer(ex, &waiting, answer, host),
         };
         match step {
             Some(step) => self.settle(ex, step),
@@ -405,21 +420,7 @@ impl Gateway {
             Stage::ResourcePolicy => self.resource_policy_stage(ex),
             Stage::Authorizer => self.authorize(ex, host),
             Stage::Token => self.token_stage(ex, host),
-            Stage::ApiKeyUsage => {
-                let routed = ex.routed.as_mut()?;
-                match self.admit(&ex.head, routed, host.cells) {
-                    Ok(()) => {
-                        if let Some(u) = routed.usage {
-                            ex.events.push(Event::Usage(u));
-                        }
-                        if let Some(n) = routed.notice.clone() {
-                            ex.events.push(Event::Notice(n));
-                        }
-                        None
-                    }
-                    Err(o) => reply(o),
-                }
-            }
+            Stage::ApiKeyUsage => self.usage_stage(ex, host),
             Stage::Validation => self.validation_stage(ex),
             Stage::Cache => self.cache_stage(ex, host),
             Stage::Integration => self.integration(ex, host),

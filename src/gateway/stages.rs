@@ -217,46 +217,65 @@ impl Gateway {
         routed: &mut Routed,
         cells: &dyn SharedCells,
     ) -> Result<(), Outcome> {
-        let op = routed.route;
-        let caller = if self.usage.key_required(op) {
-            let (presented, from) = if self.api_key_from_authorizer {
-                let key = routed.auth.as_ref().and_then(|a| match a {
-                    Authorized::Lambda { decision, .. } => decision.usage_key.as_deref(),
-                    Authorized::Token(_) => None,
-                });
-                (key, "the authorizer's usageIdentifierKey")
-            } else {
-                (header(&head.headers, "x-api-key"), "x-api-key")
-            };
-            let Some(key) = presented.and_then(|v| self.api_keys.identify(v)) else {
-                let why = if presented.is_some() {
-                    format!("unknown or disabled API key in {from}")
-                } else {
-                    format!("the method requires an API key and {from} is missing")
-                };
-                let known = routed.known(self);
-                return Err(self.fail_in(head, known, GatewayError::InvalidApiKey, &why));
-            };
-            let Some(plan) = self.usage.plan_of(key) else {
-                let why = format!(
-                    "API key {} is in no usage plan of stage {}",
-                    key.id, self.stage
-                );
-                let known = routed.known(self);
-                return Err(self.fail_in(head, known, GatewayError::InvalidApiKey, &why));
-            };
-            Some((key, plan))
+        let caller = self.caller_of(head, routed)?;
+        let check = self.usage.check(cells, routed.route, caller, head.now_ms);
+        self.apply_check(head, routed, caller.map(|(k, p)| (k.id.as_str(), p)), check)
+    }
+
+    /// The API key a method that requires one was called with, and its usage plan; the
+    /// refusal when there is none or it is in no plan of this stage.
+    pub(super) fn caller_of(
+        &self,
+        head: &RequestHead,
+        routed: &Routed,
+    ) -> Result<Option<(&crate::apikeys::Key, usize)>, Outcome> {
+        if !self.usage.key_required(routed.route) {
+            return Ok(None);
+        }
+        let (presented, from) = if self.api_key_from_authorizer {
+            let key = routed.auth.as_ref().and_then(|a| match a {
+                Authorized::Lambda { decision, .. } => decision.usage_key.as_deref(),
+                Authorized::Token(_) => None,
+            });
+            (key, "the authorizer's usageIdentifierKey")
         } else {
-            None
+            (header(&head.headers, "x-api-key"), "x-api-key")
         };
-        let check = self.usage.check(cells, op, caller, head.now_ms);
+        let Some(key) = presented.and_then(|v| self.api_keys.identify(v)) else {
+            let why = if presented.is_some() {
+                format!("unknown or disabled API key in {from}")
+            } else {
+                format!("the method requires an API key and {from} is missing")
+            };
+            let known = routed.known(self);
+            return Err(self.fail_in(head, known, GatewayError::InvalidApiKey, &why));
+        };
+        let Some(plan) = self.usage.plan_of(key) else {
+            let why = format!(
+                "API key {} is in no usage plan of stage {}",
+                key.id, self.stage
+            );
+            let known = routed.known(self);
+            return Err(self.fail_in(head, known, GatewayError::InvalidApiKey, &why));
+        };
+        Ok(Some((key, plan)))
+    }
+
+    /// Applies a finished usage check: the refusal, or what the request carries on with.
+    pub(super) fn apply_check(
+        &self,
+        head: &RequestHead,
+        routed: &mut Routed,
+        caller: Option<(&str, usize)>,
+        check: crate::usage::Check,
+    ) -> Result<(), Outcome> {
         if let Err((error, reason)) = &check.verdict {
             let mut outcome = self.fail_in(head, routed.known(self), *error, reason);
             outcome.reply.headers.extend(check.headers);
             outcome.usage = check.event;
             return Err(outcome);
         }
-        routed.api_key_id = caller.map(|(k, _)| k.id.clone());
+        routed.api_key_id = caller.map(|(k, _)| k.to_string());
         routed.usage = check.event;
         routed.limit_headers = check.headers;
         routed.notice = check.log;

@@ -14,7 +14,10 @@
 //! over the identified key and `now`).
 
 pub mod bucket;
+pub mod engines;
+pub mod fleet;
 pub mod quota;
+pub mod rls;
 
 use std::collections::BTreeMap;
 
@@ -57,6 +60,8 @@ pub struct UsagePlans {
     stage_prefix: String,
     on_failure: CheckFailure,
     rate_limit_headers: bool,
+    /// Counted by a fleet's rate-limit service instead of shared data.
+    fleet: Option<fleet::Fleet>,
 }
 
 /// What a check counted, for per-plan stats.
@@ -318,6 +323,7 @@ impl UsagePlans {
             stage_prefix: format!("apigw-edge/{}/{}/throttle", d.api.id, d.stage),
             on_failure: d.usage.on_check_failure,
             rate_limit_headers: d.usage.rate_limit_headers,
+            fleet: fleet::Fleet::of(d),
         }
     }
 

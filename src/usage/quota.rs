@@ -9,7 +9,7 @@
 use crate::config::{QuotaPeriod, QuotaSettings};
 use crate::time::{civil_from_days, days_from_civil};
 
-const DAY_MS: u64 = 86_400_000;
+pub const DAY_MS: u64 = 86_400_000;
 
 /// Start and end (exclusive) of the window holding `now_ms`, in epoch milliseconds.
 pub fn window(period: QuotaPeriod, now_ms: u64) -> (u64, u64) {

@@ -16,6 +16,7 @@ use apigw_edge::stage_set::StageSet;
 mod cert;
 mod method_test;
 mod publish;
+mod ratelimit;
 mod run;
 mod template;
 
@@ -35,6 +36,7 @@ USAGE:
     apigw-edge key hash <value>
     {TEST_USAGE}
     {PUBLISH_USAGE}
+    {RATELIMIT_USAGE}
     {CERT_USAGE}
     {TEMPLATE_USAGE}
 
@@ -58,6 +60,7 @@ COMMANDS:
     key hash       Print the SHA-256 of an existing key value, for `valueSha256`.
     {TEST_HELP}
     {PUBLISH_HELP}
+    {RATELIMIT_HELP}
     {CERT_HELP}
     {TEMPLATE_HELP}
 
@@ -575,6 +578,8 @@ fn usage() -> String {
         .replace("{TEST_HELP}", method_test::HELP)
         .replace("{PUBLISH_USAGE}", publish::USAGE)
         .replace("{PUBLISH_HELP}", publish::HELP)
+        .replace("{RATELIMIT_USAGE}", ratelimit::USAGE)
+        .replace("{RATELIMIT_HELP}", ratelimit::HELP)
         .replace("{CERT_USAGE}", cert::USAGE)
         .replace("{CERT_HELP}", cert::HELP)
         .replace("{TEMPLATE_USAGE}", template::USAGE)
@@ -591,6 +596,9 @@ fn main() -> ExitCode {
     }
     if argv.first().map(String::as_str) == Some("test") {
         return method_test::main(argv.get(1..).unwrap_or_default());
+    }
+    if argv.first().map(String::as_str) == Some("ratelimit-config") {
+        return ratelimit::main(argv.get(1..).unwrap_or_default());
     }
     if argv.first().map(String::as_str) == Some("cert") {
         return cert_command(argv.get(1..).unwrap_or_default());
