@@ -65,6 +65,9 @@ ORDER = (ROOT / "bench" / "order.json").read_text()
 
 STAND_IN_PORT, STAND_IN_ADMIN = 21001, 21002
 PORT, ADMIN = 21010, 21011
+# Row TR: the rate-limit service fixture (Limitador on Redis), on the stand-in's CPU.
+RLS_PORT, REDIS_PORT = 21020, 21021
+RLS_FIXTURE = ROOT / "target" / "ratelimit-fixture" / "release" / "apigw-edge-ratelimit-fixture"
 # The stand-in's answer: a Lambda proxy response, as the Invoke API returns it.
 PROXY_RESPONSE = json.dumps(
     {"statusCode": 200, "headers": {"content-type": "application/json"},
@@ -233,6 +236,15 @@ def configs():
                     str(WORK / "D.yaml")], check=True, stdout=subprocess.DEVNULL)
     for row in ["TPD", "TFD"]:
         rows[row] = (WORK / "D.yaml", {})
+    # The same deployment counting its plan's throttle and quota in a rate-limit service.
+    fleet = WORK / "deployment-TR.yaml"
+    fleet.write_text((WORK / "deployment-T.yaml").read_text()
+                     + f"usage:\n  rateLimitService: {{address: 127.0.0.1:{RLS_PORT}}}\n")
+    subprocess.run([str(CLI), "render", str(fleet), "--wasm", str(WASM), "--out",
+                    str(WORK / "TR.yaml")], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([str(CLI), "ratelimit-config", str(fleet), "--for", "limitador", "--out",
+                    str(WORK / "limits.yaml")], check=True, stdout=subprocess.DEVNULL)
+    rows["TR"] = (WORK / "TR.yaml", {})
     rows["B1P"] = rows["B1"]
     rows["TF"] = rows["T"]
     rows["TV"] = rows["T"]
@@ -265,6 +277,7 @@ REQUESTS = {
     "BD": ("GET", "/prod/hello", {}, None),
     "NL": ("GET", "/prod/hello", {}, None),
     "T": ("GET", "/prod/hello", {"x-api-key": KEY}, None),
+    "TR": ("GET", "/prod/hello", {"x-api-key": KEY}, None),
     "TSE": ("GET", "/prod/hello", {"x-api-key": KEY}, None),
     "TSF": ("GET", "/prod/hello", {"x-api-key": KEY}, None),
     "TV": ("POST", "/prod/orders/7?currency=EUR", {"x-api-key": KEY, "content-type": "application/json"}, ORDER),
@@ -278,7 +291,7 @@ REQUESTS = {
     "TC": ("GET", "/prod/cognito", {"x-api-key": KEY, "authorization": ID_TOKEN}, None),
 }
 REQUESTS.update({row: ("GET", "/prod/hello", {}, None) for row in HOST_CALL_ROWS})
-ROWS = ["B0", "B1", "B3", "BD", "NL", "T", "TV", "TH", "TA", "TC", "TP", "TPD", "B1P", "TF", "TFD",
+ROWS = ["B0", "B1", "B3", "BD", "NL", "T", "TR", "TV", "TH", "TA", "TC", "TP", "TPD", "B1P", "TF", "TFD",
         "TSE", "TSF", "BL", "BLH", "XH", "XP", "XG", "XS", "XM", "XT", "XW"]
 
 
@@ -391,6 +404,27 @@ def latency(row, seconds, rate):
     return {"p50_us": p["p50"] * 1e6, "p99_us": p["p99"] * 1e6}
 
 
+def start_fleet():
+    """Redis and the rate-limit service fixture on loopback (CPU 1), for row TR."""
+    def listening(port):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+    redis = subprocess.Popen(["taskset", "-c", "1", "redis-server", "--port", str(REDIS_PORT),
+                              "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                             stdout=subprocess.DEVNULL)
+    while not listening(REDIS_PORT):
+        time.sleep(0.05)
+    service = subprocess.Popen(["taskset", "-c", "1", str(RLS_FIXTURE), f"127.0.0.1:{RLS_PORT}",
+                                f"redis://127.0.0.1:{REDIS_PORT}", str(WORK / "limits.yaml")],
+                               stderr=subprocess.DEVNULL)
+    while not listening(RLS_PORT):
+        time.sleep(0.05)
+    return [service, redis]
+
+
 def start_row(cfg, row):
     """The Envoy under test for `row`, pinned to CPU 0, ready and warmed up."""
     config, env = cfg[row]
@@ -494,6 +528,7 @@ def main():
     stand_in = Envoy(cfg["stand_in"][0], {}, "1", port=STAND_IN_PORT, admin=STAND_IN_ADMIN,
                      base_id=1, name="stand_in")
     stand_in.wait_ready()
+    fleet = start_fleet() if "TR" in rows else []
     results = {"throughput_rps": {r: [] for r in rows}, "cpu_us_per_request": {r: [] for r in rows},
                "latency": {r: [] for r in rows}}
     try:
@@ -553,6 +588,9 @@ def main():
         results["start_to_first_response_ms"] = starts
     finally:
         stand_in.stop()
+        for p in fleet:
+            p.terminate()
+            p.wait()
 
     log("core micro-benchmarks (native and wasm32)")
     results["core"] = {} if args.no_core else core_bench()
@@ -657,7 +695,7 @@ def report(results, rows):
              "TV/T": ratio(results, "TV", "T"), "NL/B1": ratio(results, "NL", "B1"),
              "T/BD": ratio(results, "T", "BD"), "BD/B1": ratio(results, "BD", "B1"),
              "TP/B1": ratio(results, "TP", "B1"), "TP/TPD": ratio(results, "TP", "TPD"),
-             "TF/TFD": ratio(results, "TF", "TFD")}
+             "TF/TFD": ratio(results, "TF", "TFD"), "TR/T": ratio(results, "TR", "T")}
     if "latency_at_half_t" in results:
         lt = results["latency_at_half_t"]
         med = lambda r, k: statistics.median(x[k] for x in lt[r])

@@ -6,7 +6,7 @@
 # samples that row's Envoy with perf (installed from Debian's linux-perf when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup.sh
+./scripts/setup.sh --fleet
 if ! command -v wrk >/dev/null 2>&1; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
   $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk
@@ -23,4 +23,6 @@ cargo build --quiet --release --target wasm32-wasip1 --lib
 cargo build --quiet --release --bin apigw-edge
 cargo build --quiet --release --target wasm32-wasip1 \
   --manifest-path bench/noop-filter/Cargo.toml --target-dir target/bench-noop
+cargo build --quiet --release --manifest-path tests/ratelimit-fixture/Cargo.toml \
+  --target-dir target/ratelimit-fixture
 exec python3 scripts/bench.py "$@"

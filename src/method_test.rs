@@ -158,6 +158,19 @@ pub fn run(
                 let now = transport.now_ms();
                 gateway.body(&mut ex, body.take().unwrap_or_default(), &host(now))
             }
+            // A test does not spend the fleet's limits: the rate-limit service is not
+            // asked, and the check passes.
+            Step::Call(call) if call.kind == CallKind::RateLimit => {
+                let now = transport.now_ms();
+                log.at(now);
+                log.line("Usage plan check not sent to the rate-limit service (a test run does not count against the fleet's limits)".to_string());
+                let ok = crate::http::UpstreamAnswer {
+                    status: Some(200),
+                    body: crate::usage::rls::ok_response(),
+                    ..Default::default()
+                };
+                gateway.resume(&mut ex, &ok, &host(now))
+            }
             Step::Call(_) if calls.len() >= MAX_CALLS => {
                 let now = transport.now_ms();
                 let why = "the request made more calls than a test run allows";

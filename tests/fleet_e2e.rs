@@ -70,12 +70,13 @@ fn start_redis(dir: &Path) -> (Proc, u16) {
     (Proc(child), port)
 }
 
-fn start_service(redis: u16, limits: &Path, port: u16, dir: &Path) -> Proc {
-    let log = std::fs::File::create(dir.join("ratelimit.log")).unwrap();
+fn start_service(redis: u16, limits: &Path, port: u16, dir: &Path, delay_ms: u64) -> Proc {
+    let log = std::fs::File::create(dir.join(format!("ratelimit-{delay_ms}.log"))).unwrap();
     let child = Command::new(fixture_bin())
         .arg(format!("127.0.0.1:{port}"))
         .arg(format!("redis://127.0.0.1:{redis}"))
         .arg(limits)
+        .arg(delay_ms.to_string())
         .stderr(log)
         .spawn()
         .expect("the rate-limit fixture (built by the test command)");
@@ -177,7 +178,7 @@ fn two_gateways_share_one_quota_and_one_throttle() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let service = start_service(redis_port, &limits, rls_port, &base);
+    let service = start_service(redis_port, &limits, rls_port, &base, 0);
     let ports = [envoys[0].port, envoys[1].port];
 
     // The quota: exactly QUOTA of 3 x QUOTA requests, from both gateways together.
@@ -220,4 +221,18 @@ fn two_gateways_share_one_quota_and_one_throttle() {
         assert!(Instant::now() < deadline, "{}", envoys[1].log());
         std::thread::sleep(Duration::from_millis(100));
     }
+
+    // A slow service (answers after 3 s; timeoutMs is 500): a check it does not answer in
+    // time is a failed one, and the request does not wait for the late answer.
+    let _slow = start_service(redis_port, &limits, rls_port, &base, 3000);
+    let started = Instant::now();
+    let denied = request(ports[0], "GET", "/prod/limited", &[], b"");
+    assert_eq!(denied.status, 500, "{}", denied.text());
+    let allowed = request(ports[1], "GET", "/prod/limited", &[], b"");
+    assert_eq!(allowed.status, 200, "{}", allowed.text());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the checks waited for the slow answers: {:?}",
+        started.elapsed()
+    );
 }

@@ -327,3 +327,26 @@ fn cognito_methods_are_tested_with_the_pools_keys() {
         r.filter_log
     );
 }
+
+#[test]
+fn fleet_limits_are_not_spent_by_a_test() {
+    let g = gateway(json!({
+        "throttle": {"methodSettings": {"/pets/{id}/GET": {"rateLimit": 1, "burstLimit": 1}}},
+        "usage": {"rateLimitService": {"address": "127.0.0.1:1"}}
+    }));
+    let mut lambda = Canned::new(Ok(lambda_answer(json!({"statusCode": 200, "body": "ok"}))));
+    for _ in 0..3 {
+        let t = run(
+            &g,
+            request("GET", "/pets/7", &[], ""),
+            &mut lambda,
+            &Cells::default(),
+            "r",
+        );
+        assert_eq!(t.outcome.reply.status, 200);
+        assert_eq!(t.calls.len(), 1, "only the integration is called");
+        assert!(texts(&t)
+            .iter()
+            .any(|l| l.starts_with("Usage plan check not sent to the rate-limit service")));
+    }
+}

@@ -153,6 +153,11 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// A `RateLimitResponse` saying OK (for runs that do not ask the service).
+pub fn ok_response() -> Vec<u8> {
+    vec![0x08, 1]
+}
+
 /// Reads an answer; `None` when it is not a well-formed message.
 pub fn decode_response(bytes: &[u8]) -> Option<Answer> {
     let mut answer = Answer {

@@ -5,7 +5,8 @@
 //! (as Limitador's own server binds them), and the answer is the engine's verdict. Checks
 //! run one at a time, so two gateways calling at once cannot both take the last request.
 //!
-//! Usage: apigw-edge-ratelimit-fixture LISTEN_ADDR REDIS_URL LIMITS_FILE
+//! Usage: apigw-edge-ratelimit-fixture LISTEN_ADDR REDIS_URL LIMITS_FILE [DELAY_MS]
+//! (DELAY_MS: answer every check that late, to stand for a slow service).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -78,6 +79,7 @@ fn check(limiter: &Mutex<RateLimiter>, req: &RateLimitRequest) -> Result<i32, u3
 
 async fn serve(
     limiter: Arc<Mutex<RateLimiter>>,
+    delay: std::time::Duration,
     mut request: http::Request<h2::RecvStream>,
     mut respond: h2::server::SendResponse<Bytes>,
 ) -> Result<(), h2::Error> {
@@ -98,6 +100,7 @@ async fn serve(
             .await
             .unwrap_or(Err(13)),
     };
+    tokio::time::sleep(delay).await;
     let head = http::Response::builder()
         .status(200)
         .header("content-type", "application/grpc")
@@ -130,10 +133,17 @@ async fn serve(
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [listen, redis, limits] = args.as_slice() else {
-        eprintln!("usage: apigw-edge-ratelimit-fixture LISTEN_ADDR REDIS_URL LIMITS_FILE");
-        std::process::exit(2);
+    let (listen, redis, limits, delay_ms) = match args.as_slice() {
+        [l, r, f] => (l, r, f, 0),
+        [l, r, f, d] => (l, r, f, d.parse().unwrap_or(0)),
+        _ => {
+            eprintln!(
+                "usage: apigw-edge-ratelimit-fixture LISTEN_ADDR REDIS_URL LIMITS_FILE [DELAY_MS]"
+            );
+            std::process::exit(2);
+        }
     };
+    let delay = std::time::Duration::from_millis(delay_ms);
     let text = std::fs::read_to_string(limits).expect("limits file");
     let limits: Vec<Limit> = serde_yaml::from_str(&text).expect("Limitador limits");
     let storage = RedisStorage::new(redis).expect("Redis storage");
@@ -156,7 +166,7 @@ async fn main() {
             while let Some(Ok((request, respond))) = conn.accept().await {
                 let limiter = limiter.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = serve(limiter, request, respond).await {
+                    if let Err(e) = serve(limiter, delay, request, respond).await {
                         eprintln!("ratelimit fixture: {e}");
                     }
                 });
