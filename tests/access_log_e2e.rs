@@ -37,23 +37,6 @@ fn api() -> Value {
     })
 }
 
-/// The lines written so far, once there are at least `n` (Envoy flushes about once a
-/// second).
-fn lines(path: &std::path::Path, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        let lines: Vec<Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-            .collect();
-        if lines.len() >= n || Instant::now() > deadline {
-            return lines;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn one_access_log_line_per_answered_request() {
     let stub = InvokeStub::start(|r| match r.function().as_str() {
@@ -105,7 +88,7 @@ fn one_access_log_line_per_answered_request() {
     .unwrap();
     assert_eq!(raw.status, 400);
 
-    let lines = lines(&log_path, 6);
+    let lines = json_lines(&log_path, 6);
     assert_eq!(lines.len(), 6, "{lines:#?}");
     let by_id = |r: &Response| -> Value {
         let id = r.header("x-amzn-requestid").unwrap();

@@ -13,7 +13,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::*;
@@ -53,21 +53,6 @@ stages:
     basePath: /v1
     domainName: api.example.com
 "#;
-
-fn lines(path: &std::path::Path, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        let lines: Vec<Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-            .collect();
-        if lines.len() >= n || Instant::now() > deadline {
-            return lines;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 #[test]
 fn stages_and_canaries_in_one_gateway() {
@@ -157,7 +142,7 @@ fn stages_and_canaries_in_one_gateway() {
     assert_eq!(envoy.get("/beta/limited").status, 200);
 
     // The access log says which side of a canary served; stats count each variant.
-    let lines = lines(&log_path, 6);
+    let lines = json_lines(&log_path, 6);
     let line = |r: &Response| -> Value {
         let id = r.header("x-amzn-requestid").unwrap();
         lines
@@ -199,22 +184,12 @@ fn a_broken_stage_is_refused_naming_its_field() {
         "openapi: openapi.json\nlambda: {endpoint: http://127.0.0.1:9}\nstages:\n  - name: a\n  - name: b\n    canarySettings: {percentTraffic: 120}\n  - name: c\n    openapi: missing.json\n",
     )
     .unwrap();
-    let out = std::process::Command::new(cli())
-        .arg("validate")
-        .arg(dir.join("deployment.yaml"))
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let (ok, _, err) = validate_cli(&dir.join("deployment.yaml"));
+    assert!(!ok);
     assert!(err.contains("missing.json"), "{err}");
     std::fs::write(dir.join("missing.json"), export("x").to_string()).unwrap();
-    let out = std::process::Command::new(cli())
-        .arg("validate")
-        .arg(dir.join("deployment.yaml"))
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let (ok, _, err) = validate_cli(&dir.join("deployment.yaml"));
+    assert!(!ok);
     assert!(
         err.contains("deployment.stages[1].canarySettings.percentTraffic"),
         "{err}"
@@ -224,17 +199,8 @@ fn a_broken_stage_is_refused_naming_its_field() {
         "openapi: openapi.json\nlambda: {endpoint: http://127.0.0.1:9}\nstages:\n  - name: a\n  - name: c\n    openapi: missing.json\n    canarySettings: {percentTraffic: 5}\n",
     )
     .unwrap();
-    let out = std::process::Command::new(cli())
-        .arg("validate")
-        .arg(dir.join("deployment.yaml"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, text, err) = validate_cli(&dir.join("deployment.yaml"));
+    assert!(ok, "{err}");
     assert!(
         text.contains("stage `a`: 2 methods; stage `c`: 2 methods; stage `c.canary`: 2 methods"),
         "{text}"

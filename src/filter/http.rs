@@ -408,44 +408,32 @@ impl Request {
                     return Action::Pause;
                 }
                 Step::Call(call) if call.forward => return self.forward(ex, &call.request),
-                Step::Call(call) if call.kind == CallKind::RateLimit => {
-                    let c = &call.request;
-                    let upstream = rls::grpc_service(&c.cluster);
-                    match hostcalls::dispatch_grpc_call(
-                        &upstream,
-                        rls::SERVICE,
-                        rls::METHOD,
-                        vec![],
-                        Some(&c.body),
-                        host::millis(c.timeout_ms),
-                    ) {
-                        Ok(token) => {
-                            self.phase = Phase::Calling { ex, token };
-                            return Action::Pause;
-                        }
-                        Err(status) => {
-                            let why = format!(
-                                "dispatch of the rate-limit check to cluster `{}` failed ({status:?}); is the cluster defined?",
-                                c.cluster
-                            );
-                            self.with_host(|g, h| g.call_failed(&mut ex, &why, h))
-                        }
-                    }
-                }
                 Step::Call(call) => {
                     let c = &call.request;
-                    let headers: Vec<(&str, &str)> = c
-                        .headers
-                        .iter()
-                        .map(|(k, v)| (k.as_str(), v.as_str()))
-                        .collect();
-                    match hostcalls::dispatch_http_call(
-                        &c.cluster,
-                        headers,
-                        Some(&c.body),
-                        vec![],
-                        host::millis(c.timeout_ms),
-                    ) {
+                    let sent = if call.kind == CallKind::RateLimit {
+                        hostcalls::dispatch_grpc_call(
+                            &rls::grpc_service(&c.cluster),
+                            rls::SERVICE,
+                            rls::METHOD,
+                            vec![],
+                            Some(&c.body),
+                            host::millis(c.timeout_ms),
+                        )
+                    } else {
+                        let headers: Vec<(&str, &str)> = c
+                            .headers
+                            .iter()
+                            .map(|(k, v)| (k.as_str(), v.as_str()))
+                            .collect();
+                        hostcalls::dispatch_http_call(
+                            &c.cluster,
+                            headers,
+                            Some(&c.body),
+                            vec![],
+                            host::millis(c.timeout_ms),
+                        )
+                    };
+                    match sent {
                         Ok(token) => {
                             self.phase = Phase::Calling { ex, token };
                             return Action::Pause;

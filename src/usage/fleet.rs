@@ -14,7 +14,7 @@
 
 use super::rls::{self, Answer, Code};
 use super::{Check, EventKind, UsageEvent, UsagePlans};
-use crate::config::{CheckFailure, Deployment};
+use crate::config::Deployment;
 use crate::error::GatewayError;
 
 /// The Envoy cluster of the rate-limit service in rendered configurations.
@@ -92,9 +92,13 @@ impl UsagePlans {
         let answer = match answer {
             Ok(a) if a.overall != Code::Unknown => a,
             Ok(_) => {
-                return FleetNext::Done(self.failed("the rate-limit service answered UNKNOWN"))
+                return FleetNext::Done(self.failed(
+                    "usage plan check failed: the rate-limit service answered UNKNOWN".into(),
+                ))
             }
-            Err(why) => return FleetNext::Done(self.failed(&why)),
+            Err(why) => {
+                return FleetNext::Done(self.failed(format!("usage plan check failed: {why}")))
+            }
         };
         let method = self.method_of(op);
         match (phase, answer.overall) {
@@ -242,22 +246,6 @@ impl UsagePlans {
                 kind: EventKind::Admitted,
             }),
             ..Check::admitted()
-        }
-    }
-
-    fn failed(&self, why: &str) -> Check {
-        let reason = format!("usage plan check failed: {why}");
-        match self.on_failure {
-            CheckFailure::Deny => Check {
-                verdict: Err((GatewayError::UsageCheckFailed, reason)),
-                ..Check::admitted()
-            },
-            CheckFailure::Allow => Check {
-                log: Some(format!(
-                    "{reason}; served without limits (onCheckFailure: ALLOW)"
-                )),
-                ..Check::admitted()
-            },
         }
     }
 }

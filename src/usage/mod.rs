@@ -386,21 +386,26 @@ impl UsagePlans {
     ) -> Check {
         match self.try_check(cells, op, caller, now_ms) {
             Ok(check) => check,
-            Err(e) => {
-                let reason = format!("usage plan check failed due to an internal error: {e}");
-                match self.on_failure {
-                    CheckFailure::Deny => Check {
-                        verdict: Err((GatewayError::UsageCheckFailed, reason)),
-                        ..Check::admitted()
-                    },
-                    CheckFailure::Allow => Check {
-                        log: Some(format!(
-                            "{reason}; served without limits (onCheckFailure: ALLOW)"
-                        )),
-                        ..Check::admitted()
-                    },
-                }
-            }
+            Err(e) => self.failed(format!(
+                "usage plan check failed due to an internal error: {e}"
+            )),
+        }
+    }
+
+    /// A check that could not be made, as `usage.onCheckFailure` says: refused, or served
+    /// with `reason` logged.
+    fn failed(&self, reason: String) -> Check {
+        match self.on_failure {
+            CheckFailure::Deny => Check {
+                verdict: Err((GatewayError::UsageCheckFailed, reason)),
+                ..Check::admitted()
+            },
+            CheckFailure::Allow => Check {
+                log: Some(format!(
+                    "{reason}; served without limits (onCheckFailure: ALLOW)"
+                )),
+                ..Check::admitted()
+            },
         }
     }
 

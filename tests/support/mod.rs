@@ -96,6 +96,37 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// The JSON lines written to `path` so far, once there are at least `n` (Envoy's access
+/// logger flushes about once a second; gives up after 10 s).
+pub fn json_lines(path: &Path, n: usize) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        if lines.len() >= n || Instant::now() > deadline {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Runs `apigw-edge validate` on a deployment file: success, standard output, standard error.
+pub fn validate_cli(deployment: &Path) -> (bool, String, String) {
+    let out = Command::new(cli())
+        .arg("validate")
+        .arg(deployment)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 pub fn temp_dir(name: &str) -> PathBuf {
     let dir = repo()
         .join("target/e2e")
