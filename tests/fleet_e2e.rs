@@ -102,6 +102,7 @@ apiKeyRequired: [/quota/GET]
 usagePlans:
   - id: shared
     apiKeys: [fleet]
+    throttle: {{rateLimit: 1000, burstLimit: 1000}}
     quota: {{limit: {QUOTA}, period: DAY}}
 throttle:
   methodSettings:

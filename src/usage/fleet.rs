@@ -7,7 +7,8 @@
 //! sets one), then, when both pass and the key's plan has a quota, the quota (descriptor 0,
 //! with the quota window's first day, so windows are calendar periods whatever the
 //! engine's counters do). A descriptor with nothing to count is `check: none`, so every
-//! call has the same shape. Entries (`check`, `stage`, `method`, `plan`, `key`, `window`)
+//! call has the same shape: two descriptors (Limitador evaluates every limit's condition
+//! against every request, and fails on a `descriptors[1]` that is not there). Entries (`check`, `stage`, `method`, `plan`, `key`, `window`)
 //! are what `apigw-edge ratelimit-config` writes limits for. A failed, slow or unreadable
 //! answer follows `usage.onCheckFailure`. Must not: make the call (the glue does, with
 //! `dispatch_grpc_call`) or count anything itself.
@@ -235,7 +236,7 @@ impl UsagePlans {
         ];
         FleetNext::Call(FleetCall {
             phase: Phase::Quota,
-            message: rls::encode_request(&fleet.domain, &[descriptor], 1),
+            message: rls::encode_request(&fleet.domain, &[descriptor, NONE.to_vec()], 1),
         })
     }
 

@@ -110,6 +110,8 @@ fn a_keyed_request_checks_throttles_then_the_quota() {
         entries(&ds[0]),
         ["check=quota", "plan=gold", "key=k1", "window=20424"]
     );
+    // Every call has two descriptors, so a limit's condition on either can be evaluated.
+    assert_eq!(entries(&ds[1]), ["check=none"]);
     let FleetNext::Done(done) = p.fleet_answer(a, caller, Phase::Quota, ok(), NOW) else {
         panic!();
     };

@@ -66,7 +66,11 @@ fn check(limiter: &Mutex<RateLimiter>, req: &RateLimitRequest) -> Result<i32, u3
     let mut ctx = Context::default();
     ctx.list_binding("descriptors".to_string(), values);
     let hits = u64::from(req.hits_addend.max(1));
-    let limiter = limiter.lock().map_err(|_| 13u32)?;
+    // The engine panics on a condition it cannot evaluate (a descriptor the request does
+    // not have); the lock stays usable for the next request.
+    let limiter = limiter
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     match limiter.check_rate_limited_and_update(&req.domain.clone().into(), &ctx, hits) {
         Ok(r) if r.limited => Ok(OVER_LIMIT),
         Ok(_) => Ok(OK),
@@ -96,6 +100,7 @@ async fn serve(
         .and_then(|m| RateLimitRequest::decode(m).ok());
     let verdict = match parsed {
         None => Err(12),
+        // 13 (INTERNAL) when the engine panicked on the request.
         Some(req) => tokio::task::spawn_blocking(move || check(&limiter, &req))
             .await
             .unwrap_or(Err(13)),
