@@ -27,6 +27,16 @@ pub struct AccessLog {
 /// access logger prints it with `%FILTER_STATE(wasm.apigw_edge_access_log:PLAIN)%`.
 pub const STATE_NAME: &str = "apigw_edge_access_log";
 
+/// The state name of the `i`-th access log file of a deployment (stages may write to
+/// files of their own): [`STATE_NAME`], then `apigw_edge_access_log_1`, ...
+pub fn state_name(i: usize) -> String {
+    if i == 0 {
+        STATE_NAME.to_string()
+    } else {
+        format!("{STATE_NAME}_{i}")
+    }
+}
+
 /// The longest format accepted (API Gateway documents none; a line is built per request).
 pub const MAX_FORMAT_BYTES: usize = 16 * 1024;
 

@@ -328,9 +328,11 @@ fn ratelimit_cluster(
 /// Renders the bootstrap. `wasm_path` is where Envoy will find the filter module.
 pub fn bootstrap(cfg: &FilterConfig, wasm_path: &str) -> Result<Value, Vec<ConfigError>> {
     let d = &cfg.deployment;
+    let mut access_logs: Vec<String> = Vec::new();
     let (mut errors, upstreams, longest_timeout_ms, jwks, iam_env, backends) =
         match StageSet::compile(cfg) {
             Ok(c) => {
+                access_logs = c.set.access_log_paths().to_vec();
                 // Every stage's and canary's clusters, each once.
                 let mut env: Vec<String> = Vec::new();
                 let mut clusters: Vec<Value> = Vec::new();
@@ -435,8 +437,8 @@ pub fn bootstrap(cfg: &FilterConfig, wasm_path: &str) -> Result<Value, Vec<Confi
     }
     if let Some(gateway) = listeners.first_mut() {
         connection_filter(gateway);
-        if let Some(a) = &d.access_log_settings {
-            access_log(gateway, &a.path);
+        if !access_logs.is_empty() {
+            access_log(gateway, &access_logs);
         }
     }
     if let Some((host, port)) = control {
@@ -653,18 +655,17 @@ fn connection_filter(gateway: &mut Value) {
     }
 }
 
-/// Envoy's file access logger on the gateway's listener, writing the line the filter
-/// built for each request (its filter state) to `path`. Requests the filter never saw
-/// (Envoy refused them first) have no line and are skipped.
-fn access_log(gateway: &mut Value, path: &str) {
-    let state = format!("wasm.{}", crate::access_log::STATE_NAME);
-    let hcm = gateway
-        .pointer_mut("/filter_chains/0/filters/0/typed_config")
-        .and_then(Value::as_object_mut);
-    if let Some(hcm) = hcm {
-        hcm.insert(
-            "access_log".into(),
-            json!([{
+/// Envoy's file access loggers on the gateway's listener, one per file, each writing the
+/// line the filter built for a request (its filter state under the file's name, see
+/// [`crate::access_log::state_name`]). Requests the filter never saw (Envoy refused them
+/// first) have no line and are skipped.
+fn access_log(gateway: &mut Value, paths: &[String]) {
+    let loggers: Vec<Value> = paths
+        .iter()
+        .enumerate()
+        .map(|(i, path)| {
+            let state = format!("wasm.{}", crate::access_log::state_name(i));
+            json!({
                 "name": "envoy.access_loggers.file",
                 "filter": {"extension_filter": {
                     "name": "envoy.access_loggers.extension_filters.cel",
@@ -680,8 +681,14 @@ fn access_log(gateway: &mut Value, path: &str) {
                         "inline_string": format!("%FILTER_STATE({state}:PLAIN)%\n")
                     }}
                 }
-            }]),
-        );
+            })
+        })
+        .collect();
+    let hcm = gateway
+        .pointer_mut("/filter_chains/0/filters/0/typed_config")
+        .and_then(Value::as_object_mut);
+    if let Some(hcm) = hcm {
+        hcm.insert("access_log".into(), Value::Array(loggers));
     }
 }
 

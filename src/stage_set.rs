@@ -32,6 +32,9 @@ struct Entry {
 #[derive(Debug)]
 pub struct StageSet {
     entries: Vec<Entry>,
+    /// The access log files, in order: variant lines go under
+    /// [`crate::access_log::state_name`] of their file's index.
+    access_logs: Vec<String>,
 }
 
 /// A compiled set plus the warnings compilation produced.
@@ -62,6 +65,7 @@ impl StageSet {
         let mut errors: Vec<ConfigError> = Vec::new();
         let mut warnings: Vec<ConfigError> = Vec::new();
         let mut entries = Vec::with_capacity(variants.len());
+        let mut access_logs: Vec<String> = Vec::new();
         for v in &variants {
             let Variant {
                 deployment, domain, ..
@@ -74,9 +78,20 @@ impl StageSet {
                 }
             };
             match Gateway::compile_parsed(deployment, parsed) {
-                Ok(c) => {
+                Ok(mut c) => {
                     for w in c.warnings {
                         push_new(&mut warnings, v.relocate(w));
+                    }
+                    if let Some(a) = &deployment.access_log_settings {
+                        let i = match access_logs.iter().position(|p| *p == a.path) {
+                            Some(i) => i,
+                            None => {
+                                access_logs.push(a.path.clone());
+                                access_logs.len() - 1
+                            }
+                        };
+                        c.gateway
+                            .set_access_log_state(crate::access_log::state_name(i));
                     }
                     entries.push(Entry {
                         gateway: Rc::new(c.gateway),
@@ -94,12 +109,20 @@ impl StageSet {
         }
         if errors.is_empty() {
             Ok(CompiledSet {
-                set: StageSet { entries },
+                set: StageSet {
+                    entries,
+                    access_logs,
+                },
                 warnings,
             })
         } else {
             Err(errors)
         }
+    }
+
+    /// The access log files the variants write to, in the order of their state names.
+    pub fn access_log_paths(&self) -> &[String] {
+        &self.access_logs
     }
 
     /// How many variants (stages and canaries) there are.

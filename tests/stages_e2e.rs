@@ -52,6 +52,9 @@ stages:
   - name: v1
     basePath: /v1
     domainName: api.example.com
+    accessLogSettings:
+      format: '{"id":"$context.requestId","stage":"$context.stage","canary":"$context.isCanaryRequest"}'
+      path: V1_LOG
 "#;
 
 #[test]
@@ -70,10 +73,13 @@ fn stages_and_canaries_in_one_gateway() {
     std::fs::write(dir.join("old.json"), export("yesterday").to_string()).unwrap();
     std::fs::write(dir.join("next.json"), export("tomorrow").to_string()).unwrap();
     let log_path = dir.join("access.log");
+    let v1_log = dir.join("v1-access.log");
     let deployment = format!(
         "lambda:\n  endpoint: {}\n{}",
         stub.url(),
-        DEPLOYMENT.replace("ACCESS_LOG", &log_path.to_string_lossy())
+        DEPLOYMENT
+            .replace("ACCESS_LOG", &log_path.to_string_lossy())
+            .replace("V1_LOG", &v1_log.to_string_lossy())
     );
     let (config, port, admin) = render(&dir, &deployment, &export("today"));
     let envoy = Envoy::start_config(dir, config, port, admin, 2);
@@ -154,7 +160,14 @@ fn stages_and_canaries_in_one_gateway() {
     assert_eq!(line(&prod)["canary"], "true");
     assert_eq!(line(&prod)["stage"], "prod");
     assert_eq!(line(&beta)["canary"], "false");
-    assert_eq!(line(&v1)["canary"], "-", "no canary on v1");
+    // A stage with its own access log file writes there, and only there.
+    let v1_id = v1.header("x-amzn-requestid").unwrap();
+    assert!(!lines.iter().any(|l| l["id"] == v1_id), "{lines:#?}");
+    let v1_lines = json_lines(&v1_log, 1);
+    assert_eq!(v1_lines.len(), 1, "{v1_lines:#?}");
+    assert_eq!(v1_lines[0]["id"], v1_id);
+    assert_eq!(v1_lines[0]["stage"], "v1");
+    assert_eq!(v1_lines[0]["canary"], "-", "no canary on v1");
     assert_eq!(line(&prod)["deployment"], prod_body["deploymentId"]);
     assert_eq!(
         envoy.counter("wasmcustom.apigw_edge.stages.prod.canary.requests.2xx"),

@@ -204,7 +204,7 @@ impl Request {
             return;
         }
         if let Some(line) = self.gateway.access_line(ex, outcome, host::now_ms()) {
-            if !host::set_state(crate::access_log::STATE_NAME, &line) {
+            if !host::set_state(self.gateway.access_log_state(), &line) {
                 log::warn!(
                     "the host refused the access log line of {}",
                     ex.head.request_id

@@ -353,6 +353,7 @@ impl Gateway {
                 xff_trusted: d.envoy.xff_num_trusted_hops > 0,
                 connection_header: d.envoy.connection_header,
                 access_log,
+                access_log_state: crate::access_log::STATE_NAME.to_string(),
                 data_trace: d.data_trace_enabled,
                 models,
                 mtls: d.tls.as_ref().is_some_and(|t| t.truststore.is_some()),

@@ -157,6 +157,9 @@ pub struct Gateway {
     xff_trusted: bool,
     /// The stage's access log format, compiled.
     access_log: Option<crate::access_log::AccessLog>,
+    /// The per-request state name its lines are handed to the host under (one per access
+    /// log file of the deployment).
+    access_log_state: String,
     /// Log each request's execution in full (`dataTraceEnabled`).
     data_trace: bool,
     /// A filter in front writes each request's connection facts into
@@ -342,6 +345,17 @@ impl Gateway {
     /// The stage's API keys requirements, usage plans and throttles, compiled.
     pub fn usage_plans(&self) -> &UsagePlans {
         &self.usage
+    }
+
+    /// The per-request state name of this stage's access log lines.
+    pub fn access_log_state(&self) -> &str {
+        &self.access_log_state
+    }
+
+    /// Names the state its access log lines go under (see
+    /// [`crate::access_log::state_name`]).
+    pub fn set_access_log_state(&mut self, name: String) {
+        self.access_log_state = name;
     }
 
     /// How many methods the stage serves.
