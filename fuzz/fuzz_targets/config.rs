@@ -7,6 +7,7 @@
 use apigw_edge::config::{parse_deployment, FilterConfig};
 use apigw_edge::gateway::Gateway;
 use apigw_edge::http::decode_header_map;
+use apigw_edge::stage_set::StageSet;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -28,8 +29,12 @@ fuzz_target!(|data: &[u8]| {
     let Ok(openapi) = serde_json::from_slice::<serde_json::Value>(export) else {
         return;
     };
-    let cfg = FilterConfig { deployment, openapi };
+    let cfg = FilterConfig::single(deployment, openapi);
     if let Err(errors) = Gateway::compile(&cfg) {
+        assert!(!errors.is_empty());
+    }
+    // Stages and canaries (their exports missing: located errors, never a panic).
+    if let Err(errors) = StageSet::compile(&cfg) {
         assert!(!errors.is_empty());
     }
     let _ = apigw_edge::render::bootstrap(&cfg, "/f.wasm");

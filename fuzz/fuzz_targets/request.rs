@@ -70,7 +70,7 @@ fn gateway() -> Gateway {
         "cors": {"allowOrigins": ["*"]}
     }))
     .unwrap_or_else(|e| panic!("fuzz deployment: {e}"));
-    match Gateway::compile(&FilterConfig { deployment, openapi }) {
+    match Gateway::compile(&FilterConfig::single(deployment, openapi)) {
         Ok(c) => c.gateway,
         Err(e) => panic!("fuzz gateway: {e:?}"),
     }
@@ -100,7 +100,10 @@ fuzz_target!(|data: &[u8]| {
     }
     let head = RequestHead {
         method: method.into(),
-        path: format!("/dev/{}", header_text(target.get(1..).unwrap_or_default().to_vec())),
+        path: format!(
+            "/dev/{}",
+            header_text(target.get(1..).unwrap_or_default().to_vec())
+        ),
         headers,
         source_ip: "203.0.113.9".into(),
         local_port: Some(8080),
