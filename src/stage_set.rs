@@ -26,6 +26,8 @@ struct Entry {
     domain: Option<String>,
     canary: CanaryRole,
     label: String,
+    /// The export it serves, as the file names it (`None`: the top-level one).
+    export: Option<String>,
 }
 
 /// Every variant of a deployment, compiled.
@@ -98,6 +100,7 @@ impl StageSet {
                         domain: domain.as_deref().map(str::to_ascii_lowercase),
                         canary: deployment.canary_role,
                         label: v.label(),
+                        export: v.export.clone(),
                     });
                 }
                 Err(es) => {
@@ -181,12 +184,19 @@ impl StageSet {
 
     /// The stage variant `name` (not its canary).
     pub fn stage(&self, name: &str) -> Option<&Rc<Gateway>> {
-        self.entries
-            .iter()
-            .find(|e| {
-                e.gateway.stage_name() == name && !matches!(e.canary, CanaryRole::Canary { .. })
-            })
-            .map(|e| &e.gateway)
+        self.gateway(self.stage_index(name)?)
+    }
+
+    /// The index of stage `name`'s variant (not its canary).
+    pub fn stage_index(&self, name: &str) -> Option<usize> {
+        self.entries.iter().position(|e| {
+            e.gateway.stage_name() == name && !matches!(e.canary, CanaryRole::Canary { .. })
+        })
+    }
+
+    /// The export variant `i` serves, as the file names it (`None`: the top-level one).
+    pub fn export_path(&self, i: usize) -> Option<&str> {
+        self.entries.get(i).and_then(|e| e.export.as_deref())
     }
 
     /// The names of the stages, in order.

@@ -18,16 +18,16 @@ impl Gateway {
     /// takes (`/prod`, `/v1`, nothing for the empty mapping), or `None` when the path is
     /// outside the stage. Several stages in one gateway pick by the longest.
     pub fn base_path_match(&self, raw: &str) -> Option<usize> {
-        self.split_path(raw)?;
+        self.after_base_path(raw)?;
         Some(match &self.base_path {
             BasePath::Stage => self.stage.len() + 1,
             BasePath::Mapping(prefix) => prefix.len(),
         })
     }
 
-    /// Splits a raw request path into the event `path` and the path to match, or `None`
-    /// when it is outside this stage.
-    pub(super) fn split_path<'p>(&self, raw: &'p str) -> Option<(&'p str, String)> {
+    /// What follows the stage's base path in `raw` (empty, or from a `/`), without
+    /// allocating; `None` when the path is outside the stage.
+    fn after_base_path<'p>(&self, raw: &'p str) -> Option<&'p str> {
         let rest = match &self.base_path {
             // Extra slashes before the stage are ignored, as API Gateway ignores them.
             BasePath::Stage => raw
@@ -36,9 +36,13 @@ impl Gateway {
                 .strip_prefix(self.stage.as_str())?,
             BasePath::Mapping(prefix) => raw.strip_prefix(prefix.as_str())?,
         };
-        if !rest.is_empty() && !rest.starts_with('/') {
-            return None;
-        }
+        (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+    }
+
+    /// Splits a raw request path into the event `path` and the path to match, or `None`
+    /// when it is outside this stage.
+    pub(super) fn split_path<'p>(&self, raw: &'p str) -> Option<(&'p str, String)> {
+        let rest = self.after_base_path(raw)?;
         let trimmed = rest.trim_start_matches('/');
         let event_path = match &self.base_path {
             BasePath::Stage if trimmed.is_empty() => "/",

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use apigw_edge::apikeys;
-use apigw_edge::config::{parse_deployment, CanaryRole, FilterConfig};
+use apigw_edge::config::{parse_deployment, FilterConfig};
 use apigw_edge::error::ConfigError;
 use apigw_edge::gateway::Gateway;
 use apigw_edge::render;
@@ -232,16 +232,12 @@ fn load_stage(
         ExitCode::FAILURE
     };
     let cfg = load(path).map_err(failed)?;
-    let variants = apigw_edge::config::variants(&cfg.deployment).map_err(failed)?;
     let set = StageSet::compile(&cfg).map_err(failed)?.set;
     let names = set.stage_names();
     let Some(name) = stage.or(names.first().copied()) else {
         return Err(failed(vec![ConfigError::new("deployment", "no stage")]));
     };
-    let found = variants.iter().position(|v| {
-        v.deployment.stage == name && !matches!(v.deployment.canary_role, CanaryRole::Canary { .. })
-    });
-    let Some(i) = found else {
+    let Some(i) = set.stage_index(name) else {
         eprintln!(
             "error: {}: serves stage{} `{}`, not `{name}`",
             path.display(),
@@ -250,11 +246,7 @@ fn load_stage(
         );
         return Err(ExitCode::FAILURE);
     };
-    let export = variants
-        .get(i)
-        .and_then(|v| cfg.export(v.export.as_deref()).ok())
-        .cloned()
-        .unwrap_or_default();
+    let export = cfg.export(set.export_path(i)).cloned().unwrap_or_default();
     let Some(gateway) = set.into_gateway(i) else {
         return Err(failed(vec![ConfigError::new("deployment", "no stage")]));
     };
