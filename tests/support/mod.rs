@@ -790,11 +790,19 @@ impl Envoy {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("Envoy exited with {status}:\n{}", self.log());
             }
-            if TcpStream::connect(("127.0.0.1", self.admin)).is_ok() {
-                let r = get(self.admin, "/ready");
-                if r.status == 200 && TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                    return;
-                }
+            // While Envoy starts, the admin port may accept and close without answering:
+            // only a 200 counts, anything else is asked again.
+            let ready = try_request(
+                self.admin,
+                "GET",
+                "/ready",
+                &[],
+                b"",
+                Duration::from_secs(5),
+            )
+            .is_ok_and(|r| r.status == 200);
+            if ready && TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
             }
             thread::sleep(Duration::from_millis(50));
         }
