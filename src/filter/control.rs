@@ -7,9 +7,11 @@ use proxy_wasm::types::{Action, MapType};
 
 use super::cells::HostCells;
 use super::host;
-use super::metrics::{CacheEvent, Metrics};
+use super::metrics::Metrics;
+use crate::cache::CacheEvent;
 use crate::control::{self, ControlConfig};
 use crate::http::header;
+use crate::stats::Sink;
 
 pub struct ControlRequest {
     cfg: Rc<ControlConfig>,
@@ -38,7 +40,8 @@ impl HttpContext for ControlRequest {
         if let Some(line) = log {
             log::info!("{line}");
             if reply.status == 200 && pseudo(":path").starts_with("/cache") {
-                self.metrics.cache(CacheEvent::Flush);
+                self.metrics
+                    .apply(self.metrics.catalogue().cache(CacheEvent::Flush));
             }
         }
         host::send_reply(&reply);

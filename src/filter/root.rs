@@ -2,7 +2,6 @@
 //! A plugin is either the gateway (serves the API; owns this worker's cache store) or the
 //! control listener (operator actions such as a stage cache flush).
 
-use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
@@ -13,15 +12,15 @@ use proxy_wasm::types::{BufferType, ContextType, MapType};
 
 use super::cells::HostCells;
 use super::control::ControlRequest;
-use super::http::{Request, Stores};
+use super::http::Request;
 use super::metrics::Metrics;
-use crate::authorizer::cache::AuthCache;
-use crate::cache::ResponseCache;
 use crate::config::{parse_plugin_config, GatewayConfig, PluginConfig};
 use crate::control::ControlConfig;
-use crate::gateway::{Gateway, TokenCache};
-use crate::jwt::ring::KeyRing;
+use crate::gateway::Gateway;
+use crate::ids::Ids;
 use crate::stage_set::StageSet;
+use crate::stats;
+use crate::stream::Stores;
 
 /// How often the root context looks at the JWKS key ring (adopting what other workers
 /// fetched, and fetching what is due).
@@ -30,53 +29,14 @@ const JWKS_TICK: Duration = Duration::from_millis(500);
 /// another worker's are adopted) soon after start-up.
 const JWKS_START_TICK: Duration = Duration::from_millis(100);
 
-/// Per-VM source of request ids: a SplitMix64 stream seeded from the host's randomness.
-#[derive(Debug)]
-pub struct Ids {
-    state: Cell<u64>,
-}
-
-impl Ids {
-    fn seeded() -> Self {
-        let mut seed = [0u8; 8];
-        if getrandom::fill(&mut seed).is_err() {
-            log::warn!("no host randomness; request ids are seeded from the clock");
-            seed = super::host::now_ms().to_le_bytes();
-        }
-        Ids {
-            state: Cell::new(u64::from_le_bytes(seed)),
-        }
+/// This VM's request id source, seeded from the host's randomness.
+fn seeded_ids() -> Ids {
+    let mut seed = [0u8; 8];
+    if getrandom::fill(&mut seed).is_err() {
+        log::warn!("no host randomness; request ids are seeded from the clock");
+        seed = super::host::now_ms().to_le_bytes();
     }
-
-    /// A roll in `0..ROLLS` for choosing a canary.
-    pub fn roll(&self) -> u32 {
-        u32::try_from(self.next() % u64::from(crate::stage_set::ROLLS)).unwrap_or(0)
-    }
-
-    fn next(&self) -> u64 {
-        let s = self.state.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
-        self.state.set(s);
-        let mut z = s;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A random (version 4) UUID.
-    pub fn uuid(&self) -> String {
-        let a = self.next();
-        let b = self.next();
-        let hi = (a & 0xffff_ffff_ffff_0fff) | 0x4000;
-        let lo = (b & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
-        format!(
-            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-            hi >> 32,
-            (hi >> 16) & 0xffff,
-            hi & 0xffff,
-            lo >> 48,
-            lo & 0xffff_ffff_ffff
-        )
-    }
+    Ids::seeded(u64::from_le_bytes(seed))
 }
 
 /// What this plugin instance does.
@@ -133,7 +93,10 @@ impl Context for Root {
             status,
             &body,
         );
-        self.metrics.jwks_fetch(result.is_err());
+        stats::apply(
+            &self.metrics,
+            self.metrics.catalogue().jwks_fetch(result.is_err()),
+        );
         match result {
             Ok(line) => log::info!("{line}"),
             Err(line) => log::warn!("{line}"),
@@ -211,7 +174,7 @@ impl Root {
                         None,
                         &[],
                     );
-                    self.metrics.jwks_fetch(true);
+                    stats::apply(&self.metrics, self.metrics.catalogue().jwks_fetch(true));
                     log::warn!(
                         "JWKS fetch through cluster `{}` could not start ({status:?}): {}",
                         s.cluster,
@@ -250,20 +213,10 @@ impl Root {
             log::error!("invalid configuration: {e}");
             return false;
         }
-        let mut stores: Vec<Stores> = Vec::with_capacity(set.len());
+        let stores = Stores::for_set(&set);
         let mut plans: Vec<&str> = Vec::new();
         let mut fetches = false;
         for (i, gateway) in set.gateways().enumerate() {
-            // A canary with `useStageCache` reads and fills its stage's store.
-            let shared = match (set.shares_stage_cache(i), i.checked_sub(1)) {
-                (true, Some(stage)) => stores.get(stage).and_then(|s| s.cache.clone()),
-                _ => None,
-            };
-            let cache = shared.or_else(|| {
-                gateway
-                    .stage_cache()
-                    .map(|c| Rc::new(RefCell::new(ResponseCache::new(c.capacity_bytes))))
-            });
             log::info!(
                 "apigw-edge {}: serving stage `{}` (compiled in {} ms) through {}{}",
                 env!("CARGO_PKG_VERSION"),
@@ -281,19 +234,6 @@ impl Root {
                 }
             }
             fetches |= !gateway.jwks_sources().is_empty();
-            stores.push(Stores {
-                cache,
-                auth: Rc::new(RefCell::new(AuthCache::new(
-                    crate::authorizer::cache::DEFAULT_CAPACITY_BYTES,
-                ))),
-                keys: Rc::new(RefCell::new(KeyRing::new(gateway.jwks_sources().len()))),
-                tokens: Rc::new(RefCell::new(TokenCache::new(
-                    crate::gateway::TOKEN_CACHE_BYTES,
-                ))),
-                certs: Rc::new(RefCell::new(crate::client_cert::CertCache::new(
-                    crate::client_cert::CERT_CACHE_BYTES,
-                ))),
-            });
         }
         let variants = if set.len() > 1 {
             set.labels()
@@ -306,7 +246,7 @@ impl Root {
         }
         self.role = Some(Role::Gateway {
             set: Rc::new(set),
-            ids: Rc::new(Ids::seeded()),
+            ids: Rc::new(seeded_ids()),
             stores: Rc::new(stores),
         });
         true

@@ -1,0 +1,340 @@
+//! The stream driver against a scripted host: which host actions each callback leads to.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use serde_json::{json, Value};
+
+use super::*;
+use crate::config::{parse_deployment, FilterConfig};
+use crate::shared::memory::Cells;
+use crate::stats::Op;
+
+const FN: &str = "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:hello/invocations";
+
+/// A host that answers from scripted values and writes down what it was asked to do.
+#[derive(Default)]
+struct Script {
+    request: Vec<Header>,
+    request_body: Vec<u8>,
+    response: Vec<Header>,
+    response_body: Vec<u8>,
+    dispatch_fails: bool,
+    did: RefCell<Vec<String>>,
+    stats: RefCell<Vec<Op>>,
+    cells: Cells,
+    catalogue: Option<Catalogue>,
+}
+
+struct Fake(Rc<Script>);
+
+impl Fake {
+    fn note(&self, line: String) {
+        self.0.did.borrow_mut().push(line);
+    }
+}
+
+impl Sink for Script {
+    fn apply(&self, op: Op) {
+        self.stats.borrow_mut().push(op);
+    }
+}
+
+impl StreamHost for Fake {
+    fn request_headers(&self) -> Vec<Header> {
+        self.0.request.clone()
+    }
+    fn connection(&self) -> Connection {
+        Connection {
+            protocol: "HTTP/1.1".into(),
+            source_ip: "10.0.0.1".into(),
+            local_port: Some(8080),
+        }
+    }
+    fn now_ms(&self) -> u64 {
+        1_700_000_000_000
+    }
+    fn request_body(&self, size: usize) -> Vec<u8> {
+        self.0.request_body.iter().take(size).copied().collect()
+    }
+    fn response_headers(&self) -> Vec<Header> {
+        self.0.response.clone()
+    }
+    fn response_made_by_host(&self) -> Option<String> {
+        None
+    }
+    fn response_body(&self, size: usize) -> Vec<u8> {
+        self.0.response_body.iter().take(size).copied().collect()
+    }
+    fn send_reply(&self, reply: &Reply) {
+        self.note(format!(
+            "reply {} {}",
+            reply.status,
+            String::from_utf8_lossy(&reply.body)
+        ));
+    }
+    fn set_request_headers(&self, headers: &[(&str, &str)]) -> bool {
+        let cluster = headers
+            .iter()
+            .find(|(k, _)| *k == crate::http::FORWARD_CLUSTER_HEADER)
+            .map_or("", |(_, v)| v);
+        self.note(format!("request headers to {cluster}"));
+        true
+    }
+    fn set_request_body(&self, held: usize, body: &[u8]) -> bool {
+        self.note(format!("request body {held} -> {}", body.len()));
+        true
+    }
+    fn set_response_headers(&self, headers: &[(&str, &str)]) -> bool {
+        let status = headers
+            .iter()
+            .find(|(k, _)| *k == ":status")
+            .map_or("", |(_, v)| v);
+        self.note(format!("response headers {status}"));
+        true
+    }
+    fn set_response_header(&self, name: &str, value: &str) -> bool {
+        self.note(format!("response header {name}: {value}"));
+        true
+    }
+    fn set_response_body(&self, held: usize, body: &[u8]) -> bool {
+        self.note(format!(
+            "response body {held} -> {}",
+            String::from_utf8_lossy(body)
+        ));
+        true
+    }
+    fn resume_request(&self) -> bool {
+        self.note("resume".into());
+        true
+    }
+    fn dispatch(&self, kind: CallKind, call: &UpstreamCall) -> Result<u64, String> {
+        if self.0.dispatch_fails {
+            return Err("BadArgument".into());
+        }
+        self.note(format!("dispatch {kind:?} to {}", call.cluster));
+        Ok(7)
+    }
+    fn set_state(&self, name: &str, _value: &str) -> bool {
+        self.note(format!("state {name}"));
+        true
+    }
+    fn cells(&self) -> &dyn SharedCells {
+        &self.0.cells
+    }
+    fn stats(&self) -> (&Catalogue, &dyn Sink) {
+        match &self.0.catalogue {
+            Some(c) => (c, self.0.as_ref()),
+            None => unreachable!("scripts carry a catalogue"),
+        }
+    }
+}
+
+fn set(patch: Value) -> Rc<StageSet> {
+    let export = json!({"swagger": "2.0", "paths": {
+        "/hello": {"x-amazon-apigateway-any-method": {"x-amazon-apigateway-integration": {
+            "type": "aws_proxy", "httpMethod": "POST", "uri": FN}}},
+        "/mock": {"get": {"x-amazon-apigateway-integration": {
+            "type": "mock", "requestTemplates": {"application/json": "{\"statusCode\": 200}"},
+            "responses": {"default": {"statusCode": "200",
+                "responseTemplates": {"application/json": "{\"ok\":true}"}}}},
+            "responses": {"200": {"description": "ok"}}}}}});
+    let mut d = json!({"openapi": "api.json", "stage": "dev",
+                       "lambda": {"endpoint": "http://127.0.0.1:9000", "signing": "NONE"}});
+    if let (Some(obj), Some(p)) = (d.as_object_mut(), patch.as_object()) {
+        for (k, v) in p {
+            obj.insert(k.clone(), v.clone());
+        }
+    }
+    let cfg = FilterConfig::single(parse_deployment(d).unwrap(), export);
+    Rc::new(StageSet::compile(&cfg).unwrap().set)
+}
+
+fn stream(set: Rc<StageSet>, script: Script) -> (Stream<Fake>, Rc<Script>) {
+    let script = Rc::new(Script {
+        catalogue: Some(Catalogue::new(&[], &[])),
+        ..script
+    });
+    let stores = Rc::new(Stores::for_set(&set));
+    let s = Stream::new(Fake(script.clone()), set, stores, Rc::new(Ids::seeded(1))).unwrap();
+    (s, script)
+}
+
+fn head(method: &str, path: &str) -> Vec<Header> {
+    [
+        (":method", method),
+        (":path", path),
+        (":authority", "gw.local"),
+        (":scheme", "http"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+fn did(script: &Script) -> Vec<String> {
+    script.did.borrow().clone()
+}
+
+fn lambda_answer(payload: &str) -> UpstreamAnswer {
+    UpstreamAnswer {
+        status: Some(200),
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: payload.as_bytes().to_vec(),
+        host_reply: None,
+    }
+}
+
+#[test]
+fn local_answers_are_sent_and_counted() {
+    for (path, want) in [
+        ("/dev/mock", "reply 200 {\"ok\":true}"),
+        (
+            "/dev/nowhere",
+            "reply 403 {\"message\":\"Missing Authentication Token\"}",
+        ),
+    ] {
+        let (mut s, script) = stream(
+            set(json!({})),
+            Script {
+                request: head("GET", path),
+                ..Script::default()
+            },
+        );
+        assert_eq!(s.on_request_headers(true), Flow::Pause, "{path}");
+        assert_eq!(did(&script), [want], "{path}");
+        let class = if want.starts_with("reply 2") { 0 } else { 1 };
+        assert_eq!(
+            script.stats.borrow().as_slice(),
+            [Op::Add(class, 1)],
+            "{path}"
+        );
+    }
+}
+
+#[test]
+fn a_bodyless_request_dispatches_the_invoke_call_and_answers_from_it() {
+    let (mut s, script) = stream(
+        set(json!({})),
+        Script {
+            request: head("GET", "/dev/hello"),
+            ..Script::default()
+        },
+    );
+    assert_eq!(s.on_request_headers(true), Flow::Pause);
+    assert_eq!(
+        did(&script),
+        ["dispatch Integration to apigw_lambda_http_127_0_0_1_9000"]
+    );
+    s.on_call_answer(7, &lambda_answer(r#"{"statusCode":201,"body":"made"}"#));
+    assert_eq!(did(&script)[1..], ["reply 201 made"]);
+}
+
+#[test]
+fn a_request_with_a_body_goes_on_as_the_invoke_call_and_its_answer_is_rewritten() {
+    let payload = r#"{"statusCode":202,"body":"taken"}"#;
+    let (mut s, script) = stream(
+        set(json!({})),
+        Script {
+            request: head("POST", "/dev/hello"),
+            request_body: b"hello".to_vec(),
+            response: vec![(":status".into(), "200".into())],
+            response_body: payload.as_bytes().to_vec(),
+            ..Script::default()
+        },
+    );
+    assert_eq!(s.on_request_headers(false), Flow::Pause);
+    assert_eq!(s.on_request_body(5, true), Flow::Continue);
+    let forwarded = did(&script);
+    assert_eq!(
+        forwarded[0],
+        "request headers to apigw_lambda_http_127_0_0_1_9000"
+    );
+    assert!(
+        forwarded[1].starts_with("request body 5 -> "),
+        "{forwarded:?}"
+    );
+    assert_eq!(s.on_response_headers(false), Flow::Pause);
+    assert_eq!(s.on_response_body(payload.len(), true), Flow::Continue);
+    assert_eq!(
+        did(&script)[2..],
+        [
+            "response headers 202",
+            &format!("response body {} -> taken", payload.len())
+        ]
+    );
+    // Whatever of the upstream's body still comes is dropped.
+    assert_eq!(s.on_response_body(3, true), Flow::Continue);
+    assert_eq!(
+        did(&script).last().map(String::as_str),
+        Some("response body 3 -> ")
+    );
+}
+
+#[test]
+fn dispatch_mode_sends_every_call_as_its_own_exchange() {
+    let (mut s, script) = stream(
+        set(json!({"forwarding": "DISPATCH"})),
+        Script {
+            request: head("POST", "/dev/hello"),
+            request_body: b"hello".to_vec(),
+            ..Script::default()
+        },
+    );
+    assert_eq!(s.on_request_headers(false), Flow::Pause);
+    assert_eq!(s.on_request_body(5, true), Flow::Pause);
+    assert_eq!(
+        did(&script),
+        ["dispatch Integration to apigw_lambda_http_127_0_0_1_9000"]
+    );
+}
+
+#[test]
+fn failures_of_the_host_or_the_call_become_server_errors() {
+    // The host cannot dispatch.
+    let (mut s, script) = stream(
+        set(json!({})),
+        Script {
+            request: head("GET", "/dev/hello"),
+            dispatch_fails: true,
+            ..Script::default()
+        },
+    );
+    assert_eq!(s.on_request_headers(true), Flow::Pause);
+    let replies = did(&script);
+    assert!(
+        replies.len() == 1 && replies[0].starts_with("reply 5"),
+        "{replies:?}"
+    );
+    // An answer with another token fails the request; the real one then finds nothing.
+    let (mut s, script) = stream(
+        set(json!({})),
+        Script {
+            request: head("GET", "/dev/hello"),
+            ..Script::default()
+        },
+    );
+    s.on_request_headers(true);
+    s.on_call_answer(99, &lambda_answer("{}"));
+    s.on_call_answer(7, &lambda_answer(r#"{"statusCode":200}"#));
+    let did = did(&script);
+    assert_eq!(did.len(), 2, "{did:?}");
+    assert!(did[1].starts_with("reply 5"), "{did:?}");
+}
+
+#[test]
+fn a_body_over_the_limit_is_refused_before_it_is_read() {
+    let (mut s, script) = stream(
+        set(json!({})),
+        Script {
+            request: head("POST", "/dev/hello"),
+            ..Script::default()
+        },
+    );
+    s.on_request_headers(false);
+    assert_eq!(s.on_request_body(11 * 1024 * 1024, false), Flow::Pause);
+    assert_eq!(
+        did(&script),
+        ["reply 413 {\"message\":\"Request Too Long\"}"]
+    );
+}
