@@ -50,3 +50,5 @@ pub mod vtl;
 
 #[cfg(feature = "proxy")]
 mod filter;
+#[cfg(all(feature = "native", not(target_arch = "wasm32")))]
+mod native;

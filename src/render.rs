@@ -325,8 +325,33 @@ fn ratelimit_cluster(
     }))
 }
 
+/// Which build of the filter Envoy runs, and where Envoy finds it.
+#[derive(Debug, Clone, Copy)]
+pub enum Module<'a> {
+    /// The proxy-wasm module (`apigw_edge.wasm`), in V8.
+    Wasm(&'a str),
+    /// The Envoy dynamic module (`libapigw_edge.so`), native code.
+    Native(&'a str),
+}
+
+impl Module<'_> {
+    /// Where the filter's access log lines are in a request's filter state (the wasm host
+    /// prefixes the names a module sets).
+    fn state_prefix(&self) -> &'static str {
+        match self {
+            Module::Wasm(_) => "wasm.",
+            Module::Native(_) => "",
+        }
+    }
+}
+
 /// Renders the bootstrap. `wasm_path` is where Envoy will find the filter module.
 pub fn bootstrap(cfg: &FilterConfig, wasm_path: &str) -> Result<Value, Vec<ConfigError>> {
+    bootstrap_for(cfg, Module::Wasm(wasm_path))
+}
+
+/// Renders the bootstrap for either build of the filter.
+pub fn bootstrap_for(cfg: &FilterConfig, module: Module) -> Result<Value, Vec<ConfigError>> {
     let d = &cfg.deployment;
     let mut access_logs: Vec<String> = Vec::new();
     let (mut errors, upstreams, longest_timeout_ms, jwks, iam_env, backends) =
@@ -426,7 +451,7 @@ pub fn bootstrap(cfg: &FilterConfig, wasm_path: &str) -> Result<Value, Vec<Confi
         (&listen_host, listen_port),
         buffer_limit,
         &filter_config,
-        (wasm_path, &env_keys),
+        (module, &env_keys),
         &d.envoy,
     )];
     if let (Some(tls), Some(gateway)) = (&d.tls, listeners.first_mut()) {
@@ -438,7 +463,7 @@ pub fn bootstrap(cfg: &FilterConfig, wasm_path: &str) -> Result<Value, Vec<Confi
     if let Some(gateway) = listeners.first_mut() {
         connection_filter(gateway);
         if !access_logs.is_empty() {
-            access_log(gateway, &access_logs);
+            access_log(gateway, &access_logs, module.state_prefix());
         }
     }
     if let Some((host, port)) = control {
@@ -448,7 +473,7 @@ pub fn bootstrap(cfg: &FilterConfig, wasm_path: &str) -> Result<Value, Vec<Confi
             (&host, port),
             1 << 16,
             &control_config,
-            (wasm_path, &env_keys),
+            (module, &env_keys),
             &d.envoy,
         ));
     }
@@ -659,12 +684,12 @@ fn connection_filter(gateway: &mut Value) {
 /// line the filter built for a request (its filter state under the file's name, see
 /// [`crate::access_log::state_name`]). Requests the filter never saw (Envoy refused them
 /// first) have no line and are skipped.
-fn access_log(gateway: &mut Value, paths: &[String]) {
+fn access_log(gateway: &mut Value, paths: &[String], prefix: &str) {
     let loggers: Vec<Value> = paths
         .iter()
         .enumerate()
         .map(|(i, path)| {
-            let state = format!("wasm.{}", crate::access_log::state_name(i));
+            let state = format!("{prefix}{}", crate::access_log::state_name(i));
             json!({
                 "name": "envoy.access_loggers.file",
                 "filter": {"extension_filter": {
@@ -724,7 +749,7 @@ fn listener(
     (host, port): (&str, u16),
     buffer_limit: u64,
     filter_config: &str,
-    (wasm_path, env_keys): (&str, &[String]),
+    (module, env_keys): (Module, &[String]),
     limits: &EnvoySettings,
 ) -> Value {
     let mut common = json!({"idle_timeout": duration(limits.idle_timeout_ms)});
@@ -737,17 +762,10 @@ fn listener(
             json!(limits.max_requests_per_connection),
         );
     }
-    let mut vm_config = json!({
-        "vm_id": FILTER_NAME,
-        "runtime": "envoy.wasm.runtime.v8",
-        "code": {"local": {"filename": wasm_path}}
-    });
-    if let (false, Some(obj)) = (env_keys.is_empty(), vm_config.as_object_mut()) {
-        obj.insert(
-            "environment_variables".into(),
-            json!({ "host_env_keys": env_keys }),
-        );
-    }
+    let filter = match module {
+        Module::Wasm(path) => wasm_filter(name, filter_config, path, env_keys),
+        Module::Native(path) => native_filter(name, filter_config, path),
+    };
     let mut listener = json!({
         "name": name,
         "address": socket(host, port),
@@ -781,29 +799,7 @@ fn listener(
                     }]
                 },
                 "http_filters": [
-                    {
-                        "name": name,
-                        "typed_config": {
-                            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-                            "config": {
-                                "name": name,
-                                "root_id": FILTER_NAME,
-                                // Hold the request headers while the filter reads the
-                                // body (Envoy >= 1.35); without it a paused request
-                                // never gets its body callbacks.
-                                "allow_on_headers_stop_iteration": true,
-                                // A VM that aborts (a panic) is replaced by a fresh one for
-                                // the next request instead of failing every request after it.
-                                "failure_policy": "FAIL_RELOAD",
-                                "reload_config": {"backoff": {"base_interval": "0.1s", "max_interval": "5s"}},
-                                "configuration": {
-                                    "@type": "type.googleapis.com/google.protobuf.StringValue",
-                                    "value": filter_config
-                                },
-                                "vm_config": vm_config
-                            }
-                        }
-                    },
+                    filter,
                     {
                         "name": "envoy.filters.http.router",
                         "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}
@@ -821,6 +817,73 @@ fn listener(
         hcm.insert("local_reply_config".into(), local_reply_config());
     }
     listener
+}
+
+/// The wasm filter: V8, VM id [`FILTER_NAME`] for every role, so all roles share one
+/// shared-data space. `env_keys` are the environment variables Envoy passes into the VM
+/// (credentials for in-filter signing), by name only: their values never appear in the
+/// configuration.
+fn wasm_filter(name: &str, filter_config: &str, wasm_path: &str, env_keys: &[String]) -> Value {
+    let mut vm_config = json!({
+        "vm_id": FILTER_NAME,
+        "runtime": "envoy.wasm.runtime.v8",
+        "code": {"local": {"filename": wasm_path}}
+    });
+    if let (false, Some(obj)) = (env_keys.is_empty(), vm_config.as_object_mut()) {
+        obj.insert(
+            "environment_variables".into(),
+            json!({ "host_env_keys": env_keys }),
+        );
+    }
+    json!({
+        "name": name,
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": name,
+                "root_id": FILTER_NAME,
+                // Hold the request headers while the filter reads the body (Envoy >= 1.35);
+                // without it a paused request never gets its body callbacks.
+                "allow_on_headers_stop_iteration": true,
+                // A VM that aborts (a panic) is replaced by a fresh one for the next request
+                // instead of failing every request after it.
+                "failure_policy": "FAIL_RELOAD",
+                "reload_config": {"backoff": {"base_interval": "0.1s", "max_interval": "5s"}},
+                "configuration": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": filter_config
+                },
+                "vm_config": vm_config
+            }
+        }
+    })
+}
+
+/// The native filter: Envoy's dynamic-module HTTP filter loading `libapigw_edge.so` from
+/// `path`, once per process for every role (they share its cells). The module reads
+/// credentials from Envoy's own environment.
+fn native_filter(name: &str, filter_config: &str, path: &str) -> Value {
+    json!({
+        "name": name,
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+            "dynamic_module_config": {
+                "name": FILTER_NAME,
+                "module": {"local": {"filename": path}},
+                // Never unloaded: worker threads keep their compiled copies in
+                // thread-local storage of the module.
+                "do_not_close": true,
+                // The stats keep the names the wasm build gives them, so dashboards and
+                // alerts do not change with the build.
+                "metrics_namespace": "wasmcustom"
+            },
+            "filter_name": name,
+            "filter_config": {
+                "@type": "type.googleapis.com/google.protobuf.StringValue",
+                "value": filter_config
+            }
+        }
+    })
 }
 
 #[cfg(test)]

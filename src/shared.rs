@@ -189,6 +189,75 @@ pub mod memory {
     }
 }
 
+/// Cells every thread of one process shares, behind a lock: what a native host (one
+/// process, several worker threads) uses where proxy-wasm has the host's shared data. Same
+/// rules as the host's: an absent cell is created whatever the token; an existing cell
+/// refuses a non-zero token that is not its own. The number of keys is bounded: a new key
+/// past the bound is refused (the caller's usual `Host` error path).
+pub mod locked {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use super::{CellError, SharedCells};
+
+    /// Each key's value and token, and the last token handed out.
+    type Table = (HashMap<String, (Vec<u8>, u32)>, u32);
+
+    pub struct Cells {
+        data: Mutex<Table>,
+        max_keys: usize,
+    }
+
+    impl Cells {
+        pub fn new(max_keys: usize) -> Self {
+            Cells {
+                data: Mutex::new((HashMap::new(), 0)),
+                max_keys,
+            }
+        }
+    }
+
+    impl SharedCells for Cells {
+        fn get(&self, key: &str) -> Result<(Option<Vec<u8>>, u32), CellError> {
+            let guard = self
+                .data
+                .lock()
+                .map_err(|_| CellError::Host("the shared cells' lock is poisoned".into()))?;
+            Ok(match guard.0.get(key) {
+                Some((v, cas)) => (Some(v.clone()), *cas),
+                None => (None, 0),
+            })
+        }
+
+        fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<(), CellError> {
+            let mut guard = self
+                .data
+                .lock()
+                .map_err(|_| CellError::Host("the shared cells' lock is poisoned".into()))?;
+            let (map, next) = &mut *guard;
+            // Tokens skip 0 (no check) and u32::MAX (create if absent).
+            *next = if *next >= u32::MAX - 1 { 1 } else { *next + 1 };
+            let token = *next;
+            let full = map.len() >= self.max_keys;
+            match map.get_mut(key) {
+                Some((_, current)) if cas != 0 && *current != cas => Err(CellError::CasMismatch),
+                Some(entry) => {
+                    *entry = (value.to_vec(), token);
+                    Ok(())
+                }
+                None if full => Err(CellError::Host(format!(
+                    "shared cells are full ({} keys); `{key}` was not created",
+                    self.max_keys
+                ))),
+                None => {
+                    map.insert(key.to_string(), (value.to_vec(), token));
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::memory::Cells;
@@ -242,5 +311,40 @@ mod tests {
         assert!(matches!(increment(&cells, "k"), Err(CellError::Host(_))));
         cells.fail.set(true);
         assert!(matches!(read(&cells, "x"), Err(CellError::Host(_))));
+    }
+
+    #[test]
+    fn locked_cells_follow_the_hosts_rules_and_stay_bounded() {
+        let cells = locked::Cells::new(2);
+        assert_eq!(cells.get("a"), Ok((None, 0)));
+        assert_eq!(cells.set("a", b"1", CREATE_IF_ABSENT), Ok(()));
+        let (value, cas) = cells.get("a").unwrap();
+        assert_eq!(value.as_deref(), Some(&b"1"[..]));
+        assert_eq!(
+            cells.set("a", b"2", cas.wrapping_add(1)),
+            Err(CellError::CasMismatch)
+        );
+        assert_eq!(cells.set("a", b"2", cas), Ok(()));
+        assert_eq!(cells.set("a", b"3", cas), Err(CellError::CasMismatch));
+        assert_eq!(cells.set("a", b"4", 0), Ok(()));
+        assert_eq!(cells.set("b", b"1", CREATE_IF_ABSENT), Ok(()));
+        assert!(matches!(cells.set("c", b"1", 0), Err(CellError::Host(_))));
+        assert_eq!(read(&cells, "c"), Ok(0));
+        // Counters work across threads.
+        let cells = std::sync::Arc::new(locked::Cells::new(10));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let cells = cells.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..250 {
+                        increment(cells.as_ref(), "n").unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(read(cells.as_ref(), "n"), Ok(1000));
     }
 }

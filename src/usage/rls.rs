@@ -184,9 +184,100 @@ pub fn decode_response(bytes: &[u8]) -> Option<Answer> {
     Some(answer)
 }
 
+/// A unary gRPC call's request as HTTP/2 (for hosts without a gRPC client): its headers
+/// to `cluster` and its body, the message behind gRPC's 5-byte length prefix.
+pub fn grpc_http_request(cluster: &str, message: &[u8]) -> (Vec<(String, String)>, Vec<u8>) {
+    let headers = [
+        (":method", "POST".to_string()),
+        (":path", format!("/{SERVICE}/{METHOD}")),
+        (":authority", cluster.to_string()),
+        ("content-type", "application/grpc".to_string()),
+        ("te", "trailers".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let len = u32::try_from(message.len()).unwrap_or(u32::MAX);
+    let mut body = Vec::with_capacity(message.len() + 5);
+    body.push(0);
+    body.extend_from_slice(&len.to_be_bytes());
+    body.extend_from_slice(message);
+    (headers, body)
+}
+
+/// The message of a unary gRPC answer received as HTTP: `Err` with why there is none (an
+/// HTTP status other than 200, a `grpc-status` other than 0 in the headers, a compressed or
+/// cut message). A missing message is an empty one.
+pub fn grpc_http_answer(
+    status: Option<u16>,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> Result<Vec<u8>, String> {
+    if status != Some(200) {
+        return Err(format!("HTTP status {status:?}"));
+    }
+    let grpc = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("grpc-status"))
+        .map(|(_, v)| v.as_str());
+    if let Some(code) = grpc.filter(|c| *c != "0") {
+        return Err(format!("gRPC status {code}"));
+    }
+    let Some((head, rest)) = body.split_first_chunk::<5>() else {
+        return if body.is_empty() {
+            Ok(Vec::new())
+        } else {
+            Err("a cut gRPC frame".into())
+        };
+    };
+    let [flag, len @ ..] = *head;
+    if flag != 0 {
+        return Err("a compressed gRPC message".into());
+    }
+    let len = usize::try_from(u32::from_be_bytes(len)).unwrap_or(usize::MAX);
+    match rest.get(..len) {
+        Some(message) if len <= MAX_RESPONSE_BYTES => Ok(message.to_vec()),
+        Some(_) => Err("a gRPC message over the size limit".into()),
+        None => Err("a cut gRPC message".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grpc_messages_travel_framed_over_http() {
+        let (headers, body) = grpc_http_request("apigw_ratelimit", b"abc");
+        assert_eq!(
+            headers[1],
+            (":path".to_string(), format!("/{SERVICE}/{METHOD}"))
+        );
+        assert_eq!(body, [0, 0, 0, 0, 3, b'a', b'b', b'c']);
+        let ok = |h: &[(&str, &str)], b: &[u8]| {
+            let h: Vec<(String, String)> = h
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            grpc_http_answer(Some(200), &h, b)
+        };
+        assert_eq!(ok(&[], &body), Ok(b"abc".to_vec()));
+        assert_eq!(ok(&[("grpc-status", "0")], &[]), Ok(Vec::new()));
+        assert_eq!(
+            ok(&[("grpc-status", "14")], &[]),
+            Err("gRPC status 14".into())
+        );
+        assert_eq!(ok(&[], &body[..6]), Err("a cut gRPC message".into()));
+        assert_eq!(ok(&[], &body[..3]), Err("a cut gRPC frame".into()));
+        assert_eq!(
+            ok(&[], &[1, 0, 0, 0, 0]),
+            Err("a compressed gRPC message".into())
+        );
+        assert_eq!(
+            grpc_http_answer(Some(503), &[], &body),
+            Err("HTTP status Some(503)".into())
+        );
+    }
 
     #[test]
     fn grpc_service_names_the_cluster() {

@@ -57,6 +57,23 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Whether the end-to-end tests run the native build of the filter
+/// (`APIGW_EDGE_MODULE=native`) instead of the wasm one.
+pub fn native() -> bool {
+    std::env::var("APIGW_EDGE_MODULE").as_deref() == Ok("native")
+}
+
+/// The native filter module (profile `native`).
+pub fn native_path() -> PathBuf {
+    let p = repo().join("target/native/libapigw_edge.so");
+    assert!(
+        p.exists(),
+        "{} is missing: build it with `cargo build --lib --no-default-features --features native --profile native` (./scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
 /// The release filter module.
 pub fn wasm_path() -> PathBuf {
     let p = repo().join("target/wasm32-wasip1/release/apigw_edge.wasm");
@@ -708,15 +725,19 @@ pub fn render_module(
     );
     std::fs::write(dir.join("deployment.yaml"), text).unwrap();
     let out = dir.join("envoy.yaml");
-    let status = Command::new(cli())
-        .arg("render")
-        .arg(dir.join("deployment.yaml"))
-        .arg("--wasm")
-        .arg(wasm)
-        .arg("--out")
-        .arg(&out)
-        .status()
-        .unwrap();
+    let mut render = Command::new(cli());
+    render.arg("render").arg(dir.join("deployment.yaml"));
+    // The release module stands for "the filter": the native build when the run asks.
+    if native() && wasm == wasm_path() {
+        render
+            .arg("--module")
+            .arg("native")
+            .arg("--native")
+            .arg(native_path());
+    } else {
+        render.arg("--wasm").arg(wasm);
+    }
+    let status = render.arg("--out").arg(&out).status().unwrap();
     assert!(status.success(), "render failed for {}", dir.display());
     (out, port, admin)
 }

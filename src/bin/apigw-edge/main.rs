@@ -21,13 +21,13 @@ mod run;
 mod template;
 
 const USAGE: &str = "\
-apigw-edge: serve an API Gateway REST API export through Envoy and a wasm filter
+apigw-edge: serve an API Gateway REST API export through Envoy and a wasm (or native) filter
 
 USAGE:
     apigw-edge validate <deployment.yaml>
-    apigw-edge render <deployment.yaml> [--wasm FILE] [--out FILE]
+    apigw-edge render <deployment.yaml> [--module wasm|native] [--wasm FILE] [--native FILE] [--out FILE]
     apigw-edge filter-config <deployment.yaml>
-    apigw-edge run <deployment.yaml> [--wasm FILE] [--envoy FILE] [--config-out FILE]
+    apigw-edge run <deployment.yaml> [--module wasm|native] [--wasm FILE] [--native FILE] [--envoy FILE] [--config-out FILE]
     apigw-edge cache flush <deployment.yaml> [--stage NAME]
     apigw-edge cache status <deployment.yaml> [--stage NAME]
     apigw-edge authorizers flush <deployment.yaml> [--stage NAME]
@@ -65,7 +65,10 @@ COMMANDS:
     {TEMPLATE_HELP}
 
 OPTIONS:
-    --wasm FILE        The filter module [default: target/wasm32-wasip1/release/apigw_edge.wasm]
+    --module KIND      Which build of the filter Envoy loads: `wasm` (proxy-wasm in V8) or
+                       `native` (Envoy dynamic module, Envoy 1.40) [default: wasm]
+    --wasm FILE        The wasm filter [default: target/wasm32-wasip1/release/apigw_edge.wasm]
+    --native FILE      The native filter [default: target/native/libapigw_edge.so]
     --envoy FILE       The Envoy binary [default: $APIGW_EDGE_ENVOY, .venv/bin/envoy, envoy]
     --out FILE         Write the rendered configuration here instead of standard output
     --config-out FILE  Where `run` writes the rendered configuration [default: .work/envoy.yaml]
@@ -76,6 +79,33 @@ OPTIONS:
 ";
 
 const DEFAULT_WASM: &str = "target/wasm32-wasip1/release/apigw_edge.wasm";
+const DEFAULT_NATIVE: &str = "target/native/libapigw_edge.so";
+
+/// The build of the filter a command renders for, and its file.
+pub struct FilterModule {
+    pub native: bool,
+    pub path: PathBuf,
+}
+
+impl FilterModule {
+    pub fn render(&self) -> render::Module<'_> {
+        let path = self.path.to_str().unwrap_or_default();
+        if self.native {
+            render::Module::Native(path)
+        } else {
+            render::Module::Wasm(path)
+        }
+    }
+
+    /// How to build the file when it is missing.
+    fn build_hint(&self) -> &'static str {
+        if self.native {
+            "cargo build --lib --no-default-features --features native --profile native"
+        } else {
+            "cargo build --release --target wasm32-wasip1 --lib"
+        }
+    }
+}
 
 struct Args {
     command: String,
@@ -84,6 +114,8 @@ struct Args {
     id: Option<String>,
     name: Option<String>,
     wasm: Option<PathBuf>,
+    native: Option<PathBuf>,
+    module: Option<String>,
     envoy: Option<PathBuf>,
     out: Option<PathBuf>,
     config_out: Option<PathBuf>,
@@ -108,6 +140,8 @@ fn parse_args() -> Result<Args, String> {
         id: None,
         name: None,
         wasm: None,
+        native: None,
+        module: None,
         envoy: None,
         out: None,
         config_out: None,
@@ -122,6 +156,14 @@ fn parse_args() -> Result<Args, String> {
         };
         match a.as_str() {
             "--wasm" => args.wasm = Some(value("--wasm")?),
+            "--native" => args.native = Some(value("--native")?),
+            "--module" => {
+                let kind = value("--module")?.to_string_lossy().into_owned();
+                if kind != "wasm" && kind != "native" {
+                    return Err(format!("--module takes wasm or native, not {kind:?}"));
+                }
+                args.module = Some(kind);
+            }
             "--envoy" => args.envoy = Some(value("--envoy")?),
             "--out" => args.out = Some(value("--out")?),
             "--config-out" => args.config_out = Some(value("--config-out")?),
@@ -268,8 +310,8 @@ fn absolute(p: &Path) -> PathBuf {
     })
 }
 
-fn render_yaml(cfg: &FilterConfig, wasm: &Path) -> Result<String, Vec<ConfigError>> {
-    let value = render::bootstrap(cfg, &wasm.to_string_lossy())?;
+fn render_yaml(cfg: &FilterConfig, module: &FilterModule) -> Result<String, Vec<ConfigError>> {
+    let value = render::bootstrap_for(cfg, module.render())?;
     serde_yaml::to_string(&value).map_err(|e| vec![ConfigError::new("render", e.to_string())])
 }
 
@@ -407,12 +449,25 @@ fn run(args: Args) -> Result<(), ExitCode> {
         print_errors(&args.deployment, &e);
         ExitCode::FAILURE
     })?;
-    let wasm = args
-        .wasm
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_WASM));
+    let module = if args.module.as_deref() == Some("native") {
+        FilterModule {
+            native: true,
+            path: args
+                .native
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_NATIVE)),
+        }
+    } else {
+        FilterModule {
+            native: false,
+            path: args
+                .wasm
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_WASM)),
+        }
+    };
     match args.command.as_str() {
-        "validate" => match render::bootstrap(&cfg, &wasm.to_string_lossy())
+        "validate" => match render::bootstrap_for(&cfg, module.render())
             .and_then(|_| StageSet::compile(&cfg))
         {
             Ok(compiled) => {
@@ -498,7 +553,7 @@ fn run(args: Args) -> Result<(), ExitCode> {
         "render" => {
             // The path is written as given: Envoy resolves a relative one from its working
             // directory, and a container path need not exist here.
-            let yaml = render_yaml(&cfg, &wasm).map_err(|e| {
+            let yaml = render_yaml(&cfg, &module).map_err(|e| {
                 print_errors(&args.deployment, &e);
                 ExitCode::FAILURE
             })?;
@@ -512,10 +567,11 @@ fn run(args: Args) -> Result<(), ExitCode> {
             Ok(())
         }
         "run" => {
-            if !wasm.exists() {
+            if !module.path.exists() {
                 eprintln!(
-                    "error: the filter module {} does not exist; build it with `cargo build --release --target wasm32-wasip1 --lib`",
-                    wasm.display()
+                    "error: the filter module {} does not exist; build it with `{}`",
+                    module.path.display(),
+                    module.build_hint()
                 );
                 return Err(ExitCode::FAILURE);
             }
@@ -528,7 +584,10 @@ fn run(args: Args) -> Result<(), ExitCode> {
             }
             run::run(
                 &args.deployment,
-                &absolute(&wasm),
+                &FilterModule {
+                    native: module.native,
+                    path: absolute(&module.path),
+                },
                 &find_envoy(args.envoy.clone()),
                 &out,
             )

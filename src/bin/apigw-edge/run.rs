@@ -8,6 +8,8 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use apigw_edge::config::FilterConfig;
+
+use super::FilterModule;
 use serde_json::{json, Value};
 
 /// How often the deployment file and the export are checked for changes.
@@ -116,20 +118,20 @@ fn watched(deployment: &Path, cfg: &FilterConfig) -> Vec<(PathBuf, Option<System
 /// Renders the deployment as it is now: the static bootstrap, or the errors.
 fn render(
     deployment: &Path,
-    wasm: &Path,
+    module: &FilterModule,
 ) -> Result<(FilterConfig, Value), Vec<apigw_edge::error::ConfigError>> {
     let cfg = super::load(deployment)?;
-    let bootstrap = apigw_edge::render::bootstrap(&cfg, &wasm.to_string_lossy())?;
+    let bootstrap = apigw_edge::render::bootstrap_for(&cfg, module.render())?;
     Ok((cfg, bootstrap))
 }
 
 pub fn run(
     deployment: &Path,
-    wasm: &Path,
+    module: &FilterModule,
     envoy: &Path,
     config_out: &Path,
 ) -> Result<(), ExitCode> {
-    let (cfg, bootstrap) = render(deployment, wasm).map_err(|e| {
+    let (cfg, bootstrap) = render(deployment, module).map_err(|e| {
         super::print_errors(deployment, &e);
         ExitCode::FAILURE
     })?;
@@ -189,7 +191,7 @@ pub fn run(
         }
         // Let a writer finish, then take the files as they are.
         std::thread::sleep(POLL);
-        match render(deployment, wasm) {
+        match render(deployment, module) {
             Err(errors) => {
                 // Watch the same files again from their new state.
                 seen = seen
