@@ -33,6 +33,8 @@ step "clippy (native, default features)"
 cargo clippy --all-targets -- -D warnings
 step "clippy (native, core only: no proxy-wasm outside src/filter)"
 cargo clippy --lib --no-default-features -- -D warnings
+step "clippy (native module: Envoy dynamic-module glue)"
+cargo clippy --lib --no-default-features --features native -- -D warnings
 step "clippy (wasm32-wasip1)"
 cargo clippy --all-targets --target wasm32-wasip1 -- -D warnings
 cargo clippy --lib --target wasm32-wasip1 --features crash-trigger -- -D warnings
@@ -50,6 +52,10 @@ step "release filter (wasm32-wasip1)"
 cargo build --release --target wasm32-wasip1 --lib
 wasm=target/wasm32-wasip1/release/apigw_edge.wasm
 echo "filter module: $wasm, $(stat -c %s "$wasm") bytes" >&2
+step "native filter (Envoy dynamic module)"
+cargo build --lib --no-default-features --features native --profile native
+native=target/native/libapigw_edge.so
+echo "native module: $native, $(stat -c %s "$native") bytes" >&2
 step "crash-trigger filter (test-only build: a request header aborts the VM)"
 cargo build --profile crash-test --target wasm32-wasip1 --lib --features crash-trigger
 

@@ -74,6 +74,11 @@ pub trait StreamHost {
     fn cells(&self) -> &dyn SharedCells;
     /// The stats this gateway counts into.
     fn stats(&self) -> (&Catalogue, &dyn Sink);
+    /// Whether [`StreamHost::set_request_body`] can give a request that came without a body
+    /// one (so every integration request can go out in its place).
+    fn adds_body(&self) -> bool {
+        false
+    }
 }
 
 enum Phase {
@@ -388,6 +393,7 @@ impl<H: StreamHost> Stream<H> {
             tokens: Some(&self.stores.tokens),
             certs: Some(&self.stores.certs),
             now_ms: self.host.now_ms(),
+            adds_body: self.host.adds_body(),
         };
         f(&self.gateway, &host)
     }
@@ -523,11 +529,12 @@ impl<H: StreamHost> Stream<H> {
         }
         headers.push((crate::http::FORWARD_CLUSTER_HEADER, &call.cluster));
         headers.push(("x-envoy-upstream-rq-timeout-ms", &timeout));
-        if ex.head.body_follows {
+        let with_body = ex.head.body_follows || (self.host.adds_body() && !call.body.is_empty());
+        if with_body {
             headers.push(("content-length", &length));
         }
         let placed = self.host.set_request_headers(&headers)
-            && (!ex.head.body_follows || self.host.set_request_body(self.body_len, &call.body));
+            && (!with_body || self.host.set_request_body(self.body_len, &call.body));
         if !placed {
             let why = format!(
                 "the host refused the integration request in place of the client's (cluster `{}`)",

@@ -164,7 +164,15 @@ fn reach_a_backend(forwarding: &str) {
         seen.header("host"),
         Some(format!("127.0.0.1:{}", backend.port).as_str())
     );
-    assert_eq!(seen.header("x-forwarded-for"), Some("127.0.0.1"));
+    // A call the native build dispatches (forwarding: DISPATCH) leaves through Envoy's async
+    // client, which appends an address of its own that a module cannot turn off (see the
+    // README's limits); forwarded requests and the wasm build's calls carry the caller only.
+    let xff = seen.header("x-forwarded-for").unwrap_or_default();
+    if native() && forwarding == "DISPATCH" {
+        assert!(xff.starts_with("127.0.0.1,"), "{xff}");
+    } else {
+        assert_eq!(xff, "127.0.0.1");
+    }
     assert_eq!(seen.body, b"raw body");
     // Nothing of the gateway's own plumbing reaches the backend or the client. (A
     // dispatched call is Envoy's internal request: its async client adds `x-envoy-internal`

@@ -375,7 +375,7 @@ impl Upstreams {
             lookup(var).filter(|v| !v.is_empty()).ok_or_else(|| {
                 ConfigError::new(
                     format!("deployment.lambda.credentials.{field}"),
-                    format!("environment variable {var} is not set in the wasm VM (pass it with vm_config.environment_variables.host_env_keys)"),
+                    format!("environment variable {var} is not set where the filter runs (Envoy's environment; the wasm build also needs it in vm_config.environment_variables.host_env_keys, which `render` writes)"),
                 )
             })
         };

@@ -174,6 +174,8 @@ callbacks! {
         = "envoy_dynamic_module_callback_http_set_header";
     send_response: unsafe extern "C" fn(FilterEnvoyPtr, u32, *mut ModuleHeader, usize, ModuleBuffer, ModuleBuffer)
         = "envoy_dynamic_module_callback_http_send_response";
+    send_response_headers: unsafe extern "C" fn(FilterEnvoyPtr, *mut ModuleHeader, usize, bool)
+        = "envoy_dynamic_module_callback_http_send_response_headers";
     get_body_size: unsafe extern "C" fn(FilterEnvoyPtr, u32) -> usize
         = "envoy_dynamic_module_callback_http_get_body_size";
     get_body_chunks_size: unsafe extern "C" fn(FilterEnvoyPtr, u32) -> usize
@@ -192,6 +194,8 @@ callbacks! {
         = "envoy_dynamic_module_callback_http_filter_get_attribute_int";
     http_callout: unsafe extern "C" fn(FilterEnvoyPtr, *mut u64, ModuleBuffer, *mut ModuleHeader, usize, ModuleBuffer, u64) -> u32
         = "envoy_dynamic_module_callback_http_filter_http_callout";
+    clear_route_cache: unsafe extern "C" fn(FilterEnvoyPtr)
+        = "envoy_dynamic_module_callback_http_clear_route_cache";
     continue_decoding: unsafe extern "C" fn(FilterEnvoyPtr)
         = "envoy_dynamic_module_callback_http_filter_continue_decoding";
     config_increment_counter: unsafe extern "C" fn(ConfigEnvoyPtr, usize, *mut ModuleBuffer, usize, u64) -> u32

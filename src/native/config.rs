@@ -193,6 +193,8 @@ pub struct Worker {
     pub set: Rc<StageSet>,
     pub stores: Rc<Vec<Stores>>,
     pub ids: Rc<Ids>,
+    /// When this worker last looked at its key rings (see [`super::keys::worker_tick`]).
+    pub keys_ticked: std::cell::Cell<u64>,
 }
 
 thread_local! {
@@ -218,6 +220,7 @@ pub fn worker(cfg: &NativeConfig) -> Option<Rc<Worker>> {
         set: Rc::new(set),
         stores: Rc::new(stores),
         ids: Rc::new(Ids::seeded(seed())),
+        keys_ticked: std::cell::Cell::new(0),
     });
     let live: Vec<u64> = LIVE.lock().map(|l| l.clone()).unwrap_or_default();
     WORKERS.with(|w| {

@@ -110,7 +110,10 @@ impl NativeHost {
             if data.is_empty() {
                 return had_buffer || had_received;
             }
-            (had_buffer && (self.cb.append_body)(self.envoy, buffered, ModuleBuffer::of(data)))
+            // A request that came without a body gets one in the buffer (Envoy adds it as
+            // the request's data).
+            let _ = had_buffer;
+            (self.cb.append_body)(self.envoy, buffered, ModuleBuffer::of(data))
                 || (self.cb.append_body)(self.envoy, received, ModuleBuffer::of(data))
         }
     }
@@ -244,7 +247,12 @@ impl StreamHost for NativeHost {
     }
 
     fn set_request_headers(&self, headers: &[(&str, &str)]) -> bool {
-        self.replace_headers(abi::HEADERS_REQUEST, headers)
+        let ok = self.replace_headers(abi::HEADERS_REQUEST, headers);
+        // The route was chosen for the client's request; the router must choose again for
+        // the integration request (its cluster header).
+        // SAFETY: a plain value crosses.
+        unsafe { (self.cb.clear_route_cache)(self.envoy) };
+        ok
     }
 
     fn set_request_body(&self, _held: usize, body: &[u8]) -> bool {
@@ -320,6 +328,10 @@ impl StreamHost for NativeHost {
         config::cells()
     }
 
+    fn adds_body(&self) -> bool {
+        true
+    }
+
     fn stats(&self) -> (&Catalogue, &dyn Sink) {
         (&self.cfg.stats.catalogue, self)
     }
@@ -356,15 +368,29 @@ impl Sink for NativeHost {
     }
 }
 
-/// Answers the client with a reply of the module's own.
+/// Answers the client with a reply of the module's own. A reply without a body goes out
+/// as bare response headers: Envoy's local replies drop `Content-Type` when the body is
+/// empty, and API Gateway keeps it.
 fn send(cb: &Callbacks, envoy: FilterEnvoyPtr, reply: &Reply) {
-    let mut headers: Vec<ModuleHeader> = reply
-        .headers
-        .iter()
-        .map(|(k, v)| ModuleHeader::of(k, v))
-        .collect();
+    let status = reply.status.to_string();
+    let mut headers: Vec<ModuleHeader> = Vec::with_capacity(reply.headers.len() + 2);
+    if reply.body.is_empty() {
+        headers.push(ModuleHeader::of(":status", &status));
+        headers.push(ModuleHeader::of("content-length", "0"));
+    }
+    headers.extend(
+        reply
+            .headers
+            .iter()
+            .filter(|(k, _)| !reply.body.is_empty() || !k.eq_ignore_ascii_case("content-length"))
+            .map(|(k, v)| ModuleHeader::of(k, v)),
+    );
     // SAFETY: every buffer and header is valid during the call; Envoy copies them.
     unsafe {
+        if reply.body.is_empty() {
+            (cb.send_response_headers)(envoy, headers.as_mut_ptr(), headers.len(), true);
+            return;
+        }
         (cb.send_response)(
             envoy,
             u32::from(reply.status),
@@ -402,6 +428,9 @@ impl NativeFilter {
         let Some(worker) = worker else {
             return Some(NativeFilter::Control(host));
         };
+        if host.cfg.keys.is_some() {
+            super::keys::worker_tick(&host.cfg, &worker);
+        }
         let stream = Stream::new(
             host,
             worker.set.clone(),

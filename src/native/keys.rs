@@ -23,6 +23,45 @@ use crate::stats::{Kind, Op, Sink};
 const START_TICK_MS: u64 = 100;
 const TICK_MS: u64 = 500;
 
+/// Fetches workers asked for (configuration id, variant, source): a worker whose ring is
+/// due (a token named an unknown `kid`) takes the lease as in the wasm build, and the main
+/// thread, which alone can make a configuration's callouts, fetches for it.
+static WANTED: Mutex<Vec<(u64, usize, usize)>> = Mutex::new(Vec::new());
+/// At most this many fetches wait (each is one per source and lease).
+const MAX_WANTED: usize = 1024;
+
+/// On a worker, at most every [`START_TICK_MS`]: adopts the key sets the main thread
+/// stored, and hands the fetches its ring is due for to the main thread.
+pub fn worker_tick(cfg: &NativeConfig, worker: &config::Worker) {
+    let now = now_ms();
+    if now < worker.keys_ticked.get().saturating_add(START_TICK_MS) {
+        return;
+    }
+    worker.keys_ticked.set(now);
+    for (variant, (gateway, stores)) in worker.set.gateways().zip(worker.stores.iter()).enumerate()
+    {
+        let sources = gateway.jwks_sources();
+        if sources.is_empty() {
+            continue;
+        }
+        let (due, log) = stores.keys.borrow_mut().due(sources, config::cells(), now);
+        for line in log {
+            log::warn!("{line}");
+        }
+        if due.is_empty() {
+            continue;
+        }
+        if let Ok(mut wanted) = WANTED.lock() {
+            for i in due {
+                let entry = (cfg.id, variant, i);
+                if wanted.len() < MAX_WANTED && !wanted.contains(&entry) {
+                    wanted.push(entry);
+                }
+            }
+        }
+    }
+}
+
 /// The ticking thread of one configuration, and what its callouts are for.
 pub struct Refresher {
     scheduler: usize,
@@ -87,12 +126,22 @@ impl Refresher {
             if sources.is_empty() {
                 continue;
             }
-            let (due, log) = stores
+            let (mut due, log) = stores
                 .keys
                 .borrow_mut()
                 .due(sources, config::cells(), now_ms());
             for line in log {
                 log::warn!("{line}");
+            }
+            // What workers asked for (their leases are taken).
+            if let Ok(mut wanted) = WANTED.lock() {
+                wanted.retain(|&(id, v, i)| {
+                    let mine = id == cfg.id && v == variant;
+                    if mine && !due.contains(&i) {
+                        due.push(i);
+                    }
+                    !mine
+                });
             }
             for i in due {
                 let Some(s) = sources.get(i) else { continue };
