@@ -58,6 +58,7 @@ ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".work" / "bench"
 ENVOY = Path(os.environ.get("APIGW_EDGE_ENVOY", ROOT / ".venv" / "bin" / "envoy"))
 WASM = Path(os.environ.get("APIGW_EDGE_WASM", ROOT / "target" / "wasm32-wasip1" / "release" / "apigw_edge.wasm"))
+NATIVE = ROOT / "target" / "native" / "libapigw_edge.so"
 NOOP = ROOT / "target" / "bench-noop" / "wasm32-wasip1" / "release" / "apigw_edge_bench_noop.wasm"
 CLI = ROOT / "target" / "release" / "apigw-edge"
 KEY = "bench-key-0123456789abcdefghij"
@@ -245,6 +246,12 @@ def configs():
     subprocess.run([str(CLI), "ratelimit-config", str(fleet), "--for", "limitador", "--out",
                     str(WORK / "limits.yaml")], check=True, stdout=subprocess.DEVNULL)
     rows["TR"] = (WORK / "TR.yaml", {})
+    # The same deployment with the native build of the filter (Envoy dynamic module).
+    subprocess.run([str(CLI), "render", str(WORK / "deployment-T.yaml"), "--module", "native",
+                    "--native", str(NATIVE), "--out", str(WORK / "N.yaml")],
+                   check=True, stdout=subprocess.DEVNULL)
+    for row in ["N", "NH", "NF"]:
+        rows[row] = (WORK / "N.yaml", {})
     rows["B1P"] = rows["B1"]
     rows["TF"] = rows["T"]
     rows["TV"] = rows["T"]
@@ -288,11 +295,14 @@ REQUESTS = {
     "TF": ("POST", "/prod/hello", {"x-api-key": KEY, "content-type": "application/json"}, ORDER),
     "TFD": ("POST", "/prod/hello", {"x-api-key": KEY, "content-type": "application/json"}, ORDER),
     "TA": ("GET", "/prod/guarded", {"x-api-key": KEY, "authorization": "Bearer bench-token"}, None),
+    "N": ("GET", "/prod/hello", {"x-api-key": KEY}, None),
+    "NH": ("GET", "/prod/cached", {"x-api-key": KEY}, None),
+    "NF": ("POST", "/prod/hello", {"x-api-key": KEY, "content-type": "application/json"}, ORDER),
     "TC": ("GET", "/prod/cognito", {"x-api-key": KEY, "authorization": ID_TOKEN}, None),
 }
 REQUESTS.update({row: ("GET", "/prod/hello", {}, None) for row in HOST_CALL_ROWS})
 ROWS = ["B0", "B1", "B3", "BD", "NL", "T", "TR", "TV", "TH", "TA", "TC", "TP", "TPD", "B1P", "TF", "TFD",
-        "TSE", "TSF", "BL", "BLH", "XH", "XP", "XG", "XS", "XM", "XT", "XW"]
+        "TSE", "TSF", "N", "NH", "NF", "BL", "BLH", "XH", "XP", "XG", "XS", "XM", "XT", "XW"]
 
 
 class Envoy:
@@ -695,7 +705,10 @@ def report(results, rows):
              "TV/T": ratio(results, "TV", "T"), "NL/B1": ratio(results, "NL", "B1"),
              "T/BD": ratio(results, "T", "BD"), "BD/B1": ratio(results, "BD", "B1"),
              "TP/B1": ratio(results, "TP", "B1"), "TP/TPD": ratio(results, "TP", "TPD"),
-             "TF/TFD": ratio(results, "TF", "TFD"), "TR/T": ratio(results, "TR", "T")}
+             "TF/TFD": ratio(results, "TF", "TFD"), "TR/T": ratio(results, "TR", "T"),
+             "N/B1": ratio(results, "N", "B1"), "N/NL": ratio(results, "N", "NL"),
+             "N/T": ratio(results, "N", "T"), "NH/TH": ratio(results, "NH", "TH"),
+             "NF/B1P": ratio(results, "NF", "B1P")}
     if "latency_at_half_t" in results:
         lt = results["latency_at_half_t"]
         med = lambda r, k: statistics.median(x[k] for x in lt[r])

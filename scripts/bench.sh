@@ -21,6 +21,7 @@ if ! command -v oha >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/oha" ]; then
 fi
 cargo build --quiet --release --target wasm32-wasip1 --lib
 cargo build --quiet --release --bin apigw-edge
+cargo build --quiet --lib --no-default-features --features native --profile native
 cargo build --quiet --release --target wasm32-wasip1 \
   --manifest-path bench/noop-filter/Cargo.toml --target-dir target/bench-noop
 cargo build --quiet --release --manifest-path tests/ratelimit-fixture/Cargo.toml \

@@ -69,6 +69,11 @@ cargo build --manifest-path examples/functions/Cargo.toml
 step "tests (native: unit and end-to-end through Envoy)"
 run_tests cargo test
 
+step "end-to-end tests against the native build (Envoy dynamic module)"
+# Every suite again, the filter being libapigw_edge.so; the soak is shorter the second time.
+APIGW_EDGE_MODULE=native APIGW_EDGE_SOAK_SECONDS=${APIGW_EDGE_NATIVE_SOAK_SECONDS:-20} \
+  run_tests cargo test --test '*_e2e'
+
 step "core unit tests on wasm32-wasip1 (Node WASI)"
 run_tests cargo test --target wasm32-wasip1 --no-default-features --lib
 
@@ -80,6 +85,7 @@ step "demo (--check)"
 APIGW_EDGE_CLI=target/debug/apigw-edge ./scripts/demo.sh --check
 
 [ -f target/e2e/soak-summary.txt ] && cat target/e2e/soak-summary.txt >&2
+[ -f target/e2e/soak-summary-native.txt ] && sed 's/^/native: /' target/e2e/soak-summary-native.txt >&2
 echo "all checks passed in $(( $(date +%s) - started ))s" >&2
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$results"

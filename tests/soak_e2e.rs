@@ -142,7 +142,12 @@ fn mixed_traffic_with_faults_is_always_answered_and_memory_settles() {
     );
     eprint!("{summary}");
     // Kept for the test command's closing lines.
-    let _ = std::fs::write(repo().join("target/e2e/soak-summary.txt"), &summary);
+    let name = if native() {
+        "soak-summary-native.txt"
+    } else {
+        "soak-summary.txt"
+    };
+    let _ = std::fs::write(repo().join("target/e2e").join(name), &summary);
     let failures = failures.lock().unwrap();
     assert!(
         failures.is_empty(),

@@ -239,28 +239,35 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
     )
 }
 
+/// A body hook: the stream's step for the body held so far (`buffered` and `received`
+/// are the body kinds of the request or the response).
+fn body_hook(
+    (envoy, module): (FilterEnvoyPtr, *const c_void),
+    what: &str,
+    (buffered, received): (u32, u32),
+    on_panic: u32,
+    step: impl FnOnce(&mut crate::stream::Stream<super::filter::NativeHost>, usize) -> Flow,
+) -> u32 {
+    stream_hook(envoy, module, what, on_panic, |f| {
+        let Some(s) = f.stream() else {
+            return abi::BODY_CONTINUE;
+        };
+        body_status(step(s, body_size(envoy, buffered, received)))
+    })
+}
+
 #[no_mangle]
 pub extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
     envoy: FilterEnvoyPtr,
     module: *const c_void,
     end_of_stream: bool,
 ) -> u32 {
-    stream_hook(
-        envoy,
-        module,
+    body_hook(
+        (envoy, module),
         "the request body",
+        (abi::BODY_BUFFERED_REQUEST, abi::BODY_RECEIVED_REQUEST),
         abi::BODY_STOP_AND_BUFFER,
-        |f| {
-            let Some(s) = f.stream() else {
-                return abi::BODY_CONTINUE;
-            };
-            let size = body_size(
-                envoy,
-                abi::BODY_BUFFERED_REQUEST,
-                abi::BODY_RECEIVED_REQUEST,
-            );
-            body_status(s.on_request_body(size, end_of_stream))
-        },
+        |s, size| s.on_request_body(size, end_of_stream),
     )
 }
 
@@ -307,22 +314,12 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_response_body(
     module: *const c_void,
     end_of_stream: bool,
 ) -> u32 {
-    stream_hook(
-        envoy,
-        module,
+    body_hook(
+        (envoy, module),
         "the response body",
+        (abi::BODY_BUFFERED_RESPONSE, abi::BODY_RECEIVED_RESPONSE),
         abi::BODY_CONTINUE,
-        |f| {
-            let Some(s) = f.stream() else {
-                return abi::BODY_CONTINUE;
-            };
-            let size = body_size(
-                envoy,
-                abi::BODY_BUFFERED_RESPONSE,
-                abi::BODY_RECEIVED_RESPONSE,
-            );
-            body_status(s.on_response_body(size, end_of_stream))
-        },
+        |s, size| s.on_response_body(size, end_of_stream),
     )
 }
 
