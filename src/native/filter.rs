@@ -112,7 +112,6 @@ impl NativeHost {
             }
             // A request that came without a body gets one in the buffer (Envoy adds it as
             // the request's data).
-            let _ = had_buffer;
             (self.cb.append_body)(self.envoy, buffered, ModuleBuffer::of(data))
                 || (self.cb.append_body)(self.envoy, received, ModuleBuffer::of(data))
         }
