@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Runs every check and test of apigw-edge, installing what it needs first (idempotent).
-#   formatting, clippy (native and wasm32), the release filter build, unit tests natively and
-#   on wasm32 (Node WASI), end-to-end tests through real Envoy (scripted Invoke API, the
-#   example functions under cargo lambda watch, headless Chromium for CORS, hostile input, a
-#   VM crash and reload, a 14,000-method export, a soak of $APIGW_EDGE_SOAK_SECONDS, default
-#   90), a bounded fuzz run of every parser of outside input ($FUZZ_SECONDS, default 90), and
-#   the demo in --check mode.
+#   formatting, clippy (native and wasm32), the release filter and the native module builds,
+#   unit tests natively and on wasm32 (Node WASI), end-to-end tests through real Envoy
+#   (scripted Invoke API, the example functions under cargo lambda watch, headless Chromium
+#   for CORS, hostile input, a VM crash and reload, a 14,000-method export, a soak of
+#   $APIGW_EDGE_SOAK_SECONDS, default 90) with the wasm build and again with the native
+#   module, a bounded fuzz run of every parser of outside input ($FUZZ_SECONDS, default 90),
+#   and the demo in --check mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$(date +%s)
@@ -66,13 +67,13 @@ cargo build --release --manifest-path tests/ratelimit-fixture/Cargo.toml \
 step "example functions"
 cargo build --manifest-path examples/functions/Cargo.toml
 
-step "tests (native: unit and end-to-end through Envoy)"
+step "tests (host target: unit, and end-to-end through Envoy with the wasm build)"
 run_tests cargo test
 
 step "end-to-end tests against the native build (Envoy dynamic module)"
 # Every suite again, the filter being libapigw_edge.so; the soak is shorter the second time.
-APIGW_EDGE_MODULE=native APIGW_EDGE_SOAK_SECONDS=${APIGW_EDGE_NATIVE_SOAK_SECONDS:-20} \
-  run_tests cargo test --test '*_e2e'
+run_tests env APIGW_EDGE_MODULE=native \
+  APIGW_EDGE_SOAK_SECONDS="${APIGW_EDGE_NATIVE_SOAK_SECONDS:-20}" cargo test --test '*_e2e'
 
 step "core unit tests on wasm32-wasip1 (Node WASI)"
 run_tests cargo test --target wasm32-wasip1 --no-default-features --lib

@@ -20,6 +20,7 @@ struct Script {
     response: Vec<Header>,
     response_body: Vec<u8>,
     dispatch_fails: bool,
+    adds_body: bool,
     did: RefCell<Vec<String>>,
     stats: RefCell<Vec<Op>>,
     cells: Cells,
@@ -121,6 +122,9 @@ impl StreamHost for Fake {
     }
     fn cells(&self) -> &dyn SharedCells {
         &self.0.cells
+    }
+    fn adds_body(&self) -> bool {
+        self.0.adds_body
     }
     fn stats(&self) -> (&Catalogue, &dyn Sink) {
         match &self.0.catalogue {
@@ -336,5 +340,29 @@ fn a_body_over_the_limit_is_refused_before_it_is_read() {
     assert_eq!(
         did(&script),
         ["reply 413 {\"message\":\"Request Too Long\"}"]
+    );
+}
+
+#[test]
+fn a_host_that_adds_bodies_forwards_bodyless_requests_too() {
+    let (mut s, script) = stream(
+        set(json!({})),
+        Script {
+            request: head("GET", "/dev/hello"),
+            adds_body: true,
+            ..Script::default()
+        },
+    );
+    assert_eq!(s.on_request_headers(true), Flow::Continue);
+    let did = did(&script);
+    assert_eq!(
+        did[0],
+        "request headers to apigw_lambda_http_127_0_0_1_9000"
+    );
+    // The proxy event becomes the body of a request that had none.
+    assert!(
+        did.get(1)
+            .is_some_and(|l| l.starts_with("request body 0 -> ") && !l.ends_with("-> 0")),
+        "{did:?}"
     );
 }
