@@ -1139,6 +1139,64 @@ mod tests {
             .clone()
     }
 
+    /// The native build: the same listeners and embedded configuration, the dynamic-module
+    /// filter instead of the Wasm one (no VM), the stats' names kept, the access logger
+    /// reading the module's filter state name.
+    #[test]
+    fn the_native_build_loads_the_module_with_the_same_configuration() {
+        let mut c = cfg(json!({"endpoint": "http://127.0.0.1:9000"}));
+        c.deployment.access_log_settings = Some(crate::config::AccessLogSettings {
+            format: "$context.requestId".into(),
+            path: "/var/log/apigw/access.log".into(),
+        });
+        c.deployment.control = Some("127.0.0.1:9902".into());
+        let wasm = bootstrap(&c, "/f.wasm").unwrap();
+        let native = bootstrap_for(&c, Module::Native("/lib/libapigw_edge.so")).unwrap();
+        let listeners = native["static_resources"]["listeners"].as_array().unwrap();
+        assert_eq!(listeners.len(), 2);
+        for l in listeners {
+            let f = http_filter(l, "dynamic_modules.v3.DynamicModuleFilter");
+            assert_eq!(
+                f["dynamic_module_config"],
+                json!({"name": FILTER_NAME, "module": {"local": {"filename": "/lib/libapigw_edge.so"}},
+                       "do_not_close": true, "metrics_namespace": "wasmcustom"})
+            );
+            assert_eq!(
+                f["filter_config"]["@type"],
+                "type.googleapis.com/google.protobuf.StringValue"
+            );
+        }
+        let embedded = |b: &Value| {
+            http_filter(&b["static_resources"]["listeners"][0], "Wasm")["config"]["configuration"]
+                ["value"]
+                .clone()
+        };
+        let native_config =
+            http_filter(&listeners[0], "DynamicModuleFilter")["filter_config"]["value"].clone();
+        assert_eq!(native_config, embedded(&wasm));
+        assert!(!native.to_string().contains("vm_config"));
+        let log = hcm(&native)["access_log"][0].clone();
+        assert_eq!(
+            log["typed_config"]["log_format"]["text_format_source"]["inline_string"],
+            "%FILTER_STATE(apigw_edge_access_log:PLAIN)%\n"
+        );
+        assert_eq!(
+            log["filter"]["extension_filter"]["typed_config"]["expression"],
+            "'apigw_edge_access_log' in filter_state"
+        );
+        // Everything but the filter is the same.
+        let without_filters = |b: &Value| {
+            let mut b = b.clone();
+            for l in b["static_resources"]["listeners"].as_array_mut().unwrap() {
+                let hcm = &mut l["filter_chains"][0]["filters"][0]["typed_config"];
+                hcm["http_filters"] = Value::Null;
+                hcm["access_log"] = Value::Null;
+            }
+            b
+        };
+        assert_eq!(without_filters(&native), without_filters(&wasm));
+    }
+
     /// The typed configuration of a listener's HTTP filter whose type ends with `kind`.
     fn http_filter(listener: &Value, kind: &str) -> Value {
         listener["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"]
