@@ -36,15 +36,23 @@ pub fn envoy_bin() -> PathBuf {
     p
 }
 
-/// The filter module built with the `crash-trigger` feature (profile `crash-test`).
-pub fn crash_wasm_path() -> PathBuf {
-    let p = repo().join("target/wasm32-wasip1/crash-test/apigw_edge.wasm");
+/// A build output of the repository, which must exist (`how` builds it).
+fn built(relative: &str, how: &str) -> PathBuf {
+    let p = repo().join(relative);
     assert!(
         p.exists(),
-        "{} is missing: build it with `cargo build --profile crash-test --target wasm32-wasip1 --lib --features crash-trigger` (./scripts/test.sh does)",
+        "{} is missing: build it with `{how}` (./scripts/test.sh does)",
         p.display()
     );
     p
+}
+
+/// The filter module built with the `crash-trigger` feature (profile `crash-test`).
+pub fn crash_wasm_path() -> PathBuf {
+    built(
+        "target/wasm32-wasip1/crash-test/apigw_edge.wasm",
+        "cargo build --profile crash-test --target wasm32-wasip1 --lib --features crash-trigger",
+    )
 }
 
 /// Resident memory of a process in KiB, from /proc.
@@ -65,24 +73,18 @@ pub fn native() -> bool {
 
 /// The native filter module (profile `native`).
 pub fn native_path() -> PathBuf {
-    let p = repo().join("target/native/libapigw_edge.so");
-    assert!(
-        p.exists(),
-        "{} is missing: build it with `cargo build --lib --no-default-features --features native --profile native` (./scripts/test.sh does)",
-        p.display()
-    );
-    p
+    built(
+        "target/native/libapigw_edge.so",
+        "cargo build --lib --no-default-features --features native --profile native",
+    )
 }
 
 /// The release filter module.
 pub fn wasm_path() -> PathBuf {
-    let p = repo().join("target/wasm32-wasip1/release/apigw_edge.wasm");
-    assert!(
-        p.exists(),
-        "{} is missing: build it with `cargo build --release --target wasm32-wasip1 --lib` (./scripts/test.sh does)",
-        p.display()
-    );
-    p
+    built(
+        "target/wasm32-wasip1/release/apigw_edge.wasm",
+        "cargo build --release --target wasm32-wasip1 --lib",
+    )
 }
 
 pub fn cli() -> PathBuf {
