@@ -351,11 +351,10 @@ impl<H: StreamHost> Stream<H> {
                 .map(|(_, v)| v.clone())
                 .unwrap_or_default()
         };
-        let told = if self.gateway.trusts_connection_header() {
-            Connection::take(&mut headers)
-        } else {
-            None
-        };
+        // The header never reaches an integration; its value counts only when a filter in
+        // front of the gateway wrote it.
+        let told =
+            Connection::take(&mut headers).filter(|_| self.gateway.trusts_connection_header());
         let conn = told.unwrap_or_else(|| self.host.connection());
         RequestHead {
             method: pseudo(&headers, ":method"),

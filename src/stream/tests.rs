@@ -22,6 +22,8 @@ struct Script {
     dispatch_fails: bool,
     adds_body: bool,
     did: RefCell<Vec<String>>,
+    /// The body of the last call dispatched.
+    sent: RefCell<Vec<u8>>,
     stats: RefCell<Vec<Op>>,
     cells: Cells,
     catalogue: Option<Catalogue>,
@@ -114,6 +116,7 @@ impl StreamHost for Fake {
             return Err("BadArgument".into());
         }
         self.note(format!("dispatch {kind:?} to {}", call.cluster));
+        self.0.sent.replace(call.body.clone());
         Ok(7)
     }
     fn set_state(&self, name: &str, _value: &str) -> bool {
@@ -232,6 +235,40 @@ fn a_bodyless_request_dispatches_the_invoke_call_and_answers_from_it() {
     );
     s.on_call_answer(7, &lambda_answer(r#"{"statusCode":201,"body":"made"}"#));
     assert_eq!(did(&script)[1..], ["reply 201 made"]);
+}
+
+/// The connection header never reaches the integration; its value replaces the host's
+/// connection facts only when the deployment says a filter in front writes it.
+#[test]
+fn the_connection_header_is_dropped_and_trusted_only_when_written_in_front() {
+    for (trusted, want_ip, want_protocol) in [
+        (false, "10.0.0.1", "HTTP/1.1"),
+        (true, "203.0.113.7", "HTTP/2"),
+    ] {
+        let mut request = head("GET", "/dev/hello");
+        request.push((
+            crate::connection::HEADER.into(),
+            "HTTP/2 203.0.113.7:1234 443".into(),
+        ));
+        let (mut s, script) = stream(
+            set(json!({"envoy": {"connectionHeader": trusted}})),
+            Script {
+                request,
+                ..Script::default()
+            },
+        );
+        assert_eq!(s.on_request_headers(true), Flow::Pause);
+        let event: Value = serde_json::from_slice(&script.sent.borrow()).unwrap();
+        assert_eq!(event["requestContext"]["identity"]["sourceIp"], want_ip);
+        assert_eq!(event["requestContext"]["protocol"], want_protocol);
+        let headers = event["multiValueHeaders"].as_object().unwrap();
+        assert!(
+            headers
+                .keys()
+                .all(|k| !k.eq_ignore_ascii_case(crate::connection::HEADER)),
+            "{headers:?}"
+        );
+    }
 }
 
 #[test]
