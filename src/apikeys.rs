@@ -31,10 +31,7 @@ pub struct ApiKeys {
 
 /// Lower-case hex SHA-256 of a key value, as written in `valueSha256`.
 pub fn hash_value(value: &str) -> String {
-    Sha256::digest(value.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::sigv4::hex(&Sha256::digest(value.as_bytes()))
 }
 
 /// Whether a string is a usable key value: 20-128 ASCII letters and digits.

@@ -16,6 +16,7 @@ use crate::lambda::event::{
 };
 use crate::mapping::{self, Scope};
 use crate::query;
+use crate::sigv4::hex;
 use crate::time::Utc;
 use crate::vtl;
 
@@ -58,15 +59,25 @@ pub(super) fn base36(mut n: u64, len: usize) -> String {
 
 /// Bytes of a request id: its hex digits when it is a UUID, a hash otherwise.
 pub(super) fn id_bytes(request_id: &str) -> Vec<u8> {
-    let hex: Vec<u8> = request_id.bytes().filter(u8::is_ascii_hexdigit).collect();
-    if hex.len() >= 32 {
-        hex.chunks(2)
-            .filter_map(|c| {
-                std::str::from_utf8(c)
-                    .ok()
-                    .and_then(|s| u8::from_str_radix(s, 16).ok())
-            })
-            .collect()
+    let digits = || {
+        request_id
+            .bytes()
+            .filter_map(|b| char::from(b).to_digit(16))
+    };
+    if digits().count() >= 32 {
+        let mut out = Vec::with_capacity(16);
+        let mut high = None;
+        for d in digits() {
+            // Each digit is below 16.
+            let d = u8::try_from(d).unwrap_or(0);
+            match high.take() {
+                None => high = Some(d),
+                Some(h) => out.push(h << 4 | d),
+            }
+        }
+        // An odd digit at the end counts as a byte of its own.
+        out.extend(high);
+        out
     } else {
         let a = fnv1a(request_id.as_bytes());
         let b = fnv1a(&a.to_le_bytes());
@@ -83,12 +94,7 @@ pub fn extended_request_id(request_id: &str) -> String {
 /// An X-Ray style trace header: `Root=1-{epoch seconds hex}-{24 hex digits}`.
 pub fn trace_id(request_id: &str, now_ms: u64) -> String {
     let bytes = id_bytes(request_id);
-    let tail: String = bytes
-        .iter()
-        .skip(4)
-        .take(12)
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let tail = hex(bytes.get(4..16).unwrap_or_default());
     format!("Root=1-{:08x}-{tail}", now_ms / 1000)
 }
 
@@ -107,11 +113,8 @@ pub fn reply_trace(client: Option<&str>, request_id: &str, now_ms: u64) -> Strin
     if fields.iter().any(|f| f.starts_with("Parent=")) {
         return fields.join(";");
     }
-    let parent: String = id_bytes(request_id)
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let bytes = id_bytes(request_id);
+    let parent = hex(bytes.get(..8).unwrap_or(&bytes));
     let mut out: Vec<String> = Vec::with_capacity(fields.len() + 1);
     for f in fields {
         out.push(f.to_string());
