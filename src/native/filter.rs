@@ -117,31 +117,46 @@ impl NativeHost {
         }
     }
 
-    /// Replaces a whole header map with `pairs` (names repeated for several values).
+    /// Makes a header map hold exactly `pairs` (a name repeated for several values),
+    /// touching only the names whose values change: every call looks the name up in
+    /// Envoy's map again. Quadratic in the header count, which Envoy bounds (100 by
+    /// default); for the dozen headers of a typical request a scan beats hashing.
     fn replace_headers(&self, kind: u32, pairs: &[(&str, &str)]) -> bool {
-        for (name, _) in self.headers(kind) {
-            if !pairs.iter().any(|(k, _)| k.eq_ignore_ascii_case(&name)) {
-                self.set(kind, &name, None);
-            }
-        }
+        let current = self.headers(kind);
+        let same = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
         let mut ok = true;
-        let mut done: Vec<&str> = Vec::with_capacity(pairs.len());
-        for (i, (name, value)) in pairs.iter().enumerate() {
-            if done.iter().any(|d| d.eq_ignore_ascii_case(name)) {
-                continue;
-            }
-            done.push(name);
-            let values: Vec<&str> = pairs
-                .get(i..)
+        for (i, (name, _)) in current.iter().enumerate() {
+            let first = !current
+                .get(..i)
                 .unwrap_or_default()
                 .iter()
-                .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| *v)
-                .collect();
-            let mut values = values.into_iter();
-            ok &= self.set(kind, name, values.next().or(Some(value)));
+                .any(|(k, _)| same(k, name));
+            if first && !pairs.iter().any(|(k, _)| same(k, name)) {
+                self.set(kind, name, None);
+            }
+        }
+        for (i, (name, _)) in pairs.iter().enumerate() {
+            let rest = pairs.get(i..).unwrap_or_default();
+            if pairs
+                .get(..i)
+                .unwrap_or_default()
+                .iter()
+                .any(|(k, _)| same(k, name))
+            {
+                continue;
+            }
+            let wanted = rest.iter().filter(|(k, _)| same(k, name)).map(|(_, v)| *v);
+            let had = current
+                .iter()
+                .filter(|(k, _)| same(k, name))
+                .map(|(_, v)| v.as_str());
+            if wanted.clone().eq(had) {
+                continue;
+            }
+            let mut wanted = wanted;
+            ok &= self.set(kind, name, wanted.next());
             // Several values of one name: one header line each.
-            for more in values {
+            for more in wanted {
                 // SAFETY: both buffers are valid during the call; Envoy copies them.
                 ok &= unsafe {
                     (self.cb.add_header)(
