@@ -650,8 +650,14 @@ impl<H: StreamHost> Stream<H> {
         }
     }
 
-    /// The exchange waiting for the call `token` answers; a stray answer fails it.
+    /// The exchange waiting for the call `token` answers; a stray answer fails it. An
+    /// answer while no call is in flight leaves the stream as it is (a request being
+    /// forwarded keeps its state).
     fn waiting_ex(&mut self, token_id: u64) -> Option<Box<Exchange>> {
+        if !matches!(self.phase, Phase::Calling { .. }) {
+            log::debug!("an answer with token {token_id} arrived with no call in flight");
+            return None;
+        }
         let Phase::Calling { mut ex, token } = std::mem::replace(&mut self.phase, Phase::Done)
         else {
             return None;

@@ -295,6 +295,10 @@ fn a_request_with_a_body_goes_on_as_the_invoke_call_and_its_answer_is_rewritten(
         forwarded[1].starts_with("request body 5 -> "),
         "{forwarded:?}"
     );
+    // An answer to a call nobody made changes nothing: the forwarded request keeps its
+    // state and its answer is still rewritten.
+    s.on_call_answer(7, &lambda_answer("{}"));
+    assert_eq!(did(&script).len(), 2);
     assert_eq!(s.on_response_headers(false), Flow::Pause);
     assert_eq!(s.on_response_body(payload.len(), true), Flow::Continue);
     assert_eq!(
