@@ -1019,14 +1019,7 @@ mod tests {
         c.deployment.control = Some("127.0.0.1:9902".into());
         let b = bootstrap(&c, "/f.wasm").unwrap();
         let listeners = b["static_resources"]["listeners"].as_array().unwrap();
-        let names = |l: &Value| -> Vec<String> {
-            l["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|f| f["name"].as_str().unwrap().to_string())
-                .collect()
-        };
+        let names = filter_names;
         assert_eq!(
             names(&listeners[0]),
             [
@@ -1192,14 +1185,7 @@ mod tests {
         assert_eq!(wasm_config["deployment"]["envoy"]["connectionHeader"], true);
         wasm_config["deployment"]["envoy"]["connectionHeader"] = json!(false);
         assert_eq!(parse(native_config), wasm_config);
-        let names = |b: &Value| -> Vec<String> {
-            hcm(b)["http_filters"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|f| f["name"].as_str().unwrap().to_string())
-                .collect()
-        };
+        let names = |b: &Value| filter_names(&b["static_resources"]["listeners"][0]);
         assert_eq!(
             names(&wasm),
             [
@@ -1554,6 +1540,16 @@ mod tests {
             locations,
             vec!["deployment.lambda.endpoint", "deployment.listen"]
         );
+    }
+
+    /// The names of a listener's HTTP filters, in order.
+    fn filter_names(listener: &Value) -> Vec<String> {
+        listener["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap().to_string())
+            .collect()
     }
 
     fn hcm(b: &Value) -> Value {
