@@ -83,6 +83,68 @@ pub fn headers_of(pairs: &[(&str, &str)]) -> Vec<Header> {
         .collect()
 }
 
+/// One change to a host's header map (see [`header_edits`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderEdit<'a> {
+    /// Remove every value of the name.
+    Remove(&'a str),
+    /// Replace every value of the name with this one.
+    Set(&'a str, &'a str),
+    /// Add one more value of the name (after a `Set` of it).
+    Add(&'a str, &'a str),
+}
+
+/// The changes that make a header map holding `current` hold exactly `wanted` (a name
+/// repeated for several values, in order), leaving alone the names whose values stay the
+/// same: a host that looks a name up on every call pays only for what changes. Names
+/// compare case-insensitively. Quadratic in the header count, which hosts bound (Envoy:
+/// 100 by default); for a dozen headers a scan beats hashing.
+pub fn header_edits<'a>(
+    current: &'a [Header],
+    wanted: &[(&'a str, &'a str)],
+) -> Vec<HeaderEdit<'a>> {
+    let same = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+    let mut edits = Vec::new();
+    for (i, (name, _)) in current.iter().enumerate() {
+        let seen = current
+            .get(..i)
+            .unwrap_or_default()
+            .iter()
+            .any(|(k, _)| same(k, name));
+        if !seen && !wanted.iter().any(|(k, _)| same(k, name)) {
+            edits.push(HeaderEdit::Remove(name.as_str()));
+        }
+    }
+    for (i, (name, _)) in wanted.iter().enumerate() {
+        if wanted
+            .get(..i)
+            .unwrap_or_default()
+            .iter()
+            .any(|(k, _)| same(k, name))
+        {
+            continue;
+        }
+        let mut values = wanted
+            .get(i..)
+            .unwrap_or_default()
+            .iter()
+            .filter(|(k, _)| same(k, name))
+            .map(|(_, v)| *v);
+        let had = current
+            .iter()
+            .filter(|(k, _)| same(k, name))
+            .map(|(_, v)| v.as_str());
+        if values.clone().eq(had) {
+            continue;
+        }
+        if let Some(first) = values.next() {
+            edits.push(HeaderEdit::Set(name, first));
+        }
+        edits.extend(values.map(|v| HeaderEdit::Add(name, v)));
+    }
+    edits
+}
+
 /// A complete response the host sends to the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
@@ -122,6 +184,90 @@ impl Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_edits_touch_only_what_changes() {
+        use HeaderEdit::{Add, Remove, Set};
+        let current = headers_of(&[
+            (":status", "200"),
+            ("content-type", "application/json"),
+            ("x-amzn-requestid", "stand-in"),
+            ("set-cookie", "a=1"),
+            ("set-cookie", "b=2"),
+            ("date", "Wed"),
+        ]);
+        for (wanted, want) in [
+            // The same map, in other letter case: nothing to do.
+            (
+                vec![
+                    (":status", "200"),
+                    ("Content-Type", "application/json"),
+                    ("X-Amzn-RequestId", "stand-in"),
+                    ("Set-Cookie", "a=1"),
+                    ("set-cookie", "b=2"),
+                    ("Date", "Wed"),
+                ],
+                vec![],
+            ),
+            // Changed values are set, missing names removed (once each), new names set.
+            (
+                vec![
+                    (":status", "201"),
+                    ("content-type", "application/json"),
+                    ("x-amzn-RequestId", "r-1"),
+                    ("x-amz-apigw-id", "id"),
+                ],
+                vec![
+                    Remove("set-cookie"),
+                    Remove("date"),
+                    Set(":status", "201"),
+                    Set("x-amzn-RequestId", "r-1"),
+                    Set("x-amz-apigw-id", "id"),
+                ],
+            ),
+            // Several values of a name: all of them again when any differs or the count
+            // changes, in order.
+            (
+                vec![
+                    (":status", "200"),
+                    ("set-cookie", "a=1"),
+                    ("content-type", "application/json"),
+                    ("set-cookie", "c=3"),
+                    ("x-amzn-requestid", "stand-in"),
+                    ("date", "Wed"),
+                ],
+                vec![Set("set-cookie", "a=1"), Add("set-cookie", "c=3")],
+            ),
+            (
+                vec![
+                    (":status", "200"),
+                    ("set-cookie", "a=1"),
+                    ("content-type", "application/json"),
+                    ("x-amzn-requestid", "stand-in"),
+                    ("date", "Wed"),
+                ],
+                vec![Set("set-cookie", "a=1")],
+            ),
+            // Nothing wanted: every name removed once.
+            (
+                vec![],
+                vec![
+                    Remove(":status"),
+                    Remove("content-type"),
+                    Remove("x-amzn-requestid"),
+                    Remove("set-cookie"),
+                    Remove("date"),
+                ],
+            ),
+        ] {
+            assert_eq!(header_edits(&current, &wanted), want, "{wanted:?}");
+        }
+        // From an empty map: everything is set or added.
+        assert_eq!(
+            header_edits(&[], &[("a", "1"), ("a", "2")]),
+            [Set("a", "1"), Add("a", "2")]
+        );
+    }
 
     #[test]
     fn title_case_table() {

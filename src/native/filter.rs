@@ -12,7 +12,7 @@ use super::config::{self, NativeConfig, Role};
 use crate::cache::CacheEvent;
 use crate::connection::{self, Connection};
 use crate::gateway::CallKind;
-use crate::http::{Header, Reply, UpstreamAnswer, UpstreamCall};
+use crate::http::{header_edits, Header, HeaderEdit, Reply, UpstreamAnswer, UpstreamCall};
 use crate::shared::SharedCells;
 use crate::stats::{Catalogue, Kind, Op, Sink};
 use crate::stream::{answer_head, Flow, Stream, StreamHost};
@@ -118,54 +118,29 @@ impl NativeHost {
     }
 
     /// Makes a header map hold exactly `pairs` (a name repeated for several values),
-    /// touching only the names whose values change: every call looks the name up in
-    /// Envoy's map again. Quadratic in the header count, which Envoy bounds (100 by
-    /// default); for the dozen headers of a typical request a scan beats hashing.
+    /// carrying out the core's [`header_edits`]: only the names whose values change are
+    /// touched, since every call looks the name up in Envoy's map again. A removal Envoy
+    /// refuses does not fail the replacement (the name was not there).
     fn replace_headers(&self, kind: u32, pairs: &[(&str, &str)]) -> bool {
         let current = self.headers(kind);
-        let same = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
         let mut ok = true;
-        for (i, (name, _)) in current.iter().enumerate() {
-            let first = !current
-                .get(..i)
-                .unwrap_or_default()
-                .iter()
-                .any(|(k, _)| same(k, name));
-            if first && !pairs.iter().any(|(k, _)| same(k, name)) {
-                self.set(kind, name, None);
-            }
-        }
-        for (i, (name, _)) in pairs.iter().enumerate() {
-            let rest = pairs.get(i..).unwrap_or_default();
-            if pairs
-                .get(..i)
-                .unwrap_or_default()
-                .iter()
-                .any(|(k, _)| same(k, name))
-            {
-                continue;
-            }
-            let wanted = rest.iter().filter(|(k, _)| same(k, name)).map(|(_, v)| *v);
-            let had = current
-                .iter()
-                .filter(|(k, _)| same(k, name))
-                .map(|(_, v)| v.as_str());
-            if wanted.clone().eq(had) {
-                continue;
-            }
-            let mut wanted = wanted;
-            ok &= self.set(kind, name, wanted.next());
-            // Several values of one name: one header line each.
-            for more in wanted {
+        for edit in header_edits(&current, pairs) {
+            match edit {
+                HeaderEdit::Remove(name) => {
+                    self.set(kind, name, None);
+                }
+                HeaderEdit::Set(name, value) => ok &= self.set(kind, name, Some(value)),
                 // SAFETY: both buffers are valid during the call; Envoy copies them.
-                ok &= unsafe {
-                    (self.cb.add_header)(
-                        self.envoy,
-                        kind,
-                        ModuleBuffer::of(name.as_bytes()),
-                        ModuleBuffer::of(more.as_bytes()),
-                    )
-                };
+                HeaderEdit::Add(name, value) => {
+                    ok &= unsafe {
+                        (self.cb.add_header)(
+                            self.envoy,
+                            kind,
+                            ModuleBuffer::of(name.as_bytes()),
+                            ModuleBuffer::of(value.as_bytes()),
+                        )
+                    }
+                }
             }
         }
         ok
