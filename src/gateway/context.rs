@@ -59,25 +59,17 @@ pub(super) fn base36(mut n: u64, len: usize) -> String {
 
 /// Bytes of a request id: its hex digits when it is a UUID, a hash otherwise.
 pub(super) fn id_bytes(request_id: &str) -> Vec<u8> {
-    let digits = || {
-        request_id
-            .bytes()
-            .filter_map(|b| char::from(b).to_digit(16))
-    };
-    if digits().count() >= 32 {
-        let mut out = Vec::with_capacity(16);
-        let mut high = None;
-        for d in digits() {
-            // Each digit is below 16.
-            let d = u8::try_from(d).unwrap_or(0);
-            match high.take() {
-                None => high = Some(d),
-                Some(h) => out.push(h << 4 | d),
-            }
-        }
-        // An odd digit at the end counts as a byte of its own.
-        out.extend(high);
-        out
+    let digits: Vec<u8> = request_id
+        .bytes()
+        .filter_map(|b| char::from(b).to_digit(16))
+        .filter_map(|d| u8::try_from(d).ok())
+        .collect();
+    if digits.len() >= 32 {
+        // Two digits a byte; an odd digit at the end is a byte of its own.
+        digits
+            .chunks(2)
+            .map(|pair| pair.iter().fold(0, |byte, d| byte << 4 | d))
+            .collect()
     } else {
         let a = fnv1a(request_id.as_bytes());
         let b = fnv1a(&a.to_le_bytes());
