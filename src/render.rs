@@ -432,12 +432,11 @@ pub fn bootstrap_for(cfg: &FilterConfig, module: Module) -> Result<Value, Vec<Co
     // For the wasm build, the listener's first filter writes each request's connection facts
     // into a header the gateway reads with the others (see `connection_filter`).
     let mut embedded = cfg.to_json();
-    if let (Some(envoy), true) = (
-        embedded
-            .pointer_mut("/deployment/envoy")
-            .and_then(Value::as_object_mut),
-        module.connection_header(),
-    ) {
+    if let Some(envoy) = embedded
+        .pointer_mut("/deployment/envoy")
+        .and_then(Value::as_object_mut)
+        .filter(|_| module.connection_header())
+    {
         envoy.insert("connectionHeader".into(), json!(true));
     }
     let filter_config = embedded.to_string();
