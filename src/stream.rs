@@ -10,7 +10,7 @@
 //! host directly; each glue (proxy-wasm, Envoy dynamic module) implements [`StreamHost`] and
 //! forwards its callbacks here.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use crate::authorizer::cache::AuthCache;
@@ -179,6 +179,8 @@ pub struct Stream<H: StreamHost> {
     answering: Answering,
     /// The method request's execution log lines are written (`dataTraceEnabled`).
     traced: bool,
+    /// The host clock as read in the current callback: one read per callback at most.
+    clock: Cell<Option<u64>>,
 }
 
 impl<H: StreamHost> Stream<H> {
@@ -205,6 +207,7 @@ impl<H: StreamHost> Stream<H> {
             body_len: 0,
             answering: Answering::Local,
             traced: false,
+            clock: Cell::new(None),
         })
     }
 
@@ -214,6 +217,7 @@ impl<H: StreamHost> Stream<H> {
 
     /// The request's headers arrived (`end_of_stream`: it has no body).
     pub fn on_request_headers(&mut self, end_of_stream: bool) -> Flow {
+        self.clock.set(None);
         let head = self.read_head(end_of_stream);
         self.ended = end_of_stream;
         self.choose_variant(&head);
@@ -224,6 +228,7 @@ impl<H: StreamHost> Stream<H> {
 
     /// `size` bytes of request body are held so far.
     pub fn on_request_body(&mut self, size: usize, end_of_stream: bool) -> Flow {
+        self.clock.set(None);
         let (Phase::Body(ex) | Phase::Calling { ex, .. }) = &self.phase else {
             return Flow::Pause;
         };
@@ -242,12 +247,14 @@ impl<H: StreamHost> Stream<H> {
     /// A body that ends with trailers has no end-of-stream body callback: the held body is
     /// complete here. Trailers are not part of the event, as in API Gateway.
     pub fn on_request_trailers(&mut self) -> Flow {
+        self.clock.set(None);
         let body = self.host.request_body(usize::MAX);
         self.body_done(body)
     }
 
     /// The response's headers passed (`end_of_stream`: it has no body).
     pub fn on_response_headers(&mut self, end_of_stream: bool) -> Flow {
+        self.clock.set(None);
         if let Phase::Forwarded { answer, .. } = &mut self.phase {
             let (status, headers) = answer_head(self.host.response_headers());
             let head = UpstreamAnswer {
@@ -272,6 +279,7 @@ impl<H: StreamHost> Stream<H> {
 
     /// `size` bytes of response body are held so far.
     pub fn on_response_body(&mut self, size: usize, end_of_stream: bool) -> Flow {
+        self.clock.set(None);
         match &mut self.phase {
             Phase::Forwarded {
                 answer: Some(answer),
@@ -299,6 +307,7 @@ impl<H: StreamHost> Stream<H> {
 
     /// The response ended with trailers: a forwarded answer's held body is complete.
     pub fn on_response_trailers(&mut self) -> Flow {
+        self.clock.set(None);
         let Phase::Forwarded {
             answer: Some(answer),
             ..
@@ -316,6 +325,7 @@ impl<H: StreamHost> Stream<H> {
     /// from here (an authorizer's or the rate-limit service's answer let it through) is let
     /// go on.
     pub fn on_call_answer(&mut self, token: u64, answer: &UpstreamAnswer) {
+        self.clock.set(None);
         let Some(mut ex) = self.waiting_ex(token) else {
             return;
         };
@@ -363,11 +373,22 @@ impl<H: StreamHost> Stream<H> {
             local_port: conn.local_port,
             protocol: conn.protocol,
             request_id: self.ids.uuid(),
-            now_ms: self.host.now_ms(),
+            now_ms: self.now_ms(),
             headers,
             client_cert: None,
             body_follows: !end_of_stream,
         }
+    }
+
+    /// The host clock, read once per callback: every stage of one callback sees the same
+    /// time, and a request costs one read per callback that needs the time.
+    fn now_ms(&self) -> u64 {
+        if let Some(now) = self.clock.get() {
+            return now;
+        }
+        let now = self.host.now_ms();
+        self.clock.set(Some(now));
+        now
     }
 
     /// Runs `f` with the host lent to the pipeline.
@@ -391,7 +412,7 @@ impl<H: StreamHost> Stream<H> {
             keys: Some(&self.stores.keys),
             tokens: Some(&self.stores.tokens),
             certs: Some(&self.stores.certs),
-            now_ms: self.host.now_ms(),
+            now_ms: self.now_ms(),
             adds_body: self.host.adds_body(),
         };
         f(&self.gateway, &host)
@@ -403,7 +424,7 @@ impl<H: StreamHost> Stream<H> {
         if !self.gateway.logs_access() {
             return;
         }
-        if let Some(line) = self.gateway.access_line(ex, outcome, self.host.now_ms()) {
+        if let Some(line) = self.gateway.access_line(ex, outcome, self.now_ms()) {
             if !self.host.set_state(self.gateway.access_log_state(), &line) {
                 log::warn!(
                     "the host refused the access log line of {}",

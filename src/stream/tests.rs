@@ -1,6 +1,6 @@
 //! The stream driver against a scripted host: which host actions each callback leads to.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use serde_json::{json, Value};
@@ -27,6 +27,8 @@ struct Script {
     stats: RefCell<Vec<Op>>,
     cells: Cells,
     catalogue: Option<Catalogue>,
+    /// How often the clock was read.
+    clock_reads: Cell<usize>,
 }
 
 struct Fake(Rc<Script>);
@@ -55,6 +57,7 @@ impl StreamHost for Fake {
         }
     }
     fn now_ms(&self) -> u64 {
+        self.0.clock_reads.set(self.0.clock_reads.get() + 1);
         1_700_000_000_000
     }
     fn request_body(&self, size: usize) -> Vec<u8> {
@@ -314,6 +317,48 @@ fn a_request_with_a_body_goes_on_as_the_invoke_call_and_its_answer_is_rewritten(
         did(&script).last().map(String::as_str),
         Some("response body 3 -> ")
     );
+}
+
+/// Every stage of one callback sees the same time: the clock is read at most once per
+/// callback, also when the stage logs access.
+#[test]
+fn the_clock_is_read_at_most_once_per_callback() {
+    let clock = |script: &Script| script.clock_reads.replace(0);
+    let payload = r#"{"statusCode":200,"body":"ok"}"#;
+    let (mut s, script) = stream(
+        set(
+            json!({"accessLogSettings": {"format": "$context.requestId $context.responseLatency"}}),
+        ),
+        Script {
+            request: head("POST", "/dev/hello"),
+            request_body: b"hello".to_vec(),
+            response: vec![(":status".into(), "200".into())],
+            response_body: payload.as_bytes().to_vec(),
+            ..Script::default()
+        },
+    );
+    s.on_request_headers(false);
+    assert_eq!(clock(&script), 1, "request headers");
+    s.on_request_body(5, true);
+    assert_eq!(clock(&script), 1, "request body");
+    s.on_response_headers(false);
+    assert!(clock(&script) <= 1, "response headers");
+    s.on_response_body(payload.len(), true);
+    assert_eq!(clock(&script), 1, "response body");
+    let did = did(&script);
+    assert!(did.iter().any(|l| l.starts_with("state ")), "{did:?}");
+    // A dispatched call: the request's callback and the answer's, one read each.
+    let (mut s, script) = stream(
+        set(json!({})),
+        Script {
+            request: head("GET", "/dev/hello"),
+            ..Script::default()
+        },
+    );
+    s.on_request_headers(true);
+    assert_eq!(clock(&script), 1, "request headers");
+    s.on_call_answer(7, &lambda_answer(payload));
+    assert_eq!(clock(&script), 1, "answer");
 }
 
 #[test]
