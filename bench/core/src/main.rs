@@ -7,7 +7,9 @@
 //! Cognito ID token (RS256, and ES256) as on a worker's first request with that token, verify
 //! an IAM caller's SigV4 signature, evaluate a resource policy with an IP condition, read a
 //! mutual TLS caller's certificate, validate a 1 KB body against a request model, build an
-//! access log line.
+//! access log line; and two whole requests through the stream driver against a host that
+//! answers at once (what the filter computes per request, without the host's own work): a
+//! proxied `GET` (dispatch, answer, reply) and a stage-cache hit.
 //! Prints one `core <step> <ns per op>` line per step.
 #![allow(
     clippy::unwrap_used,
@@ -32,6 +34,9 @@ use apigw_edge::jwt::{Authorizer, Flavor};
 use apigw_edge::resource_policy::{Facts, Policy};
 use apigw_edge::shared::{CellError, SharedCells};
 use apigw_edge::sigv4::{Credentials, Signer, LAMBDA_SERVICE};
+use apigw_edge::stage_set::StageSet;
+use apigw_edge::stats::{Catalogue, Op, Sink};
+use apigw_edge::stream::{Stores, Stream, StreamHost};
 
 const API: &str = include_str!("../../api.json");
 const DEPLOYMENT: &str = include_str!("../../deployment.yaml");
@@ -59,15 +64,142 @@ impl SharedCells for Cells {
     }
 }
 
-fn gateway() -> Gateway {
+/// A host that answers every stream call at once from fixed values and keeps nothing
+/// but the last reply's status: the stream steps measure the filter's own work.
+struct QuickHost {
+    request: Vec<(String, String)>,
+    answer: Vec<(String, String)>,
+    cells: std::rc::Rc<Cells>,
+    catalogue: std::rc::Rc<Catalogue>,
+    replied: std::cell::Cell<u16>,
+}
+
+impl Sink for QuickHost {
+    fn apply(&self, op: Op) {
+        black_box(op);
+    }
+}
+
+impl StreamHost for QuickHost {
+    fn request_headers(&self) -> Vec<(String, String)> {
+        self.request.clone()
+    }
+    fn connection(&self) -> apigw_edge::connection::Connection {
+        apigw_edge::connection::Connection {
+            protocol: "HTTP/1.1".into(),
+            source_ip: "127.0.0.1".into(),
+            local_port: Some(8080),
+        }
+    }
+    fn now_ms(&self) -> u64 {
+        1_796_126_400_000
+    }
+    fn request_body(&self, _size: usize) -> Vec<u8> {
+        Vec::new()
+    }
+    fn response_headers(&self) -> Vec<(String, String)> {
+        self.answer.clone()
+    }
+    fn response_made_by_host(&self) -> Option<String> {
+        None
+    }
+    fn response_body(&self, _size: usize) -> Vec<u8> {
+        STAND_IN.as_bytes().to_vec()
+    }
+    fn send_reply(&self, reply: &apigw_edge::http::Reply) {
+        self.replied.set(reply.status);
+        black_box(reply);
+    }
+    fn set_request_headers(&self, headers: &[(&str, &str)]) -> bool {
+        black_box(headers);
+        true
+    }
+    fn set_request_body(&self, _held: usize, body: &[u8]) -> bool {
+        black_box(body);
+        true
+    }
+    fn set_response_headers(&self, headers: &[(&str, &str)]) -> bool {
+        black_box(headers);
+        true
+    }
+    fn set_response_header(&self, _name: &str, _value: &str) -> bool {
+        true
+    }
+    fn set_response_body(&self, _held: usize, body: &[u8]) -> bool {
+        black_box(body);
+        true
+    }
+    fn resume_request(&self) -> bool {
+        true
+    }
+    fn dispatch(
+        &self,
+        _kind: apigw_edge::gateway::CallKind,
+        call: &apigw_edge::http::UpstreamCall,
+    ) -> Result<u64, String> {
+        black_box(call);
+        Ok(1)
+    }
+    fn set_state(&self, _name: &str, _value: &str) -> bool {
+        true
+    }
+    fn cells(&self) -> &dyn SharedCells {
+        self.cells.as_ref()
+    }
+    fn stats(&self) -> (&Catalogue, &dyn Sink) {
+        (self.catalogue.as_ref(), self)
+    }
+}
+
+fn config() -> FilterConfig {
     let mut d: serde_json::Value = serde_yaml::from_str(DEPLOYMENT).unwrap();
     d["lambda"]["endpoint"] = "http://127.0.0.1:9000".into();
-    let cfg = FilterConfig {
+    FilterConfig {
         deployment: parse_deployment(d).unwrap(),
         openapi: serde_json::from_str(API).unwrap(),
         exports: Default::default(),
-    };
-    Gateway::compile(&cfg).unwrap().gateway
+    }
+}
+
+fn gateway() -> Gateway {
+    Gateway::compile(&config()).unwrap().gateway
+}
+
+/// Runs one whole `GET` of `path` through a new stream, as the filter does for each
+/// request: the request's headers, then the answer to the call they lead to (none for a
+/// reply from the stage cache). Returns the reply's status.
+fn whole_get(
+    set: &std::rc::Rc<StageSet>,
+    stores: &std::rc::Rc<Vec<Stores>>,
+    ids: &std::rc::Rc<apigw_edge::ids::Ids>,
+    host: QuickHost,
+    path: &str,
+) -> u16 {
+    let mut host = host;
+    host.request = [
+        (":method", "GET"),
+        (":path", path),
+        (":authority", "api.example.com"),
+        (":scheme", "http"),
+        ("user-agent", "wrk"),
+        ("accept", "*/*"),
+        ("x-api-key", KEY),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let mut s = Stream::new(host, set.clone(), stores.clone(), ids.clone()).unwrap();
+    s.on_request_headers(true);
+    if s.host().replied.get() == 0 {
+        let answer = UpstreamAnswer {
+            host_reply: None,
+            status: Some(200),
+            headers: vec![("x-amzn-requestid".into(), "stand-in".into())],
+            body: STAND_IN.as_bytes().to_vec(),
+        };
+        s.on_call_answer(1, &answer);
+    }
+    s.host().replied.get()
 }
 
 fn head(method: &str, path: &str, now_ms: u64) -> RequestHead {
@@ -303,7 +435,35 @@ fn main() {
         other => panic!("/ping: {other:?}"),
     };
 
+    let set = std::rc::Rc::new(StageSet::compile(&config()).unwrap().set);
+    let stores = std::rc::Rc::new(Stores::for_set(&set));
+    let ids = std::rc::Rc::new(apigw_edge::ids::Ids::seeded(1));
+    let stream_cells = std::rc::Rc::new(Cells::default());
+    let catalogue = std::rc::Rc::new(Catalogue::new(&["bench"], &["prod"]));
+    let quick = || QuickHost {
+        request: Vec::new(),
+        answer: vec![(":status".into(), "200".into())],
+        cells: stream_cells.clone(),
+        catalogue: catalogue.clone(),
+        replied: std::cell::Cell::new(0),
+    };
+    // The first request fills the stage cache; every later one is a hit.
+    assert_eq!(whole_get(&set, &stores, &ids, quick(), "/prod/cached"), 200);
+    assert_eq!(whole_get(&set, &stores, &ids, quick(), "/prod/hello"), 200);
+
     let steps: Vec<(&str, f64)> = vec![
+        (
+            "stream_proxied_get",
+            measure(budget, |_| {
+                black_box(whole_get(&set, &stores, &ids, quick(), "/prod/hello"));
+            }),
+        ),
+        (
+            "stream_cache_hit",
+            measure(budget, |_| {
+                black_box(whole_get(&set, &stores, &ids, quick(), "/prod/cached"));
+            }),
+        ),
         (
             "access_line",
             measure(budget, |i| {
