@@ -45,6 +45,9 @@ cargo clippy --manifest-path bench/core/Cargo.toml --target-dir target/bench-cor
 cargo clippy --manifest-path bench/noop-filter/Cargo.toml --target wasm32-wasip1 \
   --target-dir target/bench-noop -- -D warnings
 
+step "core micro-benchmarks still run (a few milliseconds per step)"
+CORE_BENCH_MS=5 cargo run --quiet --manifest-path bench/core/Cargo.toml --target-dir target/bench-core
+
 step "clippy (rate-limit service fixture)"
 cargo clippy --manifest-path tests/ratelimit-fixture/Cargo.toml \
   --target-dir target/ratelimit-fixture -- -D warnings
