@@ -39,14 +39,20 @@ impl Ids {
         let b = self.next();
         let hi = (a & 0xffff_ffff_ffff_0fff) | 0x4000;
         let lo = (b & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
-        format!(
-            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-            hi >> 32,
-            (hi >> 16) & 0xffff,
-            hi & 0xffff,
-            lo >> 48,
-            lo & 0xffff_ffff_ffff
-        )
+        let mut out = String::with_capacity(36);
+        for (i, byte) in hi
+            .to_be_bytes()
+            .into_iter()
+            .chain(lo.to_be_bytes())
+            .enumerate()
+        {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                out.push('-');
+            }
+            out.push(char::from_digit(u32::from(byte >> 4), 16).unwrap_or('0'));
+            out.push(char::from_digit(u32::from(byte & 0xf), 16).unwrap_or('0'));
+        }
+        out
     }
 }
 
@@ -75,5 +81,11 @@ mod tests {
         assert!((0..1000).all(|_| ids.roll() < crate::stage_set::ROLLS));
         // The same seed gives the same stream.
         assert_eq!(Ids::seeded(42).uuid(), a);
+        // The digits are the stream's two words, in order (what `{:016x}` of each gives).
+        let words = Ids::seeded(42);
+        let (hi, lo) = (words.next(), words.next());
+        let hi = (hi & 0xffff_ffff_ffff_0fff) | 0x4000;
+        let lo = (lo & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
+        assert_eq!(a.replace('-', ""), format!("{hi:016x}{lo:016x}"));
     }
 }

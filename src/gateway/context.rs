@@ -57,37 +57,49 @@ pub(super) fn base36(mut n: u64, len: usize) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// Bytes of a request id: its hex digits when it is a UUID, a hash otherwise.
-pub(super) fn id_bytes(request_id: &str) -> Vec<u8> {
-    let digits: Vec<u8> = request_id
+/// Sixteen bytes of a request id: its first 32 hex digits in pairs when it has that many
+/// (a UUID), a hash of it otherwise. One pass, no allocation.
+pub(super) fn id_bytes(request_id: &str) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    let mut digits = 0usize;
+    for d in request_id
         .bytes()
         .filter_map(|b| char::from(b).to_digit(16))
-        .filter_map(|d| u8::try_from(d).ok())
-        .collect();
-    if digits.len() >= 32 {
-        // Two digits a byte; an odd digit at the end is a byte of its own.
-        digits
-            .chunks(2)
-            .map(|pair| pair.iter().fold(0, |byte, d| byte << 4 | d))
-            .collect()
-    } else {
-        let a = fnv1a(request_id.as_bytes());
-        let b = fnv1a(&a.to_le_bytes());
-        [a.to_be_bytes(), b.to_be_bytes()].concat()
+    {
+        if let Some(byte) = out.get_mut(digits / 2) {
+            *byte = *byte << 4 | (d & 0xf) as u8;
+        }
+        digits += 1;
+        if digits == 32 {
+            return out;
+        }
     }
+    let a = fnv1a(request_id.as_bytes());
+    let b = fnv1a(&a.to_le_bytes());
+    for (slot, byte) in out
+        .iter_mut()
+        .zip(a.to_be_bytes().into_iter().chain(b.to_be_bytes()))
+    {
+        *slot = byte;
+    }
+    out
 }
 
 /// `$context.extendedRequestId`: 16 characters, base64 of 11 bytes of the request id.
 pub fn extended_request_id(request_id: &str) -> String {
     let bytes = id_bytes(request_id);
-    base64::engine::general_purpose::STANDARD.encode(bytes.get(..11).unwrap_or(&bytes))
+    base64::engine::general_purpose::STANDARD.encode(bytes.get(..11).unwrap_or_default())
 }
 
 /// An X-Ray style trace header: `Root=1-{epoch seconds hex}-{24 hex digits}`.
 pub fn trace_id(request_id: &str, now_ms: u64) -> String {
     let bytes = id_bytes(request_id);
     let tail = hex(bytes.get(4..16).unwrap_or_default());
-    format!("Root=1-{:08x}-{tail}", now_ms / 1000)
+    let secs = now_ms / 1000;
+    match u32::try_from(secs) {
+        Ok(secs) => ["Root=1-", &hex(&secs.to_be_bytes()), "-", &tail].concat(),
+        Err(_) => format!("Root=1-{secs:08x}-{tail}"),
+    }
 }
 
 /// The trace header of a reply: the client's trace continued when it sent one (its `Root`
@@ -106,7 +118,7 @@ pub fn reply_trace(client: Option<&str>, request_id: &str, now_ms: u64) -> Strin
         return fields.join(";");
     }
     let bytes = id_bytes(request_id);
-    let parent = hex(bytes.get(..8).unwrap_or(&bytes));
+    let parent = hex(bytes.get(..8).unwrap_or_default());
     let mut out: Vec<String> = Vec::with_capacity(fields.len() + 1);
     for f in fields {
         out.push(f.to_string());
