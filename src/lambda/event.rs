@@ -19,25 +19,56 @@ pub struct SingleValues<'a>(pub &'a [(String, String)]);
 #[derive(Debug, Clone, Copy)]
 pub struct MultiValues<'a>(pub &'a [(String, String)]);
 
-/// Each name once, in the order names first appear, with the positions of its values:
-/// one pass over the pairs, whatever their number.
-fn grouped(pairs: &[(String, String)]) -> Vec<(&str, Vec<usize>)> {
-    let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
-    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(pairs.len());
+/// Up to this many pairs, a name is looked up among the names seen so far (cheaper than
+/// hashing it); above, a hash map keeps the grouping linear in the number of pairs.
+const SCAN_PAIRS: usize = 32;
+
+/// No further value of the name.
+const END: usize = usize::MAX;
+
+/// Each name once, in the order names first appear, with its first and last position;
+/// `next[i]` is the position of the value after pair `i`'s of the same name (`END` after the
+/// last). One pass over the pairs, two allocations, whatever their number.
+struct Groups<'a> {
+    names: Vec<(&'a str, usize, usize)>,
+    next: Vec<usize>,
+}
+
+fn grouped(pairs: &[(String, String)]) -> Groups<'_> {
+    let mut names: Vec<(&str, usize, usize)> = Vec::new();
+    let mut next = vec![END; pairs.len()];
+    let mut seen: Option<HashMap<&str, usize>> =
+        (pairs.len() > SCAN_PAIRS).then(|| HashMap::with_capacity(pairs.len()));
     for (i, (k, _)) in pairs.iter().enumerate() {
-        match seen.get(k.as_str()) {
-            Some(&g) => {
-                if let Some((_, at)) = groups.get_mut(g) {
-                    at.push(i);
+        let group = match &seen {
+            Some(map) => map.get(k.as_str()).copied(),
+            None => names.iter().position(|(n, _, _)| *n == k.as_str()),
+        };
+        match group.and_then(|g| names.get_mut(g)) {
+            Some((_, _, last)) => {
+                if let Some(link) = next.get_mut(*last) {
+                    *link = i;
                 }
+                *last = i;
             }
             None => {
-                seen.insert(k.as_str(), groups.len());
-                groups.push((k.as_str(), vec![i]));
+                if let Some(map) = &mut seen {
+                    map.insert(k.as_str(), names.len());
+                }
+                names.push((k.as_str(), i, i));
             }
         }
     }
-    groups
+    Groups { names, next }
+}
+
+impl Groups<'_> {
+    /// The positions of the values of the name first seen at `first`, in order.
+    fn positions(&self, first: usize) -> impl Iterator<Item = usize> + '_ {
+        std::iter::successors(Some(first), |&i| {
+            self.next.get(i).copied().filter(|&n| n != END)
+        })
+    }
 }
 
 fn value_at(pairs: &[(String, String)], i: usize) -> &str {
@@ -50,19 +81,19 @@ impl Serialize for SingleValues<'_> {
             return s.serialize_none();
         }
         let mut map = s.serialize_map(None)?;
-        for (name, at) in grouped(self.0) {
-            let last = at.last().map_or("", |&i| value_at(self.0, i));
-            map.serialize_entry(name, last)?;
+        for &(name, _, last) in &grouped(self.0).names {
+            map.serialize_entry(name, value_at(self.0, last))?;
         }
         map.end()
     }
 }
 
-struct ValuesAt<'a>(&'a [(String, String)], &'a [usize]);
+/// The values of one name: the pairs, their grouping, and the name's first position.
+struct ValuesAt<'a>(&'a [(String, String)], &'a Groups<'a>, usize);
 
 impl Serialize for ValuesAt<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.1.iter().map(|&i| value_at(self.0, i)))
+        s.collect_seq(self.1.positions(self.2).map(|i| value_at(self.0, i)))
     }
 }
 
@@ -72,8 +103,9 @@ impl Serialize for MultiValues<'_> {
             return s.serialize_none();
         }
         let mut map = s.serialize_map(None)?;
-        for (name, at) in grouped(self.0) {
-            map.serialize_entry(name, &ValuesAt(self.0, &at))?;
+        let groups = grouped(self.0);
+        for &(name, first, _) in &groups.names {
+            map.serialize_entry(name, &ValuesAt(self.0, &groups, first))?;
         }
         map.end()
     }
@@ -292,6 +324,63 @@ mod tests {
             serde_json::to_value(StageVariables(&BTreeMap::new())).unwrap(),
             json!(null)
         );
+    }
+
+    /// Both ways of grouping (a scan of the names for few pairs, a hash map for many) give
+    /// what a plain reading of the rule gives: names in first-seen order, every value in order
+    /// for the multi-value map, the last one for the single-value map.
+    #[test]
+    fn grouping_matches_the_rule_for_few_and_many_pairs() {
+        fn reference(p: &[(String, String)]) -> (String, String) {
+            let mut names: Vec<&str> = Vec::new();
+            for (k, _) in p {
+                if !names.contains(&k.as_str()) {
+                    names.push(k);
+                }
+            }
+            let values = |n: &str| -> Vec<&str> {
+                p.iter()
+                    .filter(|(k, _)| k == n)
+                    .map(|(_, v)| v.as_str())
+                    .collect()
+            };
+            let single: Vec<String> = names
+                .iter()
+                .map(|n| format!("{:?}:{:?}", n, values(n).last().unwrap()))
+                .collect();
+            let multi: Vec<String> = names
+                .iter()
+                .map(|n| format!("{:?}:{}", n, serde_json::to_string(&values(n)).unwrap()))
+                .collect();
+            (
+                format!("{{{}}}", single.join(",")),
+                format!("{{{}}}", multi.join(",")),
+            )
+        }
+        for (count, distinct) in [
+            (1, 1),
+            (5, 2),
+            (32, 32),
+            (32, 3),
+            (33, 5),
+            (200, 7),
+            (200, 200),
+        ] {
+            let q: Vec<(String, String)> = (0..count)
+                .map(|i| (format!("n{}", (i * 7) % distinct), format!("v{i}")))
+                .collect();
+            let (single, multi) = reference(&q);
+            assert_eq!(
+                serde_json::to_string(&SingleValues(&q)).unwrap(),
+                single,
+                "{count}/{distinct}"
+            );
+            assert_eq!(
+                serde_json::to_string(&MultiValues(&q)).unwrap(),
+                multi,
+                "{count}/{distinct}"
+            );
+        }
     }
 
     #[test]
