@@ -447,6 +447,24 @@ fn main() {
         catalogue: catalogue.clone(),
         replied: std::cell::Cell::new(0),
     };
+    // The user pool's keys are in hand, as in Envoy once the first fetch answered.
+    let jwks = cognito["jwks"].to_string();
+    let sources = set.gateway(0).unwrap().jwks_sources();
+    for i in 0..sources.len() {
+        stores[0]
+            .keys
+            .borrow_mut()
+            .fetched(
+                sources,
+                stream_cells.as_ref(),
+                i,
+                now,
+                Some(200),
+                jwks.as_bytes(),
+            )
+            .unwrap();
+    }
+    assert!(stores[0].keys.borrow().complete());
     // The first request fills the stage cache; every later one is a hit.
     assert_eq!(whole_get(&set, &stores, &ids, quick(), "/prod/cached"), 200);
     assert_eq!(whole_get(&set, &stores, &ids, quick(), "/prod/hello"), 200);
