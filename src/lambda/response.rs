@@ -139,12 +139,23 @@ pub fn map(
     accept: Option<&str>,
 ) -> Result<Reply, MappingError> {
     let text = std::str::from_utf8(payload).map_err(|_| malformed("output is not UTF-8"))?;
-    let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| malformed(format!("not JSON ({e})")))?;
-    if !value.is_object() {
-        return Err(malformed("output is not a JSON object"));
-    }
-    let resp: ProxyResponse = serde_json::from_str(text).map_err(|e| malformed(e.to_string()))?;
+    // One parse when the output is well formed; a second, into a plain JSON value, only to
+    // say what is wrong with it. (A derived struct also reads a JSON array, so an output
+    // that does not start as an object is refused even when it parses.)
+    let resp: ProxyResponse = match serde_json::from_str(text) {
+        Ok(resp) if text.trim_start().starts_with('{') => resp,
+        parsed => {
+            let value: serde_json::Value =
+                serde_json::from_str(text).map_err(|e| malformed(format!("not JSON ({e})")))?;
+            if !value.is_object() {
+                return Err(malformed("output is not a JSON object"));
+            }
+            return Err(malformed(match parsed {
+                Err(e) => e.to_string(),
+                Ok(_) => "output is not a JSON object".to_string(),
+            }));
+        }
+    };
 
     let status = match &resp.status_code {
         None => 200,
@@ -288,6 +299,23 @@ mod tests {
                 e.reason.starts_with("Malformed Lambda proxy response"),
                 "{payload}"
             );
+        }
+        // What the reason says: not JSON, JSON but not an object (arrays included, which a
+        // derived struct would otherwise read field by field), or the field that is wrong.
+        for (payload, says) in [
+            ("not json", "not JSON ("),
+            ("", "not JSON ("),
+            ("null", "not a JSON object"),
+            (r#""justAString""#, "not a JSON object"),
+            ("[1]", "not a JSON object"),
+            ("[]", "not a JSON object"),
+            ("[200]", "not a JSON object"),
+            (" \n[200, null, null]", "not a JSON object"),
+            (r#"{"statusCode":200,"wrongValue":"value"}"#, "wrongValue"),
+            (r#"{"statusCode":200,"statusCode":201}"#, "duplicate field"),
+        ] {
+            let e = err(payload);
+            assert!(e.reason.contains(says), "{payload}: {}", e.reason);
         }
     }
 
