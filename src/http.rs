@@ -61,6 +61,21 @@ pub fn decode_header_map(bytes: &[u8]) -> Option<Vec<Header>> {
 /// Envoy's HTTP/1 codec lower-cases names before a filter sees them, so the client's own
 /// casing cannot be recovered; HTTP/1.1 clients overwhelmingly send this form.
 pub fn title_case(name: &str) -> String {
+    if name.is_ascii() {
+        let mut upper = true;
+        return name
+            .chars()
+            .map(|c| {
+                let shown = if upper {
+                    c.to_ascii_uppercase()
+                } else {
+                    c.to_ascii_lowercase()
+                };
+                upper = c == '-';
+                shown
+            })
+            .collect();
+    }
     let mut out = String::with_capacity(name.len());
     let mut upper = true;
     for c in name.chars() {
@@ -277,6 +292,10 @@ mod tests {
             ("accept", "Accept"),
             ("X-API-KEY", "X-Api-Key"),
             ("", ""),
+            ("-a--b-", "-A--B-"),
+            ("x_y.z", "X_y.z"),
+            // Names beyond ASCII take the Unicode case rules.
+            ("\u{e9}t\u{c9}-\u{e9}", "\u{c9}t\u{e9}-\u{c9}"),
         ] {
             assert_eq!(title_case(input), want, "{input}");
         }

@@ -147,19 +147,26 @@ impl Gateway {
         let http1 = head.protocol.starts_with("HTTP/1");
         let mut out: Vec<(String, String)> = Vec::with_capacity(head.headers.len() + 3);
         for (name, value) in &head.headers {
-            let lower = name.to_ascii_lowercase();
-            if lower == ":authority" {
+            if name.eq_ignore_ascii_case(":authority") {
                 out.push(("Host".into(), value.clone()));
                 continue;
             }
-            if lower.starts_with(':')
-                || lower.starts_with("x-envoy-")
-                || DROPPED_REQUEST_HEADERS.contains(&lower.as_str())
-                || (lower == "authorization" && value.starts_with("AWS4-HMAC-SHA256"))
+            let is = |other: &str| name.eq_ignore_ascii_case(other);
+            if name.starts_with(':')
+                || name
+                    .get(..8)
+                    .is_some_and(|p| p.eq_ignore_ascii_case("x-envoy-"))
+                || DROPPED_REQUEST_HEADERS.iter().any(|d| is(d))
+                || (is("authorization") && value.starts_with("AWS4-HMAC-SHA256"))
             {
                 continue;
             }
-            out.push((if http1 { title_case(name) } else { lower }, value.clone()));
+            let shown = if http1 {
+                title_case(name)
+            } else {
+                name.to_ascii_lowercase()
+            };
+            out.push((shown, value.clone()));
         }
         let name = |n: &str| {
             if http1 {
