@@ -170,6 +170,32 @@ fn stream(set: Rc<StageSet>, script: Script) -> (Stream<Fake>, Rc<Script>) {
     (s, script)
 }
 
+/// A stream of the default stage with a body-less `GET /dev/hello` (a proxy integration).
+fn hello_get() -> (Stream<Fake>, Rc<Script>) {
+    stream(
+        set(json!({})),
+        Script {
+            request: head("GET", "/dev/hello"),
+            ..Script::default()
+        },
+    )
+}
+
+/// A stream of a stage (`patch` over the defaults) with `POST /dev/hello` and a 5-byte body,
+/// whose forwarded answer is a 200 carrying `payload`.
+fn hello_post(patch: Value, payload: &str) -> (Stream<Fake>, Rc<Script>) {
+    stream(
+        set(patch),
+        Script {
+            request: head("POST", "/dev/hello"),
+            request_body: b"hello".to_vec(),
+            response: vec![(":status".into(), "200".into())],
+            response_body: payload.as_bytes().to_vec(),
+            ..Script::default()
+        },
+    )
+}
+
 fn head(method: &str, path: &str) -> Vec<Header> {
     [
         (":method", method),
@@ -224,13 +250,7 @@ fn local_answers_are_sent_and_counted() {
 
 #[test]
 fn a_bodyless_request_dispatches_the_invoke_call_and_answers_from_it() {
-    let (mut s, script) = stream(
-        set(json!({})),
-        Script {
-            request: head("GET", "/dev/hello"),
-            ..Script::default()
-        },
-    );
+    let (mut s, script) = hello_get();
     assert_eq!(s.on_request_headers(true), Flow::Pause);
     assert_eq!(
         did(&script),
@@ -277,16 +297,7 @@ fn the_connection_header_is_dropped_and_trusted_only_when_written_in_front() {
 #[test]
 fn a_request_with_a_body_goes_on_as_the_invoke_call_and_its_answer_is_rewritten() {
     let payload = r#"{"statusCode":202,"body":"taken"}"#;
-    let (mut s, script) = stream(
-        set(json!({})),
-        Script {
-            request: head("POST", "/dev/hello"),
-            request_body: b"hello".to_vec(),
-            response: vec![(":status".into(), "200".into())],
-            response_body: payload.as_bytes().to_vec(),
-            ..Script::default()
-        },
-    );
+    let (mut s, script) = hello_post(json!({}), payload);
     assert_eq!(s.on_request_headers(false), Flow::Pause);
     assert_eq!(s.on_request_body(5, true), Flow::Continue);
     let forwarded = did(&script);
@@ -325,17 +336,9 @@ fn a_request_with_a_body_goes_on_as_the_invoke_call_and_its_answer_is_rewritten(
 fn the_clock_is_read_at_most_once_per_callback() {
     let clock = |script: &Script| script.clock_reads.replace(0);
     let payload = r#"{"statusCode":200,"body":"ok"}"#;
-    let (mut s, script) = stream(
-        set(
-            json!({"accessLogSettings": {"format": "$context.requestId $context.responseLatency"}}),
-        ),
-        Script {
-            request: head("POST", "/dev/hello"),
-            request_body: b"hello".to_vec(),
-            response: vec![(":status".into(), "200".into())],
-            response_body: payload.as_bytes().to_vec(),
-            ..Script::default()
-        },
+    let (mut s, script) = hello_post(
+        json!({"accessLogSettings": {"format": "$context.requestId $context.responseLatency"}}),
+        payload,
     );
     s.on_request_headers(false);
     assert_eq!(clock(&script), 1, "request headers");
@@ -348,13 +351,7 @@ fn the_clock_is_read_at_most_once_per_callback() {
     let did = did(&script);
     assert!(did.iter().any(|l| l.starts_with("state ")), "{did:?}");
     // A dispatched call: the request's callback and the answer's, one read each.
-    let (mut s, script) = stream(
-        set(json!({})),
-        Script {
-            request: head("GET", "/dev/hello"),
-            ..Script::default()
-        },
-    );
+    let (mut s, script) = hello_get();
     s.on_request_headers(true);
     assert_eq!(clock(&script), 1, "request headers");
     s.on_call_answer(7, &lambda_answer(payload));
@@ -397,13 +394,7 @@ fn failures_of_the_host_or_the_call_become_server_errors() {
         "{replies:?}"
     );
     // An answer with another token fails the request; the real one then finds nothing.
-    let (mut s, script) = stream(
-        set(json!({})),
-        Script {
-            request: head("GET", "/dev/hello"),
-            ..Script::default()
-        },
-    );
+    let (mut s, script) = hello_get();
     s.on_request_headers(true);
     s.on_call_answer(99, &lambda_answer("{}"));
     s.on_call_answer(7, &lambda_answer(r#"{"statusCode":200}"#));
