@@ -4,6 +4,8 @@
 //! reply type every pipeline stage returns, and header-name canonicalisation. Must not: touch
 //! the host or allocate per lookup.
 
+use crate::name_groups::NameGroups;
+
 /// One header as the host reports it. Envoy hands names over lower-cased.
 pub type Header = (String, String);
 
@@ -112,50 +114,34 @@ pub enum HeaderEdit<'a> {
 /// The changes that make a header map holding `current` hold exactly `wanted` (a name
 /// repeated for several values, in order), leaving alone the names whose values stay the
 /// same: a host that looks a name up on every call pays only for what changes. Names
-/// compare case-insensitively. Quadratic in the header count, which hosts bound (Envoy:
-/// 100 by default); for a dozen headers a scan beats hashing.
+/// compare case-insensitively. Linear in the number of headers (see [`NameGroups`]).
 pub fn header_edits<'a>(
     current: &'a [Header],
     wanted: &[(&'a str, &'a str)],
 ) -> Vec<HeaderEdit<'a>> {
-    let same = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
-    let mut edits = Vec::new();
-    for (i, (name, _)) in current.iter().enumerate() {
-        let seen = current
-            .get(..i)
-            .unwrap_or_default()
-            .iter()
-            .any(|(k, _)| same(k, name));
-        if !seen && !wanted.iter().any(|(k, _)| same(k, name)) {
-            edits.push(HeaderEdit::Remove(name.as_str()));
-        }
-    }
-    for (i, (name, _)) in wanted.iter().enumerate() {
-        if wanted
-            .get(..i)
-            .unwrap_or_default()
-            .iter()
-            .any(|(k, _)| same(k, name))
-        {
-            continue;
-        }
-        let mut values = wanted
-            .get(i..)
-            .unwrap_or_default()
-            .iter()
-            .filter(|(k, _)| same(k, name))
-            .map(|(_, v)| *v);
-        let had = current
-            .iter()
-            .filter(|(k, _)| same(k, name))
-            .map(|(_, v)| v.as_str());
-        if values.clone().eq(had) {
+    let had = NameGroups::of(current.iter().map(|(k, _)| k.as_str()), true);
+    let want = NameGroups::of(wanted.iter().map(|(k, _)| *k), true);
+    let mut edits: Vec<HeaderEdit<'a>> = had
+        .groups()
+        .filter(|g| want.group(g.name).is_none())
+        .map(|g| HeaderEdit::Remove(g.name))
+        .collect();
+    let value = |pairs: &'a [Header], i: usize| pairs.get(i).map_or("", |(_, v)| v.as_str());
+    for g in want.groups() {
+        let mut values = want
+            .positions(g)
+            .map(|i| wanted.get(i).map_or("", |&(_, v)| v));
+        let before = had
+            .group(g.name)
+            .into_iter()
+            .flat_map(|h| had.positions(h).map(|i| value(current, i)));
+        if values.clone().eq(before) {
             continue;
         }
         if let Some(first) = values.next() {
-            edits.push(HeaderEdit::Set(name, first));
+            edits.push(HeaderEdit::Set(g.name, first));
         }
-        edits.extend(values.map(|v| HeaderEdit::Add(name, v)));
+        edits.extend(values.map(|v| HeaderEdit::Add(g.name, v)));
     }
     edits
 }
@@ -281,6 +267,26 @@ mod tests {
         assert_eq!(
             header_edits(&[], &[("a", "1"), ("a", "2")]),
             [Set("a", "1"), Add("a", "2")]
+        );
+        // Many headers (names hashed rather than scanned): the same rules.
+        let many: Vec<(String, String)> = (0..40)
+            .map(|i| (format!("x-h{}", i % 20), format!("v{i}")))
+            .collect();
+        let upper: Vec<(String, String)> = many
+            .iter()
+            .map(|(k, v)| (k.to_uppercase(), v.clone()))
+            .collect();
+        let upper: Vec<(&str, &str)> = upper
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(header_edits(&many, &upper), []);
+        let mut changed = upper.clone();
+        changed.retain(|(k, _)| *k != "X-H3");
+        changed[0].1 = "new";
+        assert_eq!(
+            header_edits(&many, &changed),
+            [Remove("x-h3"), Set("X-H0", "new"), Add("X-H0", "v20")]
         );
     }
 

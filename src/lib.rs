@@ -32,6 +32,7 @@ pub mod lambda;
 pub mod mapping;
 pub mod method_test;
 pub mod mock;
+pub mod name_groups;
 pub mod openapi;
 pub mod query;
 pub mod render;

@@ -5,10 +5,12 @@
 //! request data, with no intermediate JSON tree. Must not: decide which headers or body the
 //! event carries (the pipeline does), or read anything from the host.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
+
+use crate::name_groups::{Group, NameGroups};
 
 /// Ordered (name, value) pairs serialised as a single-value map: the last value of a
 /// repeated name wins, at the position the name first appeared; empty serialises as `null`.
@@ -19,56 +21,9 @@ pub struct SingleValues<'a>(pub &'a [(String, String)]);
 #[derive(Debug, Clone, Copy)]
 pub struct MultiValues<'a>(pub &'a [(String, String)]);
 
-/// Up to this many pairs, a name is looked up among the names seen so far (cheaper than
-/// hashing it); above, a hash map keeps the grouping linear in the number of pairs.
-const SCAN_PAIRS: usize = 32;
-
-/// No further value of the name.
-const END: usize = usize::MAX;
-
-/// Each name once, in the order names first appear, with its first and last position;
-/// `next[i]` is the position of the value after pair `i`'s of the same name (`END` after the
-/// last). One pass over the pairs, two allocations, whatever their number.
-struct Groups<'a> {
-    names: Vec<(&'a str, usize, usize)>,
-    next: Vec<usize>,
-}
-
-fn grouped(pairs: &[(String, String)]) -> Groups<'_> {
-    let mut names: Vec<(&str, usize, usize)> = Vec::new();
-    let mut next = vec![END; pairs.len()];
-    let mut seen: Option<HashMap<&str, usize>> =
-        (pairs.len() > SCAN_PAIRS).then(|| HashMap::with_capacity(pairs.len()));
-    for (i, (k, _)) in pairs.iter().enumerate() {
-        let group = match &seen {
-            Some(map) => map.get(k.as_str()).copied(),
-            None => names.iter().position(|(n, _, _)| *n == k.as_str()),
-        };
-        match group.and_then(|g| names.get_mut(g)) {
-            Some((_, _, last)) => {
-                if let Some(link) = next.get_mut(*last) {
-                    *link = i;
-                }
-                *last = i;
-            }
-            None => {
-                if let Some(map) = &mut seen {
-                    map.insert(k.as_str(), names.len());
-                }
-                names.push((k.as_str(), i, i));
-            }
-        }
-    }
-    Groups { names, next }
-}
-
-impl Groups<'_> {
-    /// The positions of the values of the name first seen at `first`, in order.
-    fn positions(&self, first: usize) -> impl Iterator<Item = usize> + '_ {
-        std::iter::successors(Some(first), |&i| {
-            self.next.get(i).copied().filter(|&n| n != END)
-        })
-    }
+/// The pairs' names grouped exactly (the event keeps names as the host wrote them).
+fn grouped(pairs: &[(String, String)]) -> NameGroups<'_> {
+    NameGroups::of(pairs.iter().map(|(k, _)| k.as_str()), false)
 }
 
 fn value_at(pairs: &[(String, String)], i: usize) -> &str {
@@ -81,15 +36,15 @@ impl Serialize for SingleValues<'_> {
             return s.serialize_none();
         }
         let mut map = s.serialize_map(None)?;
-        for &(name, _, last) in &grouped(self.0).names {
-            map.serialize_entry(name, value_at(self.0, last))?;
+        for g in grouped(self.0).groups() {
+            map.serialize_entry(g.name, value_at(self.0, g.last))?;
         }
         map.end()
     }
 }
 
-/// The values of one name: the pairs, their grouping, and the name's first position.
-struct ValuesAt<'a>(&'a [(String, String)], &'a Groups<'a>, usize);
+/// The values of one name: the pairs, their grouping, and the name's group.
+struct ValuesAt<'a>(&'a [(String, String)], &'a NameGroups<'a>, Group<'a>);
 
 impl Serialize for ValuesAt<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -104,8 +59,8 @@ impl Serialize for MultiValues<'_> {
         }
         let mut map = s.serialize_map(None)?;
         let groups = grouped(self.0);
-        for &(name, first, _) in &groups.names {
-            map.serialize_entry(name, &ValuesAt(self.0, &groups, first))?;
+        for g in groups.groups() {
+            map.serialize_entry(g.name, &ValuesAt(self.0, &groups, g))?;
         }
         map.end()
     }
