@@ -6,6 +6,8 @@
 
 use std::cell::Cell;
 
+use crate::sigv4::hex;
+
 /// One worker's source of request ids.
 #[derive(Debug)]
 pub struct Ids {
@@ -39,20 +41,16 @@ impl Ids {
         let b = self.next();
         let hi = (a & 0xffff_ffff_ffff_0fff) | 0x4000;
         let lo = (b & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
-        let mut out = String::with_capacity(36);
-        for (i, byte) in hi
-            .to_be_bytes()
-            .into_iter()
-            .chain(lo.to_be_bytes())
-            .enumerate()
-        {
-            if matches!(i, 4 | 6 | 8 | 10) {
-                out.push('-');
-            }
-            out.push(char::from_digit(u32::from(byte >> 4), 16).unwrap_or('0'));
-            out.push(char::from_digit(u32::from(byte & 0xf), 16).unwrap_or('0'));
-        }
-        out
+        let (hi, lo) = (hex(&hi.to_be_bytes()), hex(&lo.to_be_bytes()));
+        [
+            hi.get(..8),
+            hi.get(8..12),
+            hi.get(12..),
+            lo.get(..4),
+            lo.get(4..),
+        ]
+        .map(Option::unwrap_or_default)
+        .join("-")
     }
 }
 
