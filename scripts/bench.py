@@ -695,12 +695,12 @@ def report(results, rows):
     per_vm = ((rss["T c2"] - rss["T c1"]) - (rss["B1 c2"] - rss["B1 c1"])) / 1024
     # T against B1 at half of T's throughput, where T is not saturated.
     half_t = results.get("latency_at_half_t", {})
-    p99 = lambda r: statistics.median(x["p99_us"] for x in half_t[r])
+    med = lambda r, k: statistics.median(x[k] for x in half_t[r])
     metrics = {
         "T/B1": ratio(results, "T", "B1"), "B3/B1": ratio(results, "B3", "B1"),
         "T/NL": ratio(results, "T", "NL"), "TH/B0": ratio(results, "TH", "B0"),
         "TH/B1": ratio(results, "TH", "B1"),
-        "T-B1 p99 us": p99("T") - p99("B1") if half_t.get("T") and half_t.get("B1") else None,
+        "T-B1 p99 us": med("T", "p99_us") - med("B1", "p99_us") if half_t.get("T") and half_t.get("B1") else None,
         "rss per VM MiB": per_vm, "wasm KiB": results["wasm_bytes"] / 1024,
         "TA/T cpu": cpu_ratio(results, "TA", "T"),
         "TC/T cpu": cpu_ratio(results, "TC", "T"),
@@ -728,9 +728,7 @@ def report(results, rows):
              "TF/TFD": ratio(results, "TF", "TFD"), "TR/T": ratio(results, "TR", "T"),
              "N/T": ratio(results, "N", "T"), "NH/TH": ratio(results, "NH", "TH"),
              "NF/B1P": ratio(results, "NF", "B1P")}
-    if "latency_at_half_t" in results:
-        lt = results["latency_at_half_t"]
-        med = lambda r, k: statistics.median(x[k] for x in lt[r])
+    if half_t.get("T") and half_t.get("B1"):
         print(f"\nat {results['latency_at_half_t_rate_rps']} req/s (half of T's throughput): "
               f"B1 p50 {med('B1', 'p50_us'):.0f} us, p99 {med('B1', 'p99_us'):.0f} us; "
               f"T p50 {med('T', 'p50_us'):.0f} us, p99 {med('T', 'p99_us'):.0f} us")
