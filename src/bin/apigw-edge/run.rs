@@ -97,13 +97,18 @@ impl Files {
     }
 }
 
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+/// When a file was last written, and its length (a rewrite within the file system's
+/// timestamp tick still changes one of them most of the time).
+type Stamp = Option<(SystemTime, u64)>;
+
+fn modified(path: &Path) -> Stamp {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
 }
 
 /// The files a deployment is read from (itself and its exports) and when each was last
 /// changed.
-fn watched(deployment: &Path, cfg: &FilterConfig) -> Vec<(PathBuf, Option<SystemTime>)> {
+fn watched(deployment: &Path, cfg: &FilterConfig) -> Vec<(PathBuf, Stamp)> {
     let base = deployment.parent().unwrap_or(Path::new("."));
     [deployment.to_path_buf(), base.join(&cfg.deployment.openapi)]
         .into_iter()
@@ -189,23 +194,32 @@ pub fn run(
         if !changed {
             continue;
         }
-        // Let a writer finish, then take the files as they are.
+        // Let a writer finish, then take the files as they are. Their stamps are taken
+        // before they are read: a write landing while they are read is seen at the next poll
+        // instead of being taken for the state just read.
         std::thread::sleep(POLL);
+        let read: Vec<(PathBuf, Stamp)> = seen
+            .into_iter()
+            .map(|(p, _)| {
+                let t = modified(&p);
+                (p, t)
+            })
+            .collect();
         match render(deployment, module) {
             Err(errors) => {
-                // Watch the same files again from their new state.
-                seen = seen
-                    .into_iter()
-                    .map(|(p, _)| {
-                        let t = modified(&p);
-                        (p, t)
-                    })
-                    .collect();
+                seen = read;
                 super::print_errors(deployment, &errors);
                 eprintln!("apigw-edge: change refused; the running configuration keeps serving");
             }
             Ok((new_cfg, bootstrap)) => {
-                seen = watched(deployment, &new_cfg);
+                // Files the new configuration adds (a new export) are stamped now.
+                seen = watched(deployment, &new_cfg)
+                    .into_iter()
+                    .map(|(p, now)| {
+                        let before = read.iter().find(|(q, _)| *q == p).map(|(_, t)| *t);
+                        (p, before.unwrap_or(now))
+                    })
+                    .collect();
                 let restart_needed = new_cfg.deployment.listen != cfg.deployment.listen
                     || new_cfg.deployment.admin != cfg.deployment.admin
                     || new_cfg.deployment.envoy.concurrency != cfg.deployment.envoy.concurrency;
