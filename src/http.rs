@@ -4,6 +4,8 @@
 //! reply type every pipeline stage returns, and header-name canonicalisation. Must not: touch
 //! the host or allocate per lookup.
 
+use std::borrow::Cow;
+
 use crate::name_groups::NameGroups;
 
 /// One header as the host reports it. Envoy hands names over lower-cased.
@@ -23,8 +25,20 @@ pub fn header<'a>(headers: &'a [Header], name: &str) -> Option<&'a str> {
 pub fn header_text(bytes: Vec<u8>) -> String {
     match String::from_utf8(bytes) {
         Ok(s) => s,
-        Err(e) => e.into_bytes().iter().map(|&b| char::from(b)).collect(),
+        Err(e) => latin1(e.as_bytes()),
     }
+}
+
+/// [`header_text`] of borrowed bytes: no copy when they are UTF-8.
+pub fn header_text_of(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => Cow::Owned(latin1(bytes)),
+    }
+}
+
+fn latin1(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| char::from(b)).collect()
 }
 
 /// Decodes a proxy-wasm header map (`u32` count, then a `u32` name and value length per
@@ -115,18 +129,22 @@ pub enum HeaderEdit<'a> {
 /// repeated for several values, in order), leaving alone the names whose values stay the
 /// same: a host that looks a name up on every call pays only for what changes. Names
 /// compare case-insensitively. Linear in the number of headers (see [`NameGroups`]).
-pub fn header_edits<'a>(
-    current: &'a [Header],
+pub fn header_edits<'a, K, V>(
+    current: &'a [(K, V)],
     wanted: &[(&'a str, &'a str)],
-) -> Vec<HeaderEdit<'a>> {
-    let had = NameGroups::of(current.iter().map(|(k, _)| k.as_str()), true);
+) -> Vec<HeaderEdit<'a>>
+where
+    K: AsRef<str>,
+    V: AsRef<str>,
+{
+    let had = NameGroups::of(current.iter().map(|(k, _)| k.as_ref()), true);
     let want = NameGroups::of(wanted.iter().map(|(k, _)| *k), true);
     let mut edits: Vec<HeaderEdit<'a>> = had
         .groups()
         .filter(|g| want.group(g.name).is_none())
         .map(|g| HeaderEdit::Remove(g.name))
         .collect();
-    let value = |pairs: &'a [Header], i: usize| pairs.get(i).map_or("", |(_, v)| v.as_str());
+    let value = |pairs: &'a [(K, V)], i: usize| pairs.get(i).map_or("", |(_, v)| v.as_ref());
     for g in want.groups() {
         let mut values = want
             .positions(g)
@@ -185,6 +203,23 @@ impl Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_text_table() {
+        for (bytes, want, borrowed) in [
+            (&b""[..], "", true),
+            (b"application/json", "application/json", true),
+            ("caf\u{e9}".as_bytes(), "caf\u{e9}", true),
+            // Not UTF-8: each byte one ISO-8859-1 character.
+            (b"caf\xe9", "caf\u{e9}", false),
+            (b"\xff\x00a", "\u{ff}\u{0}a", false),
+        ] {
+            assert_eq!(header_text(bytes.to_vec()), want, "{bytes:?}");
+            let text = header_text_of(bytes);
+            assert_eq!(text, want, "{bytes:?}");
+            assert_eq!(matches!(text, Cow::Borrowed(_)), borrowed, "{bytes:?}");
+        }
+    }
 
     #[test]
     fn header_edits_touch_only_what_changes() {
@@ -265,7 +300,7 @@ mod tests {
         }
         // From an empty map: everything is set or added.
         assert_eq!(
-            header_edits(&[], &[("a", "1"), ("a", "2")]),
+            header_edits::<&str, &str>(&[], &[("a", "1"), ("a", "2")]),
             [Set("a", "1"), Add("a", "2")]
         );
         // Many headers (names hashed rather than scanned): the same rules.

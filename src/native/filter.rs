@@ -1,6 +1,7 @@
 //! One stream: the host calls the core's [`Stream`] asks for, made with Envoy's
 //! dynamic-module callbacks, and the stream's answers to Envoy's hooks.
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -60,6 +61,13 @@ impl Actions {
 
 impl NativeHost {
     fn headers(&self, kind: u32) -> Vec<Header> {
+        self.header_view(kind).into_iter().map(owned).collect()
+    }
+
+    /// The header map as text borrowed from Envoy (copied only where it is not UTF-8).
+    /// Valid until the end of the hook and until the map is changed: a caller that edits
+    /// the map copies what it still needs first.
+    fn header_view(&self, kind: u32) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
         // SAFETY: a plain value crosses.
         let n = unsafe { (self.cb.get_headers_size)(self.envoy, kind) };
         let empty = EnvoyHeader {
@@ -122,13 +130,23 @@ impl NativeHost {
     /// touched, since every call looks the name up in Envoy's map again. A removal Envoy
     /// refuses does not fail the replacement (the name was not there).
     fn replace_headers(&self, kind: u32, pairs: &[(&str, &str)]) -> bool {
-        let current = self.headers(kind);
+        let current = self.header_view(kind);
+        let edits = header_edits(&current, pairs);
+        // A removed name is read from Envoy's map, which the edits change: copied first.
+        let removed: Vec<String> = edits
+            .iter()
+            .filter_map(|e| match e {
+                HeaderEdit::Remove(name) => Some((*name).to_string()),
+                _ => None,
+            })
+            .collect();
         let mut ok = true;
-        for edit in header_edits(&current, pairs) {
+        for name in &removed {
+            self.set(kind, name, None);
+        }
+        for edit in edits {
             match edit {
-                HeaderEdit::Remove(name) => {
-                    self.set(kind, name, None);
-                }
+                HeaderEdit::Remove(_) => {}
                 HeaderEdit::Set(name, value) => ok &= self.set(kind, name, Some(value)),
                 // SAFETY: both buffers are valid during the call; Envoy copies them.
                 HeaderEdit::Add(name, value) => {
@@ -170,12 +188,16 @@ impl NativeHost {
     }
 }
 
-fn header_of(h: &EnvoyHeader) -> Header {
+fn owned((k, v): (Cow<'_, str>, Cow<'_, str>)) -> Header {
+    (k.into_owned(), v.into_owned())
+}
+
+fn header_of<'a>(h: &EnvoyHeader) -> (Cow<'a, str>, Cow<'a, str>) {
     let text = |ptr, len| {
-        // SAFETY: Envoy keeps the header's bytes valid until the end of this hook; they are
-        // copied at once.
+        // SAFETY: Envoy keeps the header's bytes valid until the end of this hook or until
+        // the map changes (see `header_view`).
         let bytes = unsafe { EnvoyBuffer { ptr, length: len }.bytes() };
-        crate::http::header_text(bytes.to_vec())
+        crate::http::header_text_of(bytes)
     };
     (
         text(h.key_ptr, h.key_length),
@@ -551,5 +573,5 @@ pub unsafe fn callout_answer(
         // SAFETY: the caller's promise.
         body.extend_from_slice(unsafe { c.bytes() });
     }
-    (headers.iter().map(header_of).collect(), body)
+    (headers.iter().map(|h| owned(header_of(h))).collect(), body)
 }
