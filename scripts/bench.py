@@ -14,6 +14,10 @@ Rows (all against the same stand-in Lambda, a second Envoy answering a fixed pro
   BD  a minimal proxy-wasm filter that answers each request with one dispatch_http_call to the
       stand-in (the floor of any proxy-wasm design that calls Lambda per request)
   NL  Envoy's native aws_lambda filter invoking the stand-in (inline dummy credentials)
+  NB  a minimal Envoy dynamic module (bench/noop-native) that sends each request on as an
+      Invoke in place of the client's (fixed headers and 1.4 KB body, routed by the cluster
+      header) and replaces the answer's headers and body: the floor of the native build's
+      design, as BD is of dispatching from wasm
   T   apigw-edge, proxy integration: route + API key + usage plan + event + invoke + mapping
   TV  apigw-edge, non-proxy integration with request and response templates
   TH  apigw-edge, stage cache hit
@@ -61,6 +65,7 @@ ENVOY = Path(os.environ.get("APIGW_EDGE_ENVOY", ROOT / ".venv" / "bin" / "envoy"
 WASM = Path(os.environ.get("APIGW_EDGE_WASM", ROOT / "target" / "wasm32-wasip1" / "release" / "apigw_edge.wasm"))
 NATIVE = ROOT / "target" / "native" / "libapigw_edge.so"
 NOOP = ROOT / "target" / "bench-noop" / "wasm32-wasip1" / "release" / "apigw_edge_bench_noop.wasm"
+NOOP_NATIVE = ROOT / "target" / "bench-noop-native" / "release" / "libapigw_edge_bench_noop_native.so"
 CLI = ROOT / "target" / "release" / "apigw-edge"
 KEY = "bench-key-0123456789abcdefghij"
 ORDER = (ROOT / "bench" / "order.json").read_text()
@@ -217,6 +222,18 @@ def configs():
                         "secret_access_key": DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]}}}
     rows["NL"] = (write("NL", bootstrap("nl", PORT, ADMIN, to_stand_in(), [lambda_filter],
                                         [stand_in_cluster()])), {})
+    # The native design's floor: a minimal dynamic module forwarding in place, routed by
+    # the cluster header as the rendered native configuration routes (bench/noop-native).
+    floor = {"name": "floor", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+        "dynamic_module_config": {"name": "floor", "do_not_close": True,
+                                  "module": {"local": {"filename": str(NOOP_NATIVE)}}},
+        "filter_name": "floor",
+        "filter_config": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": "lambda"}}}
+    by_header = [{"match": {"prefix": "/", "headers": [{"name": "x-apigw-edge-cluster", "present_match": True}]},
+                  "request_headers_to_remove": ["x-apigw-edge-cluster"],
+                  "route": {"cluster_header": "x-apigw-edge-cluster"}}]
+    rows["NB"] = (write("NB", bootstrap("nb", PORT, ADMIN, by_header, [floor], [stand_in_cluster()])), {})
     base = (ROOT / "bench" / "deployment.yaml").read_text()
     shutil.copy(ROOT / "bench" / "api.json", WORK / "api.json")
     variants = {
@@ -289,6 +306,7 @@ REQUESTS = {
     "B3": ("GET", "/prod/hello", {}, None),
     "BD": ("GET", "/prod/hello", {}, None),
     "NL": ("GET", "/prod/hello", {}, None),
+    "NB": ("GET", "/prod/hello", {}, None),
     "T": ("GET", "/prod/hello", {"x-api-key": KEY}, None),
     "TR": ("GET", "/prod/hello", {"x-api-key": KEY}, None),
     "TSE": ("GET", "/prod/hello", {"x-api-key": KEY}, None),
@@ -307,7 +325,7 @@ REQUESTS = {
     "TC": ("GET", "/prod/cognito", {"x-api-key": KEY, "authorization": ID_TOKEN}, None),
 }
 REQUESTS.update({row: ("GET", "/prod/hello", {}, None) for row in HOST_CALL_ROWS})
-ROWS = ["B0", "B1", "B3", "BD", "NL", "T", "TR", "TV", "TH", "TA", "TC", "TP", "TPD", "B1P", "TF", "TFD",
+ROWS = ["B0", "B1", "B3", "BD", "NL", "NB", "T", "TR", "TV", "TH", "TA", "TC", "TP", "TPD", "B1P", "TF", "TFD",
         "TSE", "TSF", "N", "NH", "NF", "BL", "BLH", "XH", "XP", "XG", "XS", "XM", "XT", "XW"]
 
 
@@ -727,7 +745,8 @@ def report(results, rows):
              "TP/B1": ratio(results, "TP", "B1"), "TP/TPD": ratio(results, "TP", "TPD"),
              "TF/TFD": ratio(results, "TF", "TFD"), "TR/T": ratio(results, "TR", "T"),
              "N/T": ratio(results, "N", "T"), "NH/TH": ratio(results, "NH", "TH"),
-             "NF/B1P": ratio(results, "NF", "B1P")}
+             "NF/B1P": ratio(results, "NF", "B1P"), "NB/B1": ratio(results, "NB", "B1"),
+             "N/NB": ratio(results, "N", "NB")}
     if half_t.get("T") and half_t.get("B1"):
         print(f"\nat {results['latency_at_half_t_rate_rps']} req/s (half of T's throughput): "
               f"B1 p50 {med('B1', 'p50_us'):.0f} us, p99 {med('B1', 'p99_us'):.0f} us; "

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The benchmark: every configuration side by side in one run (see scripts/bench.py for the
 # rows). Installs what it needs (wrk from Debian, oha with cargo), builds the filter, the
-# CLI and the no-op filter, then runs. Options go to bench.py: --rounds N --seconds S
-# --rows B0,B1,... --out FILE. Takes about 10 minutes with the defaults. --profile ROW only
-# samples that row's Envoy with perf (installed from Debian's linux-perf when missing).
+# CLI and the minimal filters (wasm and native), then runs. Options go to bench.py:
+# --rounds N --seconds S --rows B0,B1,... --out FILE. Takes about 10 minutes with the
+# defaults. --profile ROW only samples that row's Envoy with perf (installed from Debian's
+# linux-perf when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh --fleet
@@ -24,6 +25,8 @@ cargo build --quiet --release --bin apigw-edge
 cargo build --quiet --lib --no-default-features --features native --profile native
 cargo build --quiet --release --target wasm32-wasip1 \
   --manifest-path bench/noop-filter/Cargo.toml --target-dir target/bench-noop
+cargo build --quiet --release --manifest-path bench/noop-native/Cargo.toml \
+  --target-dir target/bench-noop-native
 cargo build --quiet --release --manifest-path tests/ratelimit-fixture/Cargo.toml \
   --target-dir target/ratelimit-fixture
 exec python3 scripts/bench.py "$@"

@@ -26,7 +26,7 @@ step "setup"
 
 step "cargo fmt --check"
 cargo fmt --check
-for crate in bench/core bench/noop-filter tests/ratelimit-fixture; do
+for crate in bench/core bench/noop-filter bench/noop-native tests/ratelimit-fixture; do
   cargo fmt --check --manifest-path "$crate/Cargo.toml"
 done
 
@@ -40,10 +40,12 @@ step "clippy (wasm32-wasip1)"
 cargo clippy --all-targets --target wasm32-wasip1 -- -D warnings
 cargo clippy --lib --target wasm32-wasip1 --features crash-trigger -- -D warnings
 
-step "clippy (benchmark crates: core micro-benchmarks, no-op filter)"
+step "clippy (benchmark crates: core micro-benchmarks, minimal wasm and native filters)"
 cargo clippy --manifest-path bench/core/Cargo.toml --target-dir target/bench-core -- -D warnings
 cargo clippy --manifest-path bench/noop-filter/Cargo.toml --target wasm32-wasip1 \
   --target-dir target/bench-noop -- -D warnings
+cargo clippy --manifest-path bench/noop-native/Cargo.toml --target-dir target/bench-noop-native \
+  -- -D warnings
 
 step "core micro-benchmarks still run (a few milliseconds per step)"
 CORE_BENCH_MS=5 cargo run --quiet --manifest-path bench/core/Cargo.toml --target-dir target/bench-core

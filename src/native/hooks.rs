@@ -1,7 +1,7 @@
 //! The hooks Envoy calls (`envoy_dynamic_module_on_*`), each a thin wrapper: it finds the
 //! module's object behind Envoy's pointer and hands the event over. A panic inside is
 //! caught and logged (a stream that panicked gets a 500) instead of unwinding into Envoy.
-//! Hooks the module has no use for are exported empty: Envoy looks every one of them up.
+//! Hooks the module has no use for are exported empty from [`super::idle_hooks`].
 
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::ffi::{c_char, c_void};
@@ -374,37 +374,6 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
     });
 }
 
-// Hooks the module does not use.
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
-    _envoy: FilterEnvoyPtr,
-    _module: *const c_void,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_new(
-    _name: EnvoyBuffer,
-    _config: EnvoyBuffer,
-) -> *const c_void {
-    std::ptr::null()
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_destroy(
-    _config: *const c_void,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_scheduled(
-    _envoy: FilterEnvoyPtr,
-    _module: *const c_void,
-    _event: u64,
-) {
-}
-
 /// The configuration behind `config`.
 ///
 /// # Safety
@@ -454,127 +423,4 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_callout_done(
             .flatten();
         keys.fetched(envoy, cfg, callout_id, status, &body);
     });
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_headers(
-    _envoy: FilterEnvoyPtr,
-    _module: *const c_void,
-    _stream: u64,
-    _headers: *const EnvoyHeader,
-    _size: usize,
-    _end: bool,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_data(
-    _envoy: FilterEnvoyPtr,
-    _module: *const c_void,
-    _stream: u64,
-    _data: *const EnvoyBuffer,
-    _count: usize,
-    _end: bool,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_trailers(
-    _envoy: FilterEnvoyPtr,
-    _module: *const c_void,
-    _stream: u64,
-    _trailers: *const EnvoyHeader,
-    _size: usize,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_complete(
-    _envoy: FilterEnvoyPtr,
-    _module: *const c_void,
-    _stream: u64,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_reset(
-    _envoy: FilterEnvoyPtr,
-    _module: *const c_void,
-    _stream: u64,
-    _reason: u32,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_headers(
-    _envoy: ConfigEnvoyPtr,
-    _config: *const c_void,
-    _stream: u64,
-    _headers: *const EnvoyHeader,
-    _size: usize,
-    _end: bool,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_data(
-    _envoy: ConfigEnvoyPtr,
-    _config: *const c_void,
-    _stream: u64,
-    _data: *const EnvoyBuffer,
-    _count: usize,
-    _end: bool,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_trailers(
-    _envoy: ConfigEnvoyPtr,
-    _config: *const c_void,
-    _stream: u64,
-    _trailers: *const EnvoyHeader,
-    _size: usize,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_complete(
-    _envoy: ConfigEnvoyPtr,
-    _config: *const c_void,
-    _stream: u64,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_reset(
-    _envoy: ConfigEnvoyPtr,
-    _config: *const c_void,
-    _stream: u64,
-    _reason: u32,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_downstream_above_write_buffer_high_watermark(
-    _envoy: FilterEnvoyPtr,
-    _module: *const c_void,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_downstream_below_write_buffer_low_watermark(
-    _envoy: FilterEnvoyPtr,
-    _module: *const c_void,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_local_reply(
-    _envoy: FilterEnvoyPtr,
-    _module: *const c_void,
-    _code: u32,
-    _details: EnvoyBuffer,
-    _reset: bool,
-) -> u32 {
-    0
 }

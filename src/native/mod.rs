@@ -18,5 +18,6 @@ mod abi;
 mod config;
 mod filter;
 mod hooks;
+mod idle_hooks;
 mod keys;
 mod log;
