@@ -81,7 +81,9 @@ impl NativeHost {
         if n == 0 || !unsafe { (self.cb.get_headers)(self.envoy, kind, raw.as_mut_ptr()) } {
             return Vec::new();
         }
-        raw.iter().map(header_of).collect()
+        // SAFETY: both callers use the view and drop it within the hook that read it, and
+        // `replace_headers` copies the names it needs before changing the map.
+        raw.iter().map(|h| unsafe { header_of(h) }).collect()
     }
 
     /// Up to `limit` bytes of a body: what Envoy buffered, then what just arrived.
@@ -192,10 +194,14 @@ fn owned((k, v): (Cow<'_, str>, Cow<'_, str>)) -> Header {
     (k.into_owned(), v.into_owned())
 }
 
-fn header_of<'a>(h: &EnvoyHeader) -> (Cow<'a, str>, Cow<'a, str>) {
+/// One header Envoy reported, as text borrowed from Envoy's bytes.
+///
+/// # Safety
+/// The header's bytes must stay valid for `'a`: Envoy keeps them until the end of the hook
+/// that reported them, or until the map they belong to changes.
+unsafe fn header_of<'a>(h: &EnvoyHeader) -> (Cow<'a, str>, Cow<'a, str>) {
     let text = |ptr, len| {
-        // SAFETY: Envoy keeps the header's bytes valid until the end of this hook or until
-        // the map changes (see `header_view`).
+        // SAFETY: the caller's promise.
         let bytes = unsafe { EnvoyBuffer { ptr, length: len }.bytes() };
         crate::http::header_text_of(bytes)
     };
@@ -573,5 +579,7 @@ pub unsafe fn callout_answer(
         // SAFETY: the caller's promise.
         body.extend_from_slice(unsafe { c.bytes() });
     }
-    (headers.iter().map(|h| owned(header_of(h))).collect(), body)
+    // SAFETY: the caller's promise; the texts are copied at once.
+    let headers = headers.iter().map(|h| owned(unsafe { header_of(h) }));
+    (headers.collect(), body)
 }
