@@ -2,7 +2,7 @@
 # The benchmark: every configuration side by side in one run (see scripts/bench.py for the
 # rows). Installs what it needs (wrk from Debian, oha with cargo), builds the filter, the
 # CLI and the minimal filters (wasm and native), then runs. Options go to bench.py:
-# --rounds N --seconds S --rows B0,B1,... --out FILE. Takes about 10 minutes with the
+# --rounds N --seconds S --rows B0,B1,... --out FILE. Takes about 25 minutes with the
 # defaults. --profile ROW only samples that row's Envoy with perf (installed from Debian's
 # linux-perf when missing).
 set -euo pipefail
