@@ -127,6 +127,7 @@ fn operator(name: &str) -> Option<(bool, &'static str)> {
 }
 
 /// `2024-01-31T12:00:00Z` (seconds and fraction optional) or epoch seconds, to epoch ms.
+/// Years have at most four digits, as in ISO 8601 without an agreed extension.
 pub fn parse_date(s: &str) -> Option<u64> {
     if let Ok(secs) = s.parse::<u64>() {
         return secs.checked_mul(1000);
@@ -141,7 +142,8 @@ pub fn parse_date(s: &str) -> Option<u64> {
     let mut t = time.splitn(3, ':').map(|p| p.parse::<i64>().ok());
     let (h, min) = (t.next().flatten()?, t.next().flatten()?);
     let sec = t.next().flatten().unwrap_or(0);
-    let valid = (1..=12).contains(&m)
+    let valid = (0..=9999).contains(&y)
+        && (1..=12).contains(&m)
         && (1..=31).contains(&day)
         && (0..24).contains(&h)
         && (0..60).contains(&min)

@@ -323,7 +323,20 @@ fn dates() {
         parse_date("2023-11-14"),
         Some(NOW - (22 * 3600 + 13 * 60 + 20) * 1000)
     );
-    for bad in ["", "2023-13-01T00:00:00Z", "2023-11-14T25:00:00Z", "soon"] {
+    // Years beyond four digits are not ISO 8601 dates (and used to overflow the arithmetic).
+    assert_eq!(
+        parse_date("9999-12-31T23:59:59Z"),
+        Some(253_402_300_799_000)
+    );
+    for bad in [
+        "",
+        "2023-13-01T00:00:00Z",
+        "2023-11-14T25:00:00Z",
+        "soon",
+        "10000-01-01T00:00:00Z",
+        "202222222222230-01-01T00:00:00Z",
+        "-9223372036854775808-01-01T00:00:00Z",
+    ] {
         assert_eq!(parse_date(bad), None, "{bad}");
     }
 }
