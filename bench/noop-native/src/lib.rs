@@ -31,11 +31,7 @@ use abi::{Callbacks, ConfigEnvoyPtr, EnvoyBuffer, EnvoyHeader, FilterEnvoyPtr, M
 const PAYLOAD: [u8; 1400] = [b' '; 1400];
 const REPLY: &[u8] = br#"{"message":"hello from the stand-in"}"#;
 
-fn callbacks() -> Option<&'static Callbacks> {
-    abi::callbacks()
-}
-
-/// Sets (or, with `None`, removes) one header.
+/// Sets one header.
 fn set(cb: &Callbacks, envoy: FilterEnvoyPtr, kind: u32, name: &str, value: &str) {
     // SAFETY: both buffers are valid during the call; Envoy copies them.
     unsafe {
@@ -68,9 +64,12 @@ pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const c_char {
     }
 }
 
-/// The configuration: the name of the cluster to send the Invoke to.
+/// The configuration: the name of the cluster to send the Invoke to, and the bodies'
+/// lengths as `content-length` values (written once).
 struct Config {
     cluster: String,
+    payload_length: String,
+    reply_length: String,
 }
 
 #[no_mangle]
@@ -84,8 +83,12 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
     let Ok(cluster) = std::str::from_utf8(bytes) else {
         return std::ptr::null();
     };
-    let cluster = cluster.trim().to_string();
-    Box::into_raw(Box::new(Config { cluster }))
+    let config = Config {
+        cluster: cluster.trim().to_string(),
+        payload_length: PAYLOAD.len().to_string(),
+        reply_length: REPLY.len().to_string(),
+    };
+    Box::into_raw(Box::new(config))
         .cast_const()
         .cast::<c_void>()
 }
@@ -97,6 +100,16 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(config: *co
         // after its last stream.
         drop(unsafe { Box::from_raw(config.cast_mut().cast::<Config>()) });
     }
+}
+
+/// The configuration behind a stream's pointer.
+///
+/// # Safety
+/// `module` must be a pointer filter_new returned: the configuration, which Envoy destroys
+/// only after its last stream.
+unsafe fn config_of<'a>(module: *const c_void) -> Option<&'a Config> {
+    // SAFETY: the caller's promise.
+    unsafe { module.cast::<Config>().as_ref() }
 }
 
 /// A stream's pointer is its configuration's: the floor keeps nothing per stream.
@@ -117,9 +130,9 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
     module: *const c_void,
     _end_of_stream: bool,
 ) -> u32 {
-    // SAFETY: the pointer filter_new returned: the configuration, alive until its streams end.
-    let config = unsafe { module.cast::<Config>().as_ref() };
-    let (Some(cb), Some(config)) = (callbacks(), config) else {
+    // SAFETY: Envoy passes the pointer filter_new returned.
+    let config = unsafe { config_of(module) };
+    let (Some(cb), Some(config)) = (abi::callbacks(), config) else {
         return abi::HEADERS_CONTINUE;
     };
     let kind = abi::HEADERS_REQUEST;
@@ -133,7 +146,7 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
     );
     set(cb, envoy, kind, ":authority", "lambda");
     set(cb, envoy, kind, "content-type", "application/json");
-    set(cb, envoy, kind, "content-length", "1400");
+    set(cb, envoy, kind, "content-length", &config.payload_length);
     set(cb, envoy, kind, "x-apigw-edge-cluster", &config.cluster);
     // SAFETY: a plain value crosses.
     unsafe { (cb.clear_route_cache)(envoy) };
@@ -180,19 +193,21 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
 #[no_mangle]
 pub extern "C" fn envoy_dynamic_module_on_http_filter_response_body(
     envoy: FilterEnvoyPtr,
-    _module: *const c_void,
+    module: *const c_void,
     end_of_stream: bool,
 ) -> u32 {
     if !end_of_stream {
         return abi::BODY_STOP_AND_BUFFER;
     }
-    let Some(cb) = callbacks() else {
+    // SAFETY: Envoy passes the pointer filter_new returned.
+    let config = unsafe { config_of(module) };
+    let (Some(cb), Some(config)) = (abi::callbacks(), config) else {
         return abi::BODY_CONTINUE;
     };
     let kind = abi::HEADERS_RESPONSE;
     set(cb, envoy, kind, ":status", "200");
     set(cb, envoy, kind, "content-type", "application/json");
-    set(cb, envoy, kind, "content-length", "37");
+    set(cb, envoy, kind, "content-length", &config.reply_length);
     replace_body(
         cb,
         envoy,
