@@ -237,10 +237,10 @@ pub struct ProxyEvent<'a> {
 }
 
 impl ProxyEvent<'_> {
-    /// The event as JSON bytes.
+    /// The event as JSON bytes, the document this type's `Serialize` describes (written
+    /// by [`super::event_json`]).
     pub fn to_vec(&self) -> Vec<u8> {
-        // Serialising these types cannot fail: every map key is a string.
-        serde_json::to_vec(self).unwrap_or_default()
+        super::event_json::write(self)
     }
 }
 
