@@ -78,19 +78,17 @@ pub fn decode_header_map(bytes: &[u8]) -> Option<Vec<Header>> {
 /// casing cannot be recovered; HTTP/1.1 clients overwhelmingly send this form.
 pub fn title_case(name: &str) -> String {
     if name.is_ascii() {
+        let mut out = String::with_capacity(name.len());
         let mut upper = true;
-        return name
-            .chars()
-            .map(|c| {
-                let shown = if upper {
-                    c.to_ascii_uppercase()
-                } else {
-                    c.to_ascii_lowercase()
-                };
-                upper = c == '-';
-                shown
-            })
-            .collect();
+        for c in name.chars() {
+            out.push(if upper {
+                c.to_ascii_uppercase()
+            } else {
+                c.to_ascii_lowercase()
+            });
+            upper = c == '-';
+        }
+        return out;
     }
     let mut out = String::with_capacity(name.len());
     let mut upper = true;

@@ -84,11 +84,16 @@ fn nibble(n: u8, upper: bool) -> char {
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() * 2);
+    push_hex(&mut out, bytes);
+    out
+}
+
+/// Appends `bytes` as lowercase hex digits.
+pub fn push_hex(out: &mut String, bytes: &[u8]) {
     for b in bytes {
         out.push(nibble(b >> 4, false));
         out.push(nibble(b & 15, false));
     }
-    out
 }
 
 /// Whether two strings are equal, in time that depends on their lengths only.

@@ -71,10 +71,33 @@ impl Utc {
     /// `dd/MMM/yyyy:HH:mm:ss +0000`, the format of `$context.requestTime`.
     pub fn clf(&self) -> String {
         let month = self.month_abbr();
-        format!(
-            "{:02}/{}/{:04}:{:02}:{:02}:{:02} +0000",
-            self.day, month, self.year, self.hour, self.minute, self.second
-        )
+        let Ok(year @ 0..=9999) = u32::try_from(self.year) else {
+            return format!(
+                "{:02}/{}/{:04}:{:02}:{:02}:{:02} +0000",
+                self.day, month, self.year, self.hour, self.minute, self.second
+            );
+        };
+        // Written digit by digit: this runs for every proxied request.
+        let mut out = String::with_capacity(26);
+        push_digits(&mut out, self.day, 2);
+        out.push('/');
+        out.push_str(month);
+        out.push('/');
+        push_digits(&mut out, year, 4);
+        for n in [self.hour, self.minute, self.second] {
+            out.push(':');
+            push_digits(&mut out, n, 2);
+        }
+        out.push_str(" +0000");
+        out
+    }
+}
+
+/// The last `width` decimal digits of `n`, zero-padded.
+fn push_digits(out: &mut String, n: u32, width: u32) {
+    for p in (0..width).rev() {
+        let digit = n / 10u32.pow(p) % 10;
+        out.push(char::from_digit(digit, 10).unwrap_or('0'));
     }
 }
 
@@ -133,6 +156,9 @@ mod tests {
             (1_428_582_896_000, "09/Apr/2015:12:34:56 +0000"),
             (951_782_400_000, "29/Feb/2000:00:00:00 +0000"),
             (1_798_761_599_999, "31/Dec/2026:23:59:59 +0000"),
+            (253_402_300_799_000, "31/Dec/9999:23:59:59 +0000"),
+            (253_402_300_800_000, "01/Jan/10000:00:00:00 +0000"),
+            (1_005_829_200_000, "15/Nov/2001:13:00:00 +0000"),
         ] {
             assert_eq!(Utc::from_epoch_ms(ms).clf(), want, "{ms}");
         }

@@ -16,7 +16,7 @@ use crate::lambda::event::{
 };
 use crate::mapping::{self, Scope};
 use crate::query;
-use crate::sigv4::hex;
+use crate::sigv4::{hex, push_hex};
 use crate::time::Utc;
 use crate::vtl;
 
@@ -94,12 +94,17 @@ pub fn extended_request_id(request_id: &str) -> String {
 /// An X-Ray style trace header: `Root=1-{epoch seconds hex}-{24 hex digits}`.
 pub fn trace_id(request_id: &str, now_ms: u64) -> String {
     let bytes = id_bytes(request_id);
-    let tail = hex(bytes.get(4..16).unwrap_or_default());
+    let tail = bytes.get(4..16).unwrap_or_default();
     let secs = now_ms / 1000;
+    let mut out = String::with_capacity(40);
+    out.push_str("Root=1-");
     match u32::try_from(secs) {
-        Ok(secs) => ["Root=1-", &hex(&secs.to_be_bytes()), "-", &tail].concat(),
-        Err(_) => format!("Root=1-{secs:08x}-{tail}"),
+        Ok(secs) => push_hex(&mut out, &secs.to_be_bytes()),
+        Err(_) => out.push_str(&format!("{secs:08x}")),
     }
+    out.push('-');
+    push_hex(&mut out, tail);
+    out
 }
 
 /// The trace header of a reply: the client's trace continued when it sent one (its `Root`
