@@ -26,6 +26,11 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// The request's body kinds: what Envoy buffered, what just arrived.
+const REQUEST_BODY: (u32, u32) = (abi::BODY_BUFFERED_REQUEST, abi::BODY_RECEIVED_REQUEST);
+/// The response's body kinds, likewise.
+const RESPONSE_BODY: (u32, u32) = (abi::BODY_BUFFERED_RESPONSE, abi::BODY_RECEIVED_RESPONSE);
+
 /// Envoy's calls for one stream.
 pub struct NativeHost {
     envoy: FilterEnvoyPtr,
@@ -87,7 +92,7 @@ impl NativeHost {
     }
 
     /// Up to `limit` bytes of a body: what Envoy buffered, then what just arrived.
-    fn body(&self, buffered: u32, received: u32, limit: usize) -> Vec<u8> {
+    fn body(&self, (buffered, received): (u32, u32), limit: usize) -> Vec<u8> {
         let mut out = Vec::new();
         for kind in [buffered, received] {
             for chunk in self.chunks(kind) {
@@ -111,14 +116,19 @@ impl NativeHost {
         chunks
     }
 
-    /// Replaces a whole body (what Envoy buffered and what just arrived) with `data`.
-    fn replace_body(&self, buffered: u32, received: u32, data: &[u8]) -> bool {
+    /// Replaces a whole body of `held` bytes (what Envoy buffered and what just arrived)
+    /// with `data`. A body that holds nothing is not drained (most `GET`s).
+    fn replace_body(&self, (buffered, received): (u32, u32), held: usize, data: &[u8]) -> bool {
         // SAFETY: plain values and a buffer valid during the call (Envoy copies it).
         unsafe {
-            let had_buffer = (self.cb.drain_body)(self.envoy, buffered, usize::MAX);
-            let had_received = (self.cb.drain_body)(self.envoy, received, usize::MAX);
-            if data.is_empty() {
-                return had_buffer || had_received;
+            if held > 0 {
+                let had_buffer = (self.cb.drain_body)(self.envoy, buffered, usize::MAX);
+                let had_received = (self.cb.drain_body)(self.envoy, received, usize::MAX);
+                if data.is_empty() {
+                    return had_buffer || had_received;
+                }
+            } else if data.is_empty() {
+                return true;
             }
             // A request that came without a body gets one in the buffer (Envoy adds it as
             // the request's data).
@@ -239,7 +249,7 @@ impl StreamHost for NativeHost {
     }
 
     fn request_body(&self, size: usize) -> Vec<u8> {
-        self.body(abi::BODY_BUFFERED_REQUEST, abi::BODY_RECEIVED_REQUEST, size)
+        self.body(REQUEST_BODY, size)
     }
 
     fn response_headers(&self) -> Vec<Header> {
@@ -252,11 +262,7 @@ impl StreamHost for NativeHost {
     }
 
     fn response_body(&self, size: usize) -> Vec<u8> {
-        self.body(
-            abi::BODY_BUFFERED_RESPONSE,
-            abi::BODY_RECEIVED_RESPONSE,
-            size,
-        )
+        self.body(RESPONSE_BODY, size)
     }
 
     fn send_reply(&self, reply: &Reply) {
@@ -272,8 +278,8 @@ impl StreamHost for NativeHost {
         ok
     }
 
-    fn set_request_body(&self, _held: usize, body: &[u8]) -> bool {
-        self.replace_body(abi::BODY_BUFFERED_REQUEST, abi::BODY_RECEIVED_REQUEST, body)
+    fn set_request_body(&self, held: usize, body: &[u8]) -> bool {
+        self.replace_body(REQUEST_BODY, held, body)
     }
 
     fn set_response_headers(&self, headers: &[(&str, &str)]) -> bool {
@@ -284,12 +290,8 @@ impl StreamHost for NativeHost {
         self.set(abi::HEADERS_RESPONSE, name, Some(value))
     }
 
-    fn set_response_body(&self, _held: usize, body: &[u8]) -> bool {
-        self.replace_body(
-            abi::BODY_BUFFERED_RESPONSE,
-            abi::BODY_RECEIVED_RESPONSE,
-            body,
-        )
+    fn set_response_body(&self, held: usize, body: &[u8]) -> bool {
+        self.replace_body(RESPONSE_BODY, held, body)
     }
 
     fn resume_request(&self) -> bool {
