@@ -43,7 +43,9 @@ at half of T's. The Envoy under test runs with --concurrency 1 pinned
 to CPU 0; the load generator and the stand-in share CPU 1. Rows are interleaved over
 several rounds; the table shows medians with min-max. Also: RSS with and without the filter
 at concurrency 1 and 2, the release .wasm size, start-to-first-response, and the core
-micro-benchmarks natively and on wasm32. Writes a JSON file next to the table.
+micro-benchmarks natively and on wasm32, with instructions per run of the whole-request
+steps counted by valgrind (a count, unlike a time, does not move with the machine's load).
+Writes a JSON file next to the table.
 """
 
 import argparse
@@ -532,8 +534,35 @@ def core_bench():
     wasm = run(["--target", "wasm32-wasip1"])
     parse = lambda text: {m.group(1): float(m.group(2)) for m in re.finditer(r"^core (\S+) ([\d.]+)$", text, re.M)}
     n, w = parse(native), parse(wasm)
-    return {k: {"native_ns": n[k], "wasm_ns": w.get(k), "wasm_over_native": (w[k] / n[k]) if k in w else None}
+    counted = instructions()
+    return {k: {"native_ns": n[k], "wasm_ns": w.get(k), "wasm_over_native": (w[k] / n[k]) if k in w else None,
+                "native_instructions": counted.get(k)}
             for k in n}
+
+
+# Steps whose instructions are counted: unlike times, the counts do not move with the machine's
+# load, so runs on different days and hosts compare.
+COUNTED_STEPS = ["stream_proxied_get", "stream_cache_hit", "proxy_event"]
+COUNTED_RUNS = 2000
+
+
+def instructions():
+    """Instructions per run of COUNTED_STEPS in the native core benchmark, counted by
+    valgrind's callgrind: a run of 0 iterations (the set-up) subtracted from one of
+    COUNTED_RUNS. {} when valgrind is missing."""
+    if not shutil.which("valgrind"):
+        log("valgrind missing: no instruction counts")
+        return {}
+    binary = ROOT / "target" / "bench-core" / "release" / "apigw-edge-core-bench"
+    def count(step, runs):
+        p = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", str(binary)],
+                           env={**os.environ, "CORE_BENCH_STEP": step, "CORE_BENCH_RUNS": str(runs)},
+                           capture_output=True, text=True)
+        m = re.search(r"Collected : (\d+)", p.stderr)
+        if p.returncode != 0 or not m:
+            raise SystemExit(f"counting {step} failed:\n{p.stderr[-2000:]}")
+        return int(m.group(1))
+    return {step: (count(step, COUNTED_RUNS) - count(step, 0)) / COUNTED_RUNS for step in COUNTED_STEPS}
 
 
 def main():
@@ -759,12 +788,14 @@ def report(results, rows):
                                                      for k, v in s.items()))
     print(f"release .wasm: {results['wasm_bytes']} bytes ({results['wasm_bytes'] / 1024:.0f} KiB)")
     host_call_table(results)
-    print("\n| core step | native ns | wasm32 ns (Node) | wasm/native |")
-    print("| --- | --- | --- | --- |")
+    print("\n| core step | native ns | wasm32 ns (Node) | wasm/native | native instructions |")
+    print("| --- | --- | --- | --- | --- |")
     for k, v in results["core"].items():
         w = v["wasm_ns"]
-        print(f"| {k} | {v['native_ns']:.0f} | {w:.0f} | {v['wasm_over_native']:.2f} |" if w else
-              f"| {k} | {v['native_ns']:.0f} | n/a | n/a |")
+        ins = v.get("native_instructions")
+        ins = f"{ins:,.0f}" if ins else ""
+        print(f"| {k} | {v['native_ns']:.0f} | {w:.0f} | {v['wasm_over_native']:.2f} | {ins} |" if w else
+              f"| {k} | {v['native_ns']:.0f} | n/a | n/a | {ins} |")
 
 
 if __name__ == "__main__":

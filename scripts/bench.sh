@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The benchmark: every configuration side by side in one run (see scripts/bench.py for the
-# rows). Installs what it needs (wrk from Debian, oha with cargo), builds the filter, the
-# CLI and the minimal filters (wasm and native), then runs. Options go to bench.py:
-# --rounds N --seconds S --rows B0,B1,... --out FILE. Takes about 25 minutes with the
-# defaults. --profile ROW only samples that row's Envoy with perf (installed from Debian's
-# linux-perf when missing).
+# rows). Installs what it needs (wrk and valgrind from Debian, oha with cargo), builds the
+# filter, the CLI and the minimal filters (wasm and native), then runs. Options go to
+# bench.py: --rounds N --seconds S --rows B0,B1,... --out FILE. Takes about 25 minutes with
+# the defaults. --profile ROW only samples that row's Envoy with perf (installed from
+# Debian's linux-perf when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh --fleet
@@ -15,6 +15,10 @@ fi
 if [[ " $* " == *" --profile "* ]] && ! command -v perf >/dev/null 2>&1; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
   $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq linux-perf
+fi
+if ! command -v valgrind >/dev/null 2>&1; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq valgrind
 fi
 if ! command -v oha >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/oha" ]; then
   echo "[bench] installing oha (a few minutes)" >&2

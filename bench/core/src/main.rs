@@ -10,7 +10,9 @@
 //! access log line; and two whole requests through the stream driver against a host that
 //! answers at once (what the filter computes per request, without the host's own work): a
 //! proxied `GET` (dispatch, answer, reply) and a stage-cache hit.
-//! Prints one `core <step> <ns per op>` line per step.
+//! Prints one `core <step> <ns per op>` line per step. With `CORE_BENCH_STEP=<step>` and
+//! `CORE_BENCH_RUNS=<n>` it runs only that step `n` times, untimed, for an instruction
+//! counter (`scripts/bench.py` counts with valgrind).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -475,24 +477,25 @@ fn main() {
     );
     assert_eq!(whole_get(&set, &stores, &ids, quick(0), "/prod/hello"), 200);
 
-    let steps: Vec<(&str, f64)> = vec![
+    type Step<'a> = Box<dyn FnMut(u64) + 'a>;
+    let mut steps: Vec<(&str, Step)> = vec![
         (
             "stream_proxied_get",
-            measure(budget, |i| {
+            Box::new(|i: u64| {
                 let status = whole_get(&set, &stores, &ids, quick(i), "/prod/hello");
                 assert_eq!(status, 200);
             }),
         ),
         (
             "stream_cache_hit",
-            measure(budget, |i| {
+            Box::new(|i: u64| {
                 let status = whole_get(&set, &stores, &ids, quick(i), "/prod/cached");
                 assert_eq!(status, 200);
             }),
         ),
         (
             "access_line",
-            measure(budget, |i| {
+            Box::new(|i: u64| {
                 black_box(
                     logged_gw
                         .access_line(&logged, &logged_outcome, now + i % 7)
@@ -502,19 +505,19 @@ fn main() {
         ),
         (
             "validate_body",
-            measure(budget, |_| {
+            Box::new(|_: u64| {
                 models.validate(order_model, order_body.as_bytes()).unwrap();
             }),
         ),
         (
             "client_cert",
-            measure(budget, |_| {
+            Box::new(|_: u64| {
                 black_box(ClientCert::from_xfcc(xfcc.as_bytes()).unwrap());
             }),
         ),
         (
             "iam_verify",
-            measure(budget, |_| {
+            Box::new(|_: u64| {
                 black_box(
                     callers
                         .verify("GET", iam_path, &iam_headers, Some(b""), now)
@@ -524,7 +527,7 @@ fn main() {
         ),
         (
             "resource_policy",
-            measure(budget, |_| {
+            Box::new(|_: u64| {
                 black_box(policy.evaluate(
                     "arn:aws:execute-api:us-east-1:123456789012:bench12345/prod/GET/hello",
                     None,
@@ -534,7 +537,7 @@ fn main() {
         ),
         (
             "jwt_verify_rs256",
-            measure(budget, |_| {
+            Box::new(|_: u64| {
                 let v = verify(&pool, &issuer, |_| Some(&keys), id_token).unwrap();
                 admit(&pool, &v, &[], now).unwrap();
                 black_box(v);
@@ -542,7 +545,7 @@ fn main() {
         ),
         (
             "jwt_verify_es256",
-            measure(budget, |_| {
+            Box::new(|_: u64| {
                 let v = verify(&pool, &issuer, |_| Some(&keys), es256_token).unwrap();
                 admit(&pool, &v, &[], now).unwrap();
                 black_box(v);
@@ -550,42 +553,42 @@ fn main() {
         ),
         (
             "route_and_admit",
-            measure(budget, |i| {
+            Box::new(|i: u64| {
                 let h = head("GET", "/prod/hello", now + i);
                 black_box(gw.start(&h, &cells));
             }),
         ),
         (
             "proxy_event",
-            measure(budget, |_| {
+            Box::new(|_: u64| {
                 let h = head("GET", "/prod/hello?name=Ada", now);
                 black_box(gw.invoke(&h, &hello, b"").unwrap());
             }),
         ),
         (
             "request_template",
-            measure(budget, |_| {
+            Box::new(|_: u64| {
                 let h = head("POST", "/prod/orders/7?currency=EUR", now);
                 black_box(gw.invoke(&h, &order, ORDER.as_bytes()).unwrap());
             }),
         ),
         (
             "proxy_response",
-            measure(budget, |_| {
+            Box::new(|_: u64| {
                 let h = head("GET", "/prod/hello", now);
                 black_box(gw.finish(&h, &hello, &answer));
             }),
         ),
         (
             "response_template",
-            measure(budget, |_| {
+            Box::new(|_: u64| {
                 let h = head("POST", "/prod/orders/7", now);
                 black_box(gw.finish(&h, &order, &answer));
             }),
         ),
         (
             "sigv4_sign",
-            measure(budget, |_| {
+            Box::new(|_: u64| {
                 let mut headers = call.headers.clone();
                 signer.sign(&mut headers, &call.body, now);
                 black_box(headers);
@@ -593,20 +596,35 @@ fn main() {
         ),
         (
             "http_proxy_call",
-            measure(budget, |_| {
+            Box::new(|_: u64| {
                 let h = head("GET", shop_path, now);
                 black_box(backend_gw.invoke(&h, &shop, b"").unwrap());
             }),
         ),
         (
             "http_proxy_answer",
-            measure(budget, |_| {
+            Box::new(|_: u64| {
                 let h = head("GET", shop_path, now);
                 black_box(backend_gw.finish(&h, &shop, &backend_answer));
             }),
         ),
     ];
-    for (name, ns) in steps {
+    // Under an instruction counter: one step run a given number of times, untimed (the
+    // count with 0 runs is the set-up's, to subtract).
+    if let Ok(runs) = std::env::var("CORE_BENCH_RUNS") {
+        let runs: u64 = runs.parse().expect("CORE_BENCH_RUNS is a number of runs");
+        let only = std::env::var("CORE_BENCH_STEP").unwrap_or_default();
+        let (_, step) = steps
+            .iter_mut()
+            .find(|(name, _)| *name == only)
+            .expect("CORE_BENCH_STEP names a step");
+        for i in 0..runs {
+            step(i);
+        }
+        return;
+    }
+    for (name, step) in steps {
+        let ns = measure(budget, step);
         println!("core {name} {ns:.0}");
     }
 }
