@@ -57,17 +57,24 @@ pub(super) fn base36(mut n: u64, len: usize) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
+/// The value of an ASCII hex digit.
+fn hex_digit(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
 /// Sixteen bytes of a request id: its first 32 hex digits in pairs when it has that many
 /// (a UUID), a hash of it otherwise. One pass, no allocation.
 pub(super) fn id_bytes(request_id: &str) -> [u8; 16] {
     let mut out = [0u8; 16];
     let mut digits = 0usize;
-    for d in request_id
-        .bytes()
-        .filter_map(|b| char::from(b).to_digit(16))
-    {
+    for d in request_id.bytes().filter_map(hex_digit) {
         if let Some(byte) = out.get_mut(digits / 2) {
-            *byte = *byte << 4 | (d & 0xf) as u8;
+            *byte = *byte << 4 | d;
         }
         digits += 1;
         if digits == 32 {
