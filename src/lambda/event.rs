@@ -245,11 +245,11 @@ impl ProxyEvent<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
-    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+    pub(crate) fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
         p.iter()
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect()

@@ -139,7 +139,8 @@ impl Out {
             ),
         );
         self.raw(",\"pathParameters\":");
-        self.single(r.path_parameters.0, None);
+        let params = r.path_parameters.0;
+        self.single(params, &grouped(params));
         self.raw(",\"stageVariables\":");
         let vars = r.stage_variables.0;
         if vars.is_empty() {
@@ -167,27 +168,23 @@ impl Out {
         (single_name, single): (&str, &[(String, String)]),
         (multi_name, multi): (&str, &[(String, String)]),
     ) {
-        let shared = std::ptr::eq(single, multi);
-        let groups = (shared && !single.is_empty()).then(|| grouped(single));
+        let groups = grouped(single);
         self.key(single_name);
-        self.single(single, groups.as_ref());
+        self.single(single, &groups);
         self.raw(",");
         self.key(multi_name);
-        self.multi(multi, if shared { groups.as_ref() } else { None });
+        if std::ptr::eq(single, multi) {
+            self.multi(multi, &groups);
+        } else {
+            self.multi(multi, &grouped(multi));
+        }
     }
 
-    fn single(&mut self, pairs: &[(String, String)], groups: Option<&NameGroups<'_>>) {
+    /// Name to last value; `null` when there are no pairs.
+    fn single(&mut self, pairs: &[(String, String)], groups: &NameGroups<'_>) {
         if pairs.is_empty() {
             return self.raw("null");
         }
-        let own;
-        let groups = match groups {
-            Some(g) => g,
-            None => {
-                own = grouped(pairs);
-                &own
-            }
-        };
         self.0.push(b'{');
         for (i, g) in groups.groups().enumerate() {
             if i > 0 {
@@ -200,18 +197,11 @@ impl Out {
         self.0.push(b'}');
     }
 
-    fn multi(&mut self, pairs: &[(String, String)], groups: Option<&NameGroups<'_>>) {
+    /// Name to every value in order; `null` when there are no pairs.
+    fn multi(&mut self, pairs: &[(String, String)], groups: &NameGroups<'_>) {
         if pairs.is_empty() {
             return self.raw("null");
         }
-        let own;
-        let groups = match groups {
-            Some(g) => g,
-            None => {
-                own = grouped(pairs);
-                &own
-            }
-        };
         self.0.push(b'{');
         for (i, g) in groups.groups().enumerate() {
             if i > 0 {
@@ -230,45 +220,42 @@ impl Out {
         self.0.push(b'}');
     }
 
+    /// `,"name":value` for each field, a value being a string or `null`.
+    fn fields(&mut self, fields: &[(&str, Option<&str>)]) {
+        for (name, value) in fields {
+            self.0.push(b',');
+            self.key(name);
+            self.opt(*value);
+        }
+    }
+
     fn context(&mut self, c: &RequestContext<'_>) {
         self.0.push(b'{');
         self.key("accountId");
         self.text(c.account_id);
-        for (name, value) in [
-            ("apiId", c.api_id),
-            ("deploymentId", c.deployment_id),
-            ("domainName", c.domain_name),
-            ("domainPrefix", c.domain_prefix),
-            ("extendedRequestId", c.extended_request_id),
-            ("httpMethod", c.http_method),
-        ] {
-            self.0.push(b',');
-            self.key(name);
-            self.text(value);
-        }
+        self.fields(&[
+            ("apiId", Some(c.api_id)),
+            ("deploymentId", Some(c.deployment_id)),
+            ("domainName", Some(c.domain_name)),
+            ("domainPrefix", Some(c.domain_prefix)),
+            ("extendedRequestId", Some(c.extended_request_id)),
+            ("httpMethod", Some(c.http_method)),
+        ]);
         self.raw(",\"identity\":");
         self.identity(&c.identity);
-        for (name, value) in [
-            ("path", c.path),
-            ("protocol", c.protocol),
-            ("requestId", c.request_id),
-            ("requestTime", c.request_time),
-        ] {
-            self.0.push(b',');
-            self.key(name);
-            self.text(value);
-        }
+        self.fields(&[
+            ("path", Some(c.path)),
+            ("protocol", Some(c.protocol)),
+            ("requestId", Some(c.request_id)),
+            ("requestTime", Some(c.request_time)),
+        ]);
         self.raw(",\"requestTimeEpoch\":");
         self.serde(&c.request_time_epoch);
-        for (name, value) in [
-            ("resourceId", c.resource_id),
-            ("resourcePath", c.resource_path),
-            ("stage", c.stage),
-        ] {
-            self.0.push(b',');
-            self.key(name);
-            self.text(value);
-        }
+        self.fields(&[
+            ("resourceId", Some(c.resource_id)),
+            ("resourcePath", Some(c.resource_path)),
+            ("stage", Some(c.stage)),
+        ]);
         if let Some(a) = &c.authorizer {
             self.raw(",\"authorizer\":");
             self.serde(a);
@@ -280,17 +267,15 @@ impl Out {
         self.0.push(b'{');
         self.key("accessKey");
         self.opt(id.access_key);
-        self.raw(",\"accountId\":");
-        self.opt(id.account_id);
+        self.fields(&[("accountId", id.account_id)]);
+        // Present only when the method requires an API key: skipped, not `null`.
         if let Some(key) = id.api_key {
-            self.raw(",\"apiKey\":");
-            self.text(key);
+            self.fields(&[("apiKey", Some(key))]);
         }
         if let Some(key_id) = id.api_key_id {
-            self.raw(",\"apiKeyId\":");
-            self.text(key_id);
+            self.fields(&[("apiKeyId", Some(key_id))]);
         }
-        for (name, value) in [
+        self.fields(&[
             ("caller", id.caller),
             (
                 "cognitoAuthenticationProvider",
@@ -304,11 +289,7 @@ impl Out {
             ("user", id.user),
             ("userAgent", id.user_agent),
             ("userArn", id.user_arn),
-        ] {
-            self.0.push(b',');
-            self.key(name);
-            self.opt(value);
-        }
+        ]);
         if let Some(cert) = id.client_cert {
             self.raw(",\"clientCert\":");
             self.serde(cert);
@@ -334,13 +315,8 @@ mod tests {
 
     use super::*;
     use crate::client_cert::{ClientCert, Validity};
+    use crate::lambda::event::tests::pairs;
     use crate::lambda::event::{AuthorizerView, MultiValues, SingleValues, StageVariables};
-
-    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
-    }
 
     /// The parts of an event a case varies.
     #[derive(Default)]
