@@ -22,11 +22,12 @@ pub struct SingleValues<'a>(pub &'a [(String, String)]);
 pub struct MultiValues<'a>(pub &'a [(String, String)]);
 
 /// The pairs' names grouped exactly (the event keeps names as the host wrote them).
-fn grouped(pairs: &[(String, String)]) -> NameGroups<'_> {
+pub(super) fn grouped(pairs: &[(String, String)]) -> NameGroups<'_> {
     NameGroups::of(pairs.iter().map(|(k, _)| k.as_str()), false)
 }
 
-fn value_at(pairs: &[(String, String)], i: usize) -> &str {
+/// The value of pair `i` (empty past the end).
+pub(super) fn value_at(pairs: &[(String, String)], i: usize) -> &str {
     pairs.get(i).map(|(_, v)| v.as_str()).unwrap_or_default()
 }
 
