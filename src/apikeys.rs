@@ -1,10 +1,16 @@
 //! API keys: who a caller is, from the value of its `x-api-key` header.
 //!
 //! Owns: compiling the deployment's `apiKeys` (id, name, enabled flag, SHA-256 of the value)
-//! once, and identifying a presented value by hashing it and comparing the digest with every
-//! stored digest in constant time, so neither the match nor its position leaks through timing.
-//! Must not: hold plain key values, decide what a key may do (the cache and usage plans ask
+//! once, and identifying a presented value by hashing it and looking its digest up in a hash
+//! table built at configuration time: one step whatever the number of keys. The time a lookup
+//! takes depends only on the digest of the presented value (and the table's random hash keys),
+//! and a digest says nothing about the values of the stored keys, so timing reveals none of
+//! them. Must not: hold plain key values, decide what a key may do (the cache and usage plans ask
 //! [`ApiKeys::identify`] and decide themselves) or read headers other than the value given.
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use sha2::{Digest, Sha256};
 
@@ -20,13 +26,47 @@ pub struct Key {
     pub id: String,
     pub name: String,
     pub enabled: bool,
-    digest: [u8; 32],
 }
 
-/// Every key of the deployment.
+/// Every key of the deployment, found by the digest of its value; the set of their ids.
 #[derive(Debug, Clone, Default)]
 pub struct ApiKeys {
     keys: Vec<Key>,
+    by_digest: HashMap<Sha256Digest, usize, BuildHasherDefault<FirstWord>>,
+    ids: HashSet<String>,
+}
+
+/// A SHA-256 digest as a table key. Digests are already uniform, so the table hashes one by
+/// its first eight bytes instead of hashing it again; only the configuration fills the table,
+/// so nobody can crowd a bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Sha256Digest([u8; 32]);
+
+impl Hash for Sha256Digest {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let [a, b, c, d, e, f, g, h, ..] = self.0;
+        state.write_u64(u64::from_le_bytes([a, b, c, d, e, f, g, h]));
+    }
+}
+
+/// The hasher of [`Sha256Digest`] keys: the word it is given.
+#[derive(Debug, Default)]
+struct FirstWord(u64);
+
+impl Hasher for FirstWord {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.0 = word;
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
 }
 
 /// Lower-case hex SHA-256 of a key value, as written in `valueSha256`.
@@ -51,18 +91,14 @@ fn parse_digest(hex: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// Compares two digests without an early exit.
-fn same_digest(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
-}
-
 impl ApiKeys {
     /// Compiles the deployment's keys; ids must be unique and digests well formed.
     pub fn compile(keys: &[ApiKey], errors: &mut Vec<ConfigError>) -> ApiKeys {
-        let mut out = Vec::with_capacity(keys.len());
+        let mut out = ApiKeys {
+            keys: Vec::with_capacity(keys.len()),
+            by_digest: HashMap::with_capacity_and_hasher(keys.len(), BuildHasherDefault::default()),
+            ids: HashSet::with_capacity(keys.len()),
+        };
         for (i, k) in keys.iter().enumerate() {
             let at = format!("deployment.apiKeys[{i}]");
             let id_ok = !k.id.is_empty()
@@ -76,7 +112,7 @@ impl ApiKeys {
                     "ids are 1-128 of A-Z a-z 0-9 - _ .",
                 ));
             }
-            if keys.iter().take(i).any(|other| other.id == k.id) {
+            if !out.ids.insert(k.id.clone()) {
                 errors.push(ConfigError::new(
                     format!("{at}.id"),
                     format!("duplicate key id `{}`", k.id),
@@ -89,24 +125,22 @@ impl ApiKeys {
                 ));
                 continue;
             };
-            if keys
-                .iter()
-                .take(i)
-                .any(|other| other.value_sha256.eq_ignore_ascii_case(&k.value_sha256))
-            {
+            let index = out.keys.len();
+            if let Entry::Vacant(slot) = out.by_digest.entry(Sha256Digest(digest)) {
+                slot.insert(index);
+            } else {
                 errors.push(ConfigError::new(
                     format!("{at}.valueSha256"),
                     "two keys have the same value",
                 ));
             }
-            out.push(Key {
+            out.keys.push(Key {
                 id: k.id.clone(),
                 name: k.name.clone(),
                 enabled: k.enabled,
-                digest,
             });
         }
-        ApiKeys { keys: out }
+        out
     }
 
     pub fn is_empty(&self) -> bool {
@@ -115,20 +149,15 @@ impl ApiKeys {
 
     /// Whether a key id exists.
     pub fn contains_id(&self, id: &str) -> bool {
-        self.keys.iter().any(|k| k.id == id)
+        self.ids.contains(id)
     }
 
-    /// The enabled key whose value is `value`, if any. Every stored digest is compared, so
-    /// the time taken does not depend on which key (if any) matched.
+    /// The enabled key whose value is `value`, if any: one hash and one table lookup,
+    /// however many keys there are.
     pub fn identify(&self, value: &str) -> Option<&Key> {
         let digest: [u8; 32] = Sha256::digest(value.as_bytes()).into();
-        let mut found = None;
-        for k in &self.keys {
-            if same_digest(&k.digest, &digest) && found.is_none() {
-                found = Some(k);
-            }
-        }
-        found.filter(|k| k.enabled)
+        let index = *self.by_digest.get(&Sha256Digest(digest))?;
+        self.keys.get(index).filter(|k| k.enabled)
     }
 }
 
@@ -158,6 +187,34 @@ mod tests {
         assert_eq!(keys.identify("nope"), None);
         assert_eq!(keys.identify(""), None);
         assert!(keys.contains_id("b") && !keys.contains_id("c"));
+    }
+
+    #[test]
+    fn identifies_each_of_many_keys() {
+        let value = |i: usize| format!("value{i:0>20}");
+        let config: Vec<ApiKey> = (0..3000)
+            .map(|i| key(&format!("k{i}"), &value(i), i % 3 != 0))
+            .collect();
+        let mut errors = Vec::new();
+        let keys = ApiKeys::compile(&config, &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        for i in 0..3000 {
+            let found = keys.identify(&value(i)).map(|k| k.id.clone());
+            let expected = (i % 3 != 0).then(|| format!("k{i}"));
+            assert_eq!(found, expected, "key {i}");
+            assert!(keys.contains_id(&format!("k{i}")));
+        }
+        assert_eq!(keys.identify(&value(3000)), None);
+        assert!(!keys.contains_id("k3000"));
+    }
+
+    #[test]
+    fn digests_hash_by_their_first_word() {
+        let mut digest = [0xffu8; 32];
+        digest[..8].copy_from_slice(&0x0102_0304_0506_0708u64.to_le_bytes());
+        let mut hasher = FirstWord::default();
+        Sha256Digest(digest).hash(&mut hasher);
+        assert_eq!(hasher.finish(), 0x0102_0304_0506_0708);
     }
 
     #[test]

@@ -6,10 +6,10 @@
 //! the proxy event, render the request template, map a Lambda answer, sign a call, verify a
 //! Cognito ID token (RS256, and ES256) as on a worker's first request with that token, verify
 //! an IAM caller's SigV4 signature, evaluate a resource policy with an IP condition, read a
-//! mutual TLS caller's certificate, validate a 1 KB body against a request model, build an
-//! access log line; and two whole requests through the stream driver against a host that
-//! answers at once (what the filter computes per request, without the host's own work): a
-//! proxied `GET` (dispatch, answer, reply) and a stage-cache hit.
+//! mutual TLS caller's certificate, validate a 1 KB body against a request model, identify an
+//! API key among 10,000, build an access log line; and two whole requests through the stream
+//! driver against a host that answers at once (what the filter computes per request, without
+//! the host's own work): a proxied `GET` (dispatch, answer, reply) and a stage-cache hit.
 //! Prints one `core <step> <ns per op>` line per step. With `CORE_BENCH_STEP=<step>` and
 //! `CORE_BENCH_RUNS=<n>` it runs only that step `n` times, untimed, for an instruction
 //! counter (`scripts/bench.py` counts with valgrind).
@@ -477,6 +477,21 @@ fn main() {
     );
     assert_eq!(whole_get(&set, &stores, &ids, quick(0), "/prod/hello"), 200);
 
+    // A deployment with 10,000 API keys; the step identifies one of them.
+    let key_value = |i: usize| format!("benchkey{i:0>24}");
+    let many_keys: Vec<apigw_edge::config::ApiKey> = (0..10_000)
+        .map(|i| apigw_edge::config::ApiKey {
+            id: format!("k{i}"),
+            name: String::new(),
+            enabled: true,
+            value_sha256: apigw_edge::apikeys::hash_value(&key_value(i)),
+        })
+        .collect();
+    let mut key_errors = Vec::new();
+    let api_keys = apigw_edge::apikeys::ApiKeys::compile(&many_keys, &mut key_errors);
+    assert!(key_errors.is_empty());
+    let presented_key = key_value(7_777);
+
     type Step<'a> = Box<dyn FnMut(u64) + 'a>;
     let mut steps: Vec<(&str, Step)> = vec![
         (
@@ -556,6 +571,12 @@ fn main() {
             Box::new(|i: u64| {
                 let h = head("GET", "/prod/hello", now + i);
                 black_box(gw.start(&h, &cells));
+            }),
+        ),
+        (
+            "api_key_of_10k",
+            Box::new(|_: u64| {
+                assert!(black_box(api_keys.identify(&presented_key)).is_some());
             }),
         ),
         (
