@@ -30,6 +30,10 @@ Rows (all against the same stand-in Lambda, a second Envoy answering a fixed pro
       (forwarding: ROUTER, the default) and its answer passed through
   TPD TP with forwarding: DISPATCH (the backend request as a second HTTP exchange)
   B1P B1 for a POST with a JSON body
+  BF  a minimal proxy-wasm filter (bench/noop-filter, forward mode) that sends each POST on as
+      an Invoke in place of the client's (fixed headers and 1.4 KB body, routed by the
+      cluster header) and replaces the answer's status, headers and body: the floor of TF's
+      design, as BD is of dispatching
   TF  apigw-edge, proxy integration for a POST with a JSON body: the Invoke request sent in
       place of the client's through Envoy's router (a GET has no body to replace, so T is
       always dispatched)
@@ -237,6 +241,12 @@ def configs():
                   "request_headers_to_remove": ["x-apigw-edge-cluster"],
                   "route": {"cluster_header": "x-apigw-edge-cluster"}}]
     rows["NB"] = (write("NB", bootstrap("nb", PORT, ADMIN, by_header, [floor], [stand_in_cluster()])), {})
+    # The same floor for a forwarded POST from wasm.
+    forward = json.loads(json.dumps(noop))
+    forward["typed_config"]["config"]["configuration"] = {
+        "@type": "type.googleapis.com/google.protobuf.StringValue", "value": "forward"}
+    forward["typed_config"]["config"]["allow_on_headers_stop_iteration"] = True
+    rows["BF"] = (write("BF", bootstrap("bf", PORT, ADMIN, by_header, [forward], [stand_in_cluster()])), {})
     base = (ROOT / "bench" / "deployment.yaml").read_text()
     shutil.copy(ROOT / "bench" / "api.json", WORK / "api.json")
     variants = {
@@ -319,6 +329,7 @@ REQUESTS = {
     "TP": ("GET", "/prod/backend/hello", {"x-api-key": KEY}, None),
     "TPD": ("GET", "/prod/backend/hello", {"x-api-key": KEY}, None),
     "B1P": ("POST", "/prod/hello", {"content-type": "application/json"}, ORDER),
+    "BF": ("POST", "/prod/hello", {"content-type": "application/json"}, ORDER),
     "TF": ("POST", "/prod/hello", {"x-api-key": KEY, "content-type": "application/json"}, ORDER),
     "TFD": ("POST", "/prod/hello", {"x-api-key": KEY, "content-type": "application/json"}, ORDER),
     "TA": ("GET", "/prod/guarded", {"x-api-key": KEY, "authorization": "Bearer bench-token"}, None),
@@ -328,7 +339,7 @@ REQUESTS = {
     "TC": ("GET", "/prod/cognito", {"x-api-key": KEY, "authorization": ID_TOKEN}, None),
 }
 REQUESTS.update({row: ("GET", "/prod/hello", {}, None) for row in HOST_CALL_ROWS})
-ROWS = ["B0", "B1", "B3", "BD", "NL", "NB", "T", "TR", "TV", "TH", "TA", "TC", "TP", "TPD", "B1P", "TF", "TFD",
+ROWS = ["B0", "B1", "B3", "BD", "NL", "NB", "T", "TR", "TV", "TH", "TA", "TC", "TP", "TPD", "B1P", "BF", "TF", "TFD",
         "TSE", "TSF", "N", "NH", "NF", "BL", "BLH", "XH", "XP", "XG", "XS", "XM", "XT", "XW"]
 
 
@@ -779,7 +790,8 @@ def report(results, rows):
              "TF/TFD": ratio(results, "TF", "TFD"), "TR/T": ratio(results, "TR", "T"),
              "N/T": ratio(results, "N", "T"), "NH/TH": ratio(results, "NH", "TH"),
              "NF/B1P": ratio(results, "NF", "B1P"), "NB/B1": ratio(results, "NB", "B1"),
-             "N/NB": ratio(results, "N", "NB")}
+             "N/NB": ratio(results, "N", "NB"), "BF/B1P": ratio(results, "BF", "B1P"),
+             "TF/BF": ratio(results, "TF", "BF")}
     if half_t.get("T") and half_t.get("B1"):
         print(f"\nat {results['latency_at_half_t_rate_rps']} req/s (half of T's throughput): "
               f"B1 p50 {med('B1', 'p50_us'):.0f} us, p99 {med('B1', 'p99_us'):.0f} us; "

@@ -12,6 +12,12 @@
 //!   version read), `metric` (increment a counter), `time` (the clock), `set_header`.
 //! - Configuration `reply K`: answers every request itself with a local reply carrying K
 //!   headers and a small JSON body.
+//! - Configuration `forward`: sends each request with a body on to the `lambda` cluster in
+//!   place of the client's, as the gateway forwards through Envoy's router: holds the body,
+//!   replaces the head with a fixed Invoke head (routed by the cluster header, as the rendered
+//!   configuration routes) and the body with the fixed 1.4 KB payload, then holds the answer
+//!   and replaces its status, headers and body (row BF, the floor of the gateway's forwarded
+//!   `POST`, TF, as BD is of dispatching).
 
 use std::time::Duration;
 
@@ -41,6 +47,7 @@ enum Mode {
     Dispatch,
     Calls(Kind, u32),
     Reply(usize),
+    Forward,
 }
 
 struct Root {
@@ -66,6 +73,7 @@ impl RootContext for Root {
         self.mode = match words.first().copied() {
             Some("dispatch") => Mode::Dispatch,
             Some("reply") => Mode::Reply(number(1) as usize),
+            Some("forward") => Mode::Forward,
             Some("calls") => {
                 let kind = match words.get(1).copied() {
                     Some("headers") => Kind::Headers,
@@ -96,6 +104,7 @@ impl RootContext for Root {
             Mode::Dispatch => Box::new(Dispatch),
             Mode::Calls(kind, n) => Box::new(Calls { kind, n }),
             Mode::Reply(k) => Box::new(Reply { headers: k }),
+            Mode::Forward => Box::new(Forward),
         })
     }
 
@@ -226,5 +235,68 @@ impl HttpContext for Reply {
         );
         let _ = hostcalls::send_http_response(200, headers, Some(REPLY_BODY));
         Action::Pause
+    }
+}
+
+/// The Invoke head [`Forward`] puts in place of the client's.
+const INVOKE_HEAD: [(&str, &str); 9] = [
+    (":method", "POST"),
+    (":path", "/2015-03-31/functions/hello/invocations"),
+    (":authority", "lambda"),
+    (":scheme", "http"),
+    ("content-type", "application/json"),
+    ("content-length", "1400"),
+    ("x-forwarded-proto", "http"),
+    ("x-apigw-edge-cluster", "lambda"),
+    ("x-envoy-upstream-rq-timeout-ms", "29000"),
+];
+
+/// The client's answer [`Forward`] puts in place of the Invoke answer.
+const ANSWER_BODY: &[u8] = br#"{"message":"hello from the stand-in"}"#;
+
+struct Forward;
+
+impl Context for Forward {}
+
+impl HttpContext for Forward {
+    fn on_http_request_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
+        if end_of_stream {
+            let _ = hostcalls::send_http_response(400, vec![], None);
+        }
+        Action::Pause
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        let _ = hostcalls::set_map(MapType::HttpRequestHeaders, INVOKE_HEAD.to_vec());
+        let _ = hostcalls::set_buffer(BufferType::HttpRequestBody, 0, body_size, &PAYLOAD);
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
+        if end_of_stream {
+            return Action::Continue;
+        }
+        Action::Pause
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        let length = ANSWER_BODY.len().to_string();
+        let _ = hostcalls::set_map(
+            MapType::HttpResponseHeaders,
+            vec![
+                (":status", "200"),
+                ("content-type", "application/json"),
+                ("content-length", &length),
+                ("x-amzn-requestid", "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"),
+            ],
+        );
+        let _ = hostcalls::set_buffer(BufferType::HttpResponseBody, 0, body_size, ANSWER_BODY);
+        Action::Continue
     }
 }
