@@ -3,9 +3,9 @@
 //! Owns: compiling the deployment's `apiKeys` (id, name, enabled flag, SHA-256 of the value)
 //! once, and identifying a presented value by hashing it and looking its digest up in a hash
 //! table built at configuration time: one step whatever the number of keys. The time a lookup
-//! takes depends only on the digest of the presented value (and the table's random hash keys),
-//! and a digest says nothing about the values of the stored keys, so timing reveals none of
-//! them. Must not: hold plain key values, decide what a key may do (the cache and usage plans ask
+//! takes depends only on the digest of the presented value and on the stored digests, and a
+//! digest says nothing about the value it came from, so timing reveals no stored key.
+//! Must not: hold plain key values, decide what a key may do (the cache and usage plans ask
 //! [`ApiKeys::identify`] and decide themselves) or read headers other than the value given.
 
 use std::collections::hash_map::Entry;
