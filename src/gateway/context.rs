@@ -68,8 +68,33 @@ fn hex_digit(b: u8) -> Option<u8> {
 }
 
 /// Sixteen bytes of a request id: its first 32 hex digits in pairs when it has that many
-/// (a UUID), a hash of it otherwise. One pass, no allocation.
+/// (a UUID), a hash of it otherwise. No allocation; a canonical UUID, as the glues make,
+/// is read at its fixed offsets.
 pub(super) fn id_bytes(request_id: &str) -> [u8; 16] {
+    uuid_bytes(request_id.as_bytes()).unwrap_or_else(|| any_id_bytes(request_id))
+}
+
+/// Where the 16 hex pairs of a canonical UUID (8-4-4-4-12 digits) start.
+const UUID_PAIRS: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+
+/// The bytes of a canonical UUID; `None` for anything else. The same bytes as
+/// [`any_id_bytes`] gives such an id, in a third of its work.
+pub(super) fn uuid_bytes(id: &[u8]) -> Option<[u8; 16]> {
+    let id: &[u8; 36] = id.try_into().ok()?;
+    if [8, 13, 18, 23].iter().any(|&at| id.get(at) != Some(&b'-')) {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (slot, &at) in out.iter_mut().zip(UUID_PAIRS.iter()) {
+        let high = hex_digit(*id.get(at)?)?;
+        let low = hex_digit(*id.get(at + 1)?)?;
+        *slot = high << 4 | low;
+    }
+    Some(out)
+}
+
+/// [`id_bytes`] of any id, in one pass.
+pub(super) fn any_id_bytes(request_id: &str) -> [u8; 16] {
     let mut out = [0u8; 16];
     let mut digits = 0usize;
     for d in request_id.bytes().filter_map(hex_digit) {

@@ -631,6 +631,36 @@ fn ids_are_stable_and_shaped() {
 }
 
 #[test]
+fn a_uuid_read_at_its_offsets_gives_the_general_reading() {
+    let ids = crate::ids::Ids::seeded(7);
+    let mut generated: Vec<String> = (0..200).map(|_| ids.uuid()).collect();
+    for id in &generated {
+        assert!(super::context::uuid_bytes(id.as_bytes()).is_some(), "{id}");
+    }
+    generated.extend(
+        [
+            "C6AF9AC6-7B61-11E6-9A41-93E8DEADBEEF",
+            "c6af9ac6-7b61-11e6-9a41-93e8deadbeeg",
+            "c6af9ac6x7b61-11e6-9a41-93e8deadbeef",
+            "c6af9ac67b61-11e6-9a41-93e8deadbeef0",
+            "c6af9ac6-7b61-11e6-9a41-93e8deadbee",
+            "------------------------------------",
+        ]
+        .map(String::from),
+    );
+    for id in generated.iter().skip(201) {
+        assert!(super::context::uuid_bytes(id.as_bytes()).is_none(), "{id}");
+    }
+    for id in &generated {
+        assert_eq!(
+            super::context::id_bytes(id),
+            super::context::any_id_bytes(id),
+            "{id}"
+        );
+    }
+}
+
+#[test]
 fn a_client_trace_is_continued_on_the_reply() {
     let id = "c6af9ac6-7b61-11e6-9a41-93e8deadbeef";
     let root = "Root=1-5759e988-bd862e3fe1be46a994272793";
