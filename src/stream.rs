@@ -257,8 +257,15 @@ impl<H: StreamHost> Stream<H> {
         self.clock.set(None);
         if let Phase::Forwarded { answer, .. } = &mut self.phase {
             let (status, headers) = answer_head(self.host.response_headers());
+            // On this path the host's own answers (no upstream, timeout, reset) are errors, so
+            // a success came from the upstream and the host need not be asked.
+            let host_reply = if status.is_some_and(|s| (200..300).contains(&s)) {
+                None
+            } else {
+                self.host.response_made_by_host()
+            };
             let head = UpstreamAnswer {
-                host_reply: self.host.response_made_by_host(),
+                host_reply,
                 status,
                 headers,
                 body: Vec::new(),

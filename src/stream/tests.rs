@@ -29,6 +29,10 @@ struct Script {
     catalogue: Option<Catalogue>,
     /// How often the clock was read.
     clock_reads: Cell<usize>,
+    /// Why the host made the response itself, when it did.
+    made_by_host: Option<String>,
+    /// How often the host was asked that.
+    asked_who_answered: Cell<usize>,
 }
 
 struct Fake(Rc<Script>);
@@ -67,7 +71,9 @@ impl StreamHost for Fake {
         self.0.response.clone()
     }
     fn response_made_by_host(&self) -> Option<String> {
-        None
+        let asked = &self.0.asked_who_answered;
+        asked.set(asked.get() + 1);
+        self.0.made_by_host.clone()
     }
     fn response_body(&self, size: usize) -> Vec<u8> {
         self.0.response_body.iter().take(size).copied().collect()
@@ -328,6 +334,46 @@ fn a_request_with_a_body_goes_on_as_the_invoke_call_and_its_answer_is_rewritten(
         did(&script).last().map(String::as_str),
         Some("response body 3 -> ")
     );
+}
+
+/// The host is asked whether it made a forwarded request's answer only when the answer is
+/// not a success: its own answers on that path are all errors.
+#[test]
+fn only_an_unsuccessful_answer_makes_the_host_say_who_answered() {
+    for (status, made_by_host, asked, reply) in [
+        ("200", None, 0, "response headers 202"),
+        ("204", None, 0, "response headers 202"),
+        (
+            "504",
+            Some("upstream_response_timeout"),
+            1,
+            "response headers 504",
+        ),
+        ("502", None, 1, "response headers 500"),
+    ] {
+        let payload = r#"{"statusCode":202,"body":"taken"}"#;
+        let (mut s, script) = stream(
+            set(json!({})),
+            Script {
+                request: head("POST", "/dev/hello"),
+                request_body: b"hello".to_vec(),
+                response: vec![(":status".into(), status.into())],
+                response_body: payload.as_bytes().to_vec(),
+                made_by_host: made_by_host.map(String::from),
+                ..Script::default()
+            },
+        );
+        s.on_request_headers(false);
+        s.on_request_body(5, true);
+        s.on_response_headers(false);
+        s.on_response_body(payload.len(), true);
+        assert_eq!(script.asked_who_answered.get(), asked, "{status}");
+        assert!(
+            did(&script).iter().any(|d| d == reply),
+            "{status}: {:?}",
+            did(&script)
+        );
+    }
 }
 
 /// Every stage of one callback sees the same time: the clock is read at most once per
