@@ -13,6 +13,13 @@ Rows (all against the same stand-in Lambda, a second Envoy answering a fixed pro
       set a request header. The cost of one call is (CPU per request - B3's) / 50.
   BD  a minimal proxy-wasm filter that answers each request with one dispatch_http_call to the
       stand-in (the floor of any proxy-wasm design that calls Lambda per request)
+  BT  T's host calls and nothing else: T's configuration with the gateway's module swapped for
+      bench/noop-filter in `gateway dispatch` mode, which reads the request's headers and the
+      clock, reads and writes a usage-plan cell, counts, dispatches an Invoke the size of T's,
+      reads the answer's headers and body and the clock, records and counts, and answers with
+      the gateway's headers (T over BT is the pipeline's own work; BT over BD the host calls)
+  BTH the same for TH's host calls (`gateway hit`: the request's headers, clock, the plan's
+      cell, the cache's two invalidation cells, three counts, the cached answer)
   NL  Envoy's native aws_lambda filter invoking the stand-in (inline dummy credentials)
   NB  a minimal Envoy dynamic module (bench/noop-native) that sends each request on as an
       Invoke in place of the client's (fixed headers and 1.4 KB body, routed by the cluster
@@ -288,6 +295,11 @@ def configs():
                    check=True, stdout=subprocess.DEVNULL)
     for row in ["N", "NH", "NF"]:
         rows[row] = (WORK / "N.yaml", {})
+    # T's and TH's host calls without the pipeline: T's own configuration with its filter
+    # swapped for bench/noop-filter's `gateway` mode (the same filters in front, routes and
+    # clusters), so each pair differs only in the module's own work.
+    rows["BT"] = (gateway_imitation(WORK / "T.yaml", "BT", "gateway dispatch"), {})
+    rows["BTH"] = (gateway_imitation(WORK / "T.yaml", "BTH", "gateway hit"), {})
     rows["B1P"] = rows["B1"]
     rows["TF"] = rows["T"]
     rows["TV"] = rows["T"]
@@ -296,6 +308,26 @@ def configs():
     rows["TA"] = rows["T"]
     rows["TC"] = rows["T"]
     return rows
+
+
+def gateway_imitation(rendered, row, mode):
+    """`rendered` (the gateway's Envoy configuration) with the gateway's module and
+    configuration replaced by bench/noop-filter in `mode`; `gateway dispatch` gets the
+    Lambda cluster and authority the gateway calls."""
+    text = rendered.read_text()
+    cluster = re.search(r"cluster_name: (apigw_lambda_\S+)", text)
+    module = re.findall(r"filename: (\S+apigw_edge\.wasm)\n", text)
+    config = re.findall(r"^( +value: )'\{\"deployment\".*$", text, flags=re.M)
+    if not cluster or len(module) != 1 or len(config) != 1:
+        raise SystemExit(f"{rendered}: not the rendered configuration {row} expects")
+    if mode == "gateway dispatch":
+        mode += f" {cluster.group(1)} 127.0.0.1:{STAND_IN_PORT}"
+    text = text.replace(f"filename: {module[0]}\n", f"filename: {NOOP}\n")
+    text = re.sub(r"^( +value: )'\{\"deployment\".*$", lambda m: f"{m.group(1)}'{mode}'",
+                  text, flags=re.M)
+    out = WORK / f"{row}.yaml"
+    out.write_text(text)
+    return out
 
 
 # The no-op filter's modes for the host-call rows (see bench/noop-filter), and how many calls
@@ -321,6 +353,8 @@ REQUESTS = {
     "NL": ("GET", "/prod/hello", {}, None),
     "NB": ("GET", "/prod/hello", {}, None),
     "T": ("GET", "/prod/hello", {"x-api-key": KEY}, None),
+    "BT": ("GET", "/prod/hello", {"x-api-key": KEY}, None),
+    "BTH": ("GET", "/prod/cached", {"x-api-key": KEY}, None),
     "TR": ("GET", "/prod/hello", {"x-api-key": KEY}, None),
     "TSE": ("GET", "/prod/hello", {"x-api-key": KEY}, None),
     "TSF": ("GET", "/prod/hello", {"x-api-key": KEY}, None),
@@ -339,7 +373,7 @@ REQUESTS = {
     "TC": ("GET", "/prod/cognito", {"x-api-key": KEY, "authorization": ID_TOKEN}, None),
 }
 REQUESTS.update({row: ("GET", "/prod/hello", {}, None) for row in HOST_CALL_ROWS})
-ROWS = ["B0", "B1", "B3", "BD", "NL", "NB", "T", "TR", "TV", "TH", "TA", "TC", "TP", "TPD", "B1P", "BF", "TF", "TFD",
+ROWS = ["B0", "B1", "B3", "BD", "BT", "BTH", "NL", "NB", "T", "TR", "TV", "TH", "TA", "TC", "TP", "TPD", "B1P", "BF", "TF", "TFD",
         "TSE", "TSF", "N", "NH", "NF", "BL", "BLH", "XH", "XP", "XG", "XS", "XM", "XT", "XW"]
 
 
@@ -791,7 +825,10 @@ def report(results, rows):
              "N/T": ratio(results, "N", "T"), "NH/TH": ratio(results, "NH", "TH"),
              "NF/B1P": ratio(results, "NF", "B1P"), "NB/B1": ratio(results, "NB", "B1"),
              "N/NB": ratio(results, "N", "NB"), "BF/B1P": ratio(results, "BF", "B1P"),
-             "TF/BF": ratio(results, "TF", "BF")}
+             "TF/BF": ratio(results, "TF", "BF"),
+             "BT/BD": ratio(results, "BT", "BD"), "T/BT": ratio(results, "T", "BT"),
+             "BTH/BL cpu": cpu_ratio(results, "BTH", "BL"),
+             "TH/BTH cpu": cpu_ratio(results, "TH", "BTH")}
     if half_t.get("T") and half_t.get("B1"):
         print(f"\nat {results['latency_at_half_t_rate_rps']} req/s (half of T's throughput): "
               f"B1 p50 {med('B1', 'p50_us'):.0f} us, p99 {med('B1', 'p99_us'):.0f} us; "

@@ -18,6 +18,15 @@
 //!   configuration routes) and the body with the fixed 1.4 KB payload, then holds the answer
 //!   and replaces its status, headers and body (row BF, the floor of the gateway's forwarded
 //!   `POST`, TF, as BD is of dispatching).
+//! - Configuration `gateway dispatch CLUSTER AUTHORITY`: makes the host calls the gateway
+//!   makes for a proxied `GET` (row T), in the same order and with payloads of the same
+//!   sizes, and nothing else: reads the request headers and the clock, reads and writes a
+//!   usage-plan cell, counts the request, dispatches a 1.5 KB Invoke to `CLUSTER`; on the
+//!   answer reads its headers and body and the clock, records a latency and a count and
+//!   answers with the gateway's four headers (row BT: T without the pipeline's own work).
+//! - Configuration `gateway hit`: the same for a stage-cache hit (row TH): the request's
+//!   headers and clock, the usage-plan cell, the two invalidation cells, three counts and the
+//!   cached answer (row BTH).
 
 use std::time::Duration;
 
@@ -48,6 +57,19 @@ enum Mode {
     Calls(Kind, u32),
     Reply(usize),
     Forward,
+    Gateway(Shape),
+}
+
+/// Which of the gateway's answers [`Gateway`] imitates.
+#[derive(Clone, Copy)]
+enum Shape {
+    /// A proxied `GET`: dispatch, then answer (the cluster and authority are leaked once).
+    Dispatch {
+        cluster: &'static str,
+        authority: &'static str,
+    },
+    /// A stage-cache hit: answer at once.
+    Hit,
 }
 
 struct Root {
@@ -74,6 +96,18 @@ impl RootContext for Root {
             Some("dispatch") => Mode::Dispatch,
             Some("reply") => Mode::Reply(number(1) as usize),
             Some("forward") => Mode::Forward,
+            Some("gateway") => {
+                let shape = match words.get(1).copied() {
+                    Some("dispatch") => Shape::Dispatch {
+                        cluster: leak(words.get(2).copied().unwrap_or("lambda")),
+                        authority: leak(words.get(3).copied().unwrap_or("lambda")),
+                    },
+                    Some("hit") => Shape::Hit,
+                    _ => return false,
+                };
+                let _ = hostcalls::set_shared_data(PLAN_CELL, Some(&[0u8; 40]), None);
+                Mode::Gateway(shape)
+            }
             Some("calls") => {
                 let kind = match words.get(1).copied() {
                     Some("headers") => Kind::Headers,
@@ -105,12 +139,35 @@ impl RootContext for Root {
             Mode::Calls(kind, n) => Box::new(Calls { kind, n }),
             Mode::Reply(k) => Box::new(Reply { headers: k }),
             Mode::Forward => Box::new(Forward),
+            Mode::Gateway(shape) => Box::new(Gateway {
+                shape,
+                metrics: self.gateway_metrics(),
+            }),
         })
     }
 
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
     }
+}
+
+impl Root {
+    /// The counters and histogram [`Gateway`] updates (defined once per VM; the host hands
+    /// back the same id for a name defined again).
+    fn gateway_metrics(&self) -> [u32; 4] {
+        let define = |kind, name| hostcalls::define_metric(kind, name).unwrap_or(0);
+        [
+            define(MetricType::Counter, "bench_gateway_requests"),
+            define(MetricType::Counter, "bench_gateway_2xx"),
+            define(MetricType::Counter, "bench_gateway_cache_hits"),
+            define(MetricType::Histogram, "bench_gateway_latency"),
+        ]
+    }
+}
+
+/// Keeps a configuration word for the VM's lifetime (once per VM, at configuration).
+fn leak(word: &str) -> &'static str {
+    Box::leak(word.to_string().into_boxed_str())
 }
 
 struct Pass;
@@ -298,5 +355,98 @@ impl HttpContext for Forward {
         );
         let _ = hostcalls::set_buffer(BufferType::HttpResponseBody, 0, body_size, ANSWER_BODY);
         Action::Continue
+    }
+}
+
+/// The shared-data cell standing for a usage plan's throttle and quota (the gateway's key
+/// is 34 bytes, its value 40).
+const PLAN_CELL: &str = "apigw-edge/bench12345/prod/u/bench";
+/// The cache-hit path's two invalidation cells (never written, as in the benchmark).
+const FLUSH_CELL: &str = "apigw-edge/bench12345/prod/cache/flush";
+const SLOT_CELL: &str = "apigw-edge/bench12345/prod/cache/slot/417";
+
+/// The gateway's headers on a proxied answer and a cache hit (the same four).
+const GATEWAY_HEADERS: [(&str, &str); 4] = [
+    ("content-type", "application/json"),
+    ("x-amzn-requestid", "c412d592-1e2e-4b96-8775-5a995112f4e7"),
+    ("x-amz-apigw-id", "xBLVkh4uS5aHdVo="),
+    (
+        "x-amzn-trace-id",
+        "Root=1-6b0ed070-1e2e4b9687755a995112f4e7",
+    ),
+];
+
+/// A payload the size of the gateway's proxy event for the benchmark's `GET`.
+const EVENT: [u8; 1555] = [b' '; 1555];
+
+struct Gateway {
+    shape: Shape,
+    /// Requests, 2xx answers, cache hits, latency.
+    metrics: [u32; 4],
+}
+
+impl Gateway {
+    /// What the gateway does with the host before it decides: the request's headers, the
+    /// clock, the plan's cell read and written with the version read, the request counted.
+    fn admit(&self) {
+        let _ = hostcalls::get_map_bytes(MapType::HttpRequestHeaders);
+        let _ = hostcalls::get_current_time();
+        if let Ok((Some(v), cas)) = hostcalls::get_shared_data(PLAN_CELL) {
+            let _ = hostcalls::set_shared_data(PLAN_CELL, Some(&v), cas);
+        }
+        let _ = hostcalls::increment_metric(self.metrics[0], 1);
+    }
+
+    fn answer(&self, body: &[u8]) {
+        let _ = hostcalls::send_http_response(200, GATEWAY_HEADERS.to_vec(), Some(body));
+    }
+}
+
+impl Context for Gateway {
+    fn on_http_call_response(&mut self, _token: u32, _headers: usize, body_size: usize, _t: usize) {
+        let _ = hostcalls::get_map_bytes(MapType::HttpCallResponseHeaders);
+        let _ = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size);
+        let _ = hostcalls::get_current_time();
+        let _ = hostcalls::record_metric(self.metrics[3], 1);
+        let _ = hostcalls::increment_metric(self.metrics[1], 1);
+        self.answer(ANSWER_BODY);
+    }
+}
+
+impl HttpContext for Gateway {
+    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        self.admit();
+        match self.shape {
+            Shape::Dispatch { cluster, authority } => {
+                let sent = hostcalls::dispatch_http_call(
+                    cluster,
+                    vec![
+                        (":method", "POST"),
+                        (
+                            ":path",
+                            "/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:hello/invocations",
+                        ),
+                        (":authority", authority),
+                        ("content-type", "application/json"),
+                        ("x-amz-invocation-type", "RequestResponse"),
+                        ("user-agent", "AmazonAPIGateway_bench12345"),
+                    ],
+                    Some(&EVENT),
+                    vec![],
+                    Duration::from_secs(29),
+                );
+                if sent.is_err() {
+                    let _ = hostcalls::send_http_response(500, vec![], None);
+                }
+            }
+            Shape::Hit => {
+                let _ = hostcalls::get_shared_data(FLUSH_CELL);
+                let _ = hostcalls::get_shared_data(SLOT_CELL);
+                let _ = hostcalls::increment_metric(self.metrics[2], 1);
+                let _ = hostcalls::increment_metric(self.metrics[1], 1);
+                self.answer(ANSWER_BODY);
+            }
+        }
+        Action::Pause
     }
 }
