@@ -567,7 +567,8 @@ fn check_envoy_settings(e: &EnvoySettings, longest_timeout_ms: u64, errors: &mut
 }
 
 /// Envoy's own rejections and what clients see of them, API Gateway style: status, the
-/// `message` body, and `x-amzn-ErrorType`. A status not listed gets the last row's body.
+/// `message` body, and `x-amzn-ErrorType`. An error status not listed gets the last row's
+/// body.
 const LOCAL_REPLIES: [(u16, &str, &str); 8] = [
     (400, "Bad Request", "BadRequestException"),
     (404, "Not Found", "NotFoundException"),
@@ -589,7 +590,9 @@ const LOCAL_REPLIES: [(u16, &str, &str); 8] = [
 
 /// Replies Envoy makes itself (malformed requests, oversized headers or bodies, timeouts,
 /// overload) rewritten to API Gateway's JSON shape. The filter's own replies always carry
-/// `x-amzn-RequestId` and are left as they are.
+/// `x-amzn-RequestId` and are left as they are. Every mapper compares the status before it
+/// evaluates the expression that looks for that header, so the filter's successful replies
+/// (a cache hit, a dispatched integration's answer) pass without an expression evaluated.
 fn local_reply_config() -> Value {
     let not_ours = json!({"extension_filter": {
         "name": "envoy.access_loggers.extension_filters.cel",
@@ -601,14 +604,16 @@ fn local_reply_config() -> Value {
     let mappers: Vec<Value> = LOCAL_REPLIES
         .iter()
         .map(|(status, message, error_type)| {
-            let filter = if *status == 0 {
-                not_ours.clone()
+            // The last row takes every error status the rows before it did not.
+            let (op, status) = if *status == 0 {
+                ("GE", 400)
             } else {
-                json!({"and_filter": {"filters": [
-                    {"status_code_filter": {"comparison": {"op": "EQ", "value": {"default_value": status, "runtime_key": "apigw_edge.unused"}}}},
-                    not_ours
-                ]}})
+                ("EQ", *status)
             };
+            let filter = json!({"and_filter": {"filters": [
+                {"status_code_filter": {"comparison": {"op": op, "value": {"default_value": status, "runtime_key": "apigw_edge.unused"}}}},
+                not_ours
+            ]}});
             json!({
                 "filter": filter,
                 "headers_to_add": [{
@@ -1620,8 +1625,19 @@ mod tests {
             m431["headers_to_add"][0]["header"]["key"],
             "x-amzn-ErrorType"
         );
-        // The last mapper catches every other status Envoy answers itself.
-        assert!(mappers[7]["filter"].get("extension_filter").is_some());
+        // The last mapper catches every other error status Envoy answers itself, and looks
+        // at the answer's headers only for an error.
+        let last = &mappers[7]["filter"]["and_filter"]["filters"];
+        assert_eq!(last[0]["status_code_filter"]["comparison"]["op"], "GE");
+        assert_eq!(
+            last[0]["status_code_filter"]["comparison"]["value"]["default_value"],
+            400
+        );
+        assert!(last[1].get("extension_filter").is_some());
+        for m in &mappers {
+            let first = &m["filter"]["and_filter"]["filters"][0];
+            assert!(first.get("status_code_filter").is_some(), "{m}");
+        }
     }
 
     #[test]

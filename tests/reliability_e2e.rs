@@ -199,6 +199,9 @@ fn envoys_own_rejections_are_api_gateway_shaped() {
     let big = format!("X-Big: {}", "a".repeat(70_000));
     let malformed = b"GET /dev/x HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n".to_vec();
     let huge_header = format!("GET /dev/x HTTP/1.1\r\nHost: a\r\n{big}\r\n\r\n").into_bytes();
+    // A transfer coding Envoy does not implement: a status no other row names.
+    let unknown_coding =
+        b"POST /dev/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n".to_vec();
     for (raw, status, message, kind) in [
         (malformed, 400, "Bad Request", "BadRequestException"),
         (
@@ -206,6 +209,12 @@ fn envoys_own_rejections_are_api_gateway_shaped() {
             431,
             "Request Header Fields Too Large",
             "RequestHeaderFieldsTooLargeException",
+        ),
+        (
+            unknown_coding,
+            501,
+            "Internal server error",
+            "InternalServerErrorException",
         ),
     ] {
         let r = exchange(envoy.port, &raw, false, Duration::from_secs(10)).unwrap();
