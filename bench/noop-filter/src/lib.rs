@@ -36,7 +36,7 @@ use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, Metr
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Warn);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { mode: Mode::Pass }) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { mode: Mode::Pass, metrics: [0; 4] }) });
 }}
 
 #[derive(Clone, Copy)]
@@ -74,6 +74,8 @@ enum Shape {
 
 struct Root {
     mode: Mode,
+    /// The ids of [`Gateway`]'s counters and histogram, defined at configuration.
+    metrics: [u32; 4],
 }
 
 impl Context for Root {}
@@ -106,6 +108,7 @@ impl RootContext for Root {
                     _ => return false,
                 };
                 let _ = hostcalls::set_shared_data(PLAN_CELL, Some(&[0u8; 40]), None);
+                self.metrics = gateway_metrics();
                 Mode::Gateway(shape)
             }
             Some("calls") => {
@@ -141,7 +144,7 @@ impl RootContext for Root {
             Mode::Forward => Box::new(Forward),
             Mode::Gateway(shape) => Box::new(Gateway {
                 shape,
-                metrics: self.gateway_metrics(),
+                metrics: self.metrics,
             }),
         })
     }
@@ -151,18 +154,16 @@ impl RootContext for Root {
     }
 }
 
-impl Root {
-    /// The counters and histogram [`Gateway`] updates (defined once per VM; the host hands
-    /// back the same id for a name defined again).
-    fn gateway_metrics(&self) -> [u32; 4] {
-        let define = |kind, name| hostcalls::define_metric(kind, name).unwrap_or(0);
-        [
-            define(MetricType::Counter, "bench_gateway_requests"),
-            define(MetricType::Counter, "bench_gateway_2xx"),
-            define(MetricType::Counter, "bench_gateway_cache_hits"),
-            define(MetricType::Histogram, "bench_gateway_latency"),
-        ]
-    }
+/// The counters and histogram [`Gateway`] updates (defined once, at configuration, as the
+/// gateway defines its own).
+fn gateway_metrics() -> [u32; 4] {
+    let define = |kind, name| hostcalls::define_metric(kind, name).unwrap_or(0);
+    [
+        define(MetricType::Counter, "bench_gateway_requests"),
+        define(MetricType::Counter, "bench_gateway_2xx"),
+        define(MetricType::Counter, "bench_gateway_cache_hits"),
+        define(MetricType::Histogram, "bench_gateway_latency"),
+    ]
 }
 
 /// Keeps a configuration word for the VM's lifetime (once per VM, at configuration).
