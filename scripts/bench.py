@@ -378,11 +378,13 @@ ROWS = ["B0", "B1", "B3", "BD", "BT", "BTH", "NL", "NB", "T", "TR", "TV", "TH", 
 
 
 class Envoy:
-    def __init__(self, config, env, cpus, concurrency=1, port=PORT, admin=ADMIN, base_id=0, name="dut"):
+    def __init__(self, config, env, cpus, concurrency=1, port=PORT, admin=ADMIN, base_id=0, name="dut",
+                 wrap=(), binary=None):
         self.port, self.admin = port, admin
         self.log = open(WORK / f"{name}.log", "w")
-        cmd = [str(ENVOY), "-c", str(config), "--concurrency", str(concurrency),
+        cmd = [str(binary or ENVOY), "-c", str(config), "--concurrency", str(concurrency),
                "--disable-hot-restart", "--base-id", str(base_id), "-l", "warning"]
+        cmd = list(wrap) + cmd
         if cpus:
             cmd = ["taskset", "-c", cpus] + cmd
         self.started = time.monotonic()
@@ -614,6 +616,73 @@ def instructions():
     return {step: (count(step, COUNTED_RUNS) - count(step, 0)) / COUNTED_RUNS for step in COUNTED_STEPS}
 
 
+# Rows whose whole-Envoy instructions per request --instructions counts by default: the
+# dispatch floor, T's host calls, T; the local-reply floor, TH's host calls, TH.
+INSTRUCTION_ROWS = ["BD", "BT", "T", "BL", "BTH", "TH"]
+INSTRUCTION_REQUESTS = 1000
+
+
+def envoy_binary():
+    """The Envoy executable itself: the virtualenv's `envoy` is a Python launcher, which
+    callgrind would count instead of Envoy."""
+    if "APIGW_EDGE_ENVOY" in os.environ:
+        return ENVOY
+    found = sorted((ROOT / ".venv" / "lib").glob("python*/site-packages/envoy/_bin/envoy"))
+    if not found:
+        raise SystemExit("the virtualenv's Envoy binary is missing: run ./scripts/setup.sh")
+    return found[0]
+
+
+def envoy_instructions(cfg, rows):
+    """Instructions per request of the whole Envoy process (V8's compiled module included),
+    counted by callgrind over INSTRUCTION_REQUESTS requests after a warm-up: {row: count}.
+    Unlike CPU time the count does not move with the host's load, so small differences
+    between rows show; it leaves out the kernel's work (system calls, scheduling)."""
+    counts = {}
+    for row in rows:
+        config, env = cfg[row]
+        out = WORK / f"callgrind-{row}.out"
+        for old in WORK.glob(f"callgrind-{row}.out*"):
+            old.unlink()
+        dut = Envoy(config, env, "0", name=f"{row}-callgrind", binary=envoy_binary(),
+                    wrap=["valgrind", "--tool=callgrind", "--smc-check=all-non-file",
+                          f"--callgrind-out-file={out}"])
+        try:
+            dut.wait_ready(timeout=300)
+            method, path, headers, body = REQUESTS[row]
+            # The first requests wait for the module's code, slow under callgrind.
+            deadline = time.monotonic() + 300
+            while http_status(PORT, path, headers, method, body) != 200:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{row} never answered 200 under callgrind")
+                time.sleep(1)
+            load = [oha(), "--no-tui", "-c", "8", "-m", method]
+            for k, v in headers.items():
+                load += ["-H", f"{k}: {v}"]
+            if body is not None:
+                load += ["-d", body]
+            url = f"http://127.0.0.1:{PORT}{path}"
+            subprocess.run(load + ["-n", "300", url], check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(["callgrind_control", "-z", str(dut.proc.pid)], check=True,
+                           stdout=subprocess.DEVNULL)
+            answers = subprocess.run(load + ["-n", str(INSTRUCTION_REQUESTS), url], check=True,
+                                     capture_output=True, text=True).stdout
+            subprocess.run(["callgrind_control", "-d", str(dut.proc.pid)], check=True,
+                           stdout=subprocess.DEVNULL)
+        finally:
+            dut.stop()
+        ok = re.search(r"\[200\] (\d+) responses", answers)
+        if not ok or int(ok.group(1)) != INSTRUCTION_REQUESTS:
+            raise SystemExit(f"{row}: not every request under callgrind answered 200:\n{answers}")
+        dumps = sorted(WORK.glob(f"callgrind-{row}.out.*"), key=lambda p: p.stat().st_mtime)
+        total = re.search(r"^(?:summary|totals): (\d+)", dumps[-1].read_text(), re.M) if dumps else None
+        if not total:
+            raise SystemExit(f"{row}: callgrind wrote no counts")
+        counts[row] = int(total.group(1)) / INSTRUCTION_REQUESTS
+        log(f"{row}: {counts[row]:,.0f} Envoy instructions per request")
+    return counts
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
@@ -623,6 +692,9 @@ def main():
     ap.add_argument("--no-core", action="store_true", help="skip the core micro-benchmarks")
     ap.add_argument("--profile", metavar="ROW",
                     help="only sample one row's Envoy with perf (Debian linux-perf) and print its top costs")
+    ap.add_argument("--instructions", action="store_true",
+                    help="only count the whole Envoy's instructions per request of each row "
+                         f"under callgrind (rows default to {','.join(INSTRUCTION_ROWS)})")
     ap.add_argument("--report", metavar="RESULTS",
                     help="only print the tables of an earlier run's results file")
     args = ap.parse_args()
@@ -633,6 +705,23 @@ def main():
         return
     WORK.mkdir(parents=True, exist_ok=True)
     cfg = configs()
+    if args.instructions:
+        if args.rows == ",".join(ROWS):
+            rows = INSTRUCTION_ROWS
+        stand_in = Envoy(cfg["stand_in"][0], {}, "1", port=STAND_IN_PORT, admin=STAND_IN_ADMIN,
+                         base_id=1, name="stand_in")
+        stand_in.wait_ready()
+        try:
+            counts = envoy_instructions(cfg, rows)
+        finally:
+            stand_in.stop()
+        print("\n| row | Envoy instructions per request | over BD | over BL |")
+        print("| --- | --- | --- | --- |")
+        for row, n in counts.items():
+            over = lambda base: f"{n / counts[base]:.2f}" if base in counts else ""
+            print(f"| {row} | {n:,.0f} | {over('BD')} | {over('BL')} |")
+        Path(WORK / "instructions.json").write_text(json.dumps(counts, indent=2))
+        return
     if args.profile:
         stand_in = Envoy(cfg["stand_in"][0], {}, "1", port=STAND_IN_PORT, admin=STAND_IN_ADMIN,
                          base_id=1, name="stand_in")
