@@ -437,6 +437,16 @@ def http_status(port, path, headers=None, method="GET", body=None):
         return None
 
 
+def wait_for_200(row, timeout, pause):
+    """Sends `row`'s request every `pause` seconds until it is answered 200."""
+    method, path, headers, body = REQUESTS[row]
+    deadline = time.monotonic() + timeout
+    while http_status(PORT, path, headers, method, body) != 200:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{row} never answered 200")
+        time.sleep(pause)
+
+
 def warm(row):
     method, path, headers, body = REQUESTS[row]
     # Keys of token authorizers arrive shortly after start-up.
@@ -651,11 +661,7 @@ def envoy_instructions(cfg, rows):
             dut.wait_ready(timeout=300)
             method, path, headers, body = REQUESTS[row]
             # The first requests wait for the module's code, slow under callgrind.
-            deadline = time.monotonic() + 300
-            while http_status(PORT, path, headers, method, body) != 200:
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"{row} never answered 200 under callgrind")
-                time.sleep(1)
+            wait_for_200(row, timeout=300, pause=1)
             load = [oha(), "--no-tui", "-c", "8", "-m", method]
             for k, v in headers.items():
                 load += ["-H", f"{k}: {v}"]
@@ -785,12 +791,7 @@ def main():
             times = []
             for _ in range(3):
                 dut = Envoy(config, env, "0", name=f"{row}-start")
-                method, path, headers, body = REQUESTS[row]
-                deadline = time.monotonic() + 60
-                while http_status(PORT, path, headers, method, body) != 200:
-                    if time.monotonic() > deadline:
-                        raise SystemExit(f"{row} never answered")
-                    time.sleep(0.005)
+                wait_for_200(row, timeout=60, pause=0.005)
                 times.append((time.monotonic() - dut.started) * 1000)
                 dut.stop()
             starts[row] = summary(times)

@@ -198,7 +198,7 @@ impl Context for Dispatch {
 
 impl HttpContext for Dispatch {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        let sent = hostcalls::dispatch_http_call(
+        invoke(
             "lambda",
             vec![
                 (":method", "POST"),
@@ -206,14 +206,23 @@ impl HttpContext for Dispatch {
                 (":authority", "lambda"),
                 ("content-type", "application/json"),
             ],
-            Some(&PAYLOAD),
-            vec![],
-            Duration::from_secs(29),
+            &PAYLOAD,
         );
-        if sent.is_err() {
-            let _ = hostcalls::send_http_response(500, vec![], None);
-        }
         Action::Pause
+    }
+}
+
+/// Sends an Invoke to `cluster`; answers 500 itself when the host refuses to send it.
+fn invoke(cluster: &str, head: Vec<(&str, &str)>, payload: &[u8]) {
+    let sent = hostcalls::dispatch_http_call(
+        cluster,
+        head,
+        Some(payload),
+        vec![],
+        Duration::from_secs(29),
+    );
+    if sent.is_err() {
+        let _ = hostcalls::send_http_response(500, vec![], None);
     }
 }
 
@@ -418,28 +427,21 @@ impl HttpContext for Gateway {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
         self.admit();
         match self.shape {
-            Shape::Dispatch { cluster, authority } => {
-                let sent = hostcalls::dispatch_http_call(
-                    cluster,
-                    vec![
-                        (":method", "POST"),
-                        (
-                            ":path",
-                            "/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:hello/invocations",
-                        ),
-                        (":authority", authority),
-                        ("content-type", "application/json"),
-                        ("x-amz-invocation-type", "RequestResponse"),
-                        ("user-agent", "AmazonAPIGateway_bench12345"),
-                    ],
-                    Some(&EVENT),
-                    vec![],
-                    Duration::from_secs(29),
-                );
-                if sent.is_err() {
-                    let _ = hostcalls::send_http_response(500, vec![], None);
-                }
-            }
+            Shape::Dispatch { cluster, authority } => invoke(
+                cluster,
+                vec![
+                    (":method", "POST"),
+                    (
+                        ":path",
+                        "/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:hello/invocations",
+                    ),
+                    (":authority", authority),
+                    ("content-type", "application/json"),
+                    ("x-amz-invocation-type", "RequestResponse"),
+                    ("user-agent", "AmazonAPIGateway_bench12345"),
+                ],
+                &EVENT,
+            ),
             Shape::Hit => {
                 let _ = hostcalls::get_shared_data(FLUSH_CELL);
                 let _ = hostcalls::get_shared_data(SLOT_CELL);
