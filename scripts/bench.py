@@ -437,6 +437,14 @@ def http_status(port, path, headers=None, method="GET", body=None):
         return None
 
 
+def start_stand_in(cfg):
+    """The stand-in Lambda on CPU 1, ready."""
+    stand_in = Envoy(cfg["stand_in"][0], {}, "1", port=STAND_IN_PORT, admin=STAND_IN_ADMIN,
+                     base_id=1, name="stand_in")
+    stand_in.wait_ready()
+    return stand_in
+
+
 def wait_for_200(row, timeout, pause):
     """Sends `row`'s request every `pause` seconds until it is answered 200."""
     method, path, headers, body = REQUESTS[row]
@@ -693,18 +701,20 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=5)
-    ap.add_argument("--rows", default=",".join(ROWS))
+    ap.add_argument("--rows", help="comma-separated rows (default: every row; with --instructions, "
+                                   f"{','.join(INSTRUCTION_ROWS)})")
     ap.add_argument("--out", default=str(WORK / "results.json"))
     ap.add_argument("--no-core", action="store_true", help="skip the core micro-benchmarks")
     ap.add_argument("--profile", metavar="ROW",
                     help="only sample one row's Envoy with perf (Debian linux-perf) and print its top costs")
     ap.add_argument("--instructions", action="store_true",
                     help="only count the whole Envoy's instructions per request of each row "
-                         f"under callgrind (rows default to {','.join(INSTRUCTION_ROWS)})")
+                         "under callgrind")
     ap.add_argument("--report", metavar="RESULTS",
                     help="only print the tables of an earlier run's results file")
     args = ap.parse_args()
-    rows = [r for r in args.rows.split(",") if r]
+    default = INSTRUCTION_ROWS if args.instructions else ROWS
+    rows = [r for r in args.rows.split(",") if r] if args.rows else default
     if args.report:
         results = json.loads(Path(args.report).read_text())
         report(results, [r for r in rows if r in results["throughput_rps"]])
@@ -712,11 +722,7 @@ def main():
     WORK.mkdir(parents=True, exist_ok=True)
     cfg = configs()
     if args.instructions:
-        if args.rows == ",".join(ROWS):
-            rows = INSTRUCTION_ROWS
-        stand_in = Envoy(cfg["stand_in"][0], {}, "1", port=STAND_IN_PORT, admin=STAND_IN_ADMIN,
-                         base_id=1, name="stand_in")
-        stand_in.wait_ready()
+        stand_in = start_stand_in(cfg)
         try:
             counts = envoy_instructions(cfg, rows)
         finally:
@@ -729,18 +735,14 @@ def main():
         Path(WORK / "instructions.json").write_text(json.dumps(counts, indent=2))
         return
     if args.profile:
-        stand_in = Envoy(cfg["stand_in"][0], {}, "1", port=STAND_IN_PORT, admin=STAND_IN_ADMIN,
-                         base_id=1, name="stand_in")
-        stand_in.wait_ready()
+        stand_in = start_stand_in(cfg)
         try:
             profile(cfg, args.profile, args.seconds)
         finally:
             stand_in.stop()
         return
 
-    stand_in = Envoy(cfg["stand_in"][0], {}, "1", port=STAND_IN_PORT, admin=STAND_IN_ADMIN,
-                     base_id=1, name="stand_in")
-    stand_in.wait_ready()
+    stand_in = start_stand_in(cfg)
     fleet = start_fleet() if "TR" in rows else []
     results = {"throughput_rps": {r: [] for r in rows}, "cpu_us_per_request": {r: [] for r in rows},
                "latency": {r: [] for r in rows}}

@@ -36,7 +36,7 @@ use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, Metr
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Warn);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { mode: Mode::Pass, metrics: [0; 4] }) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { mode: Mode::Pass }) });
 }}
 
 #[derive(Clone, Copy)]
@@ -57,7 +57,7 @@ enum Mode {
     Calls(Kind, u32),
     Reply(usize),
     Forward,
-    Gateway(Shape),
+    Gateway(Shape, GatewayMetrics),
 }
 
 /// Which of the gateway's answers [`Gateway`] imitates.
@@ -74,8 +74,6 @@ enum Shape {
 
 struct Root {
     mode: Mode,
-    /// The ids of [`Gateway`]'s counters and histogram, defined at configuration.
-    metrics: [u32; 4],
 }
 
 impl Context for Root {}
@@ -108,8 +106,7 @@ impl RootContext for Root {
                     _ => return false,
                 };
                 let _ = hostcalls::set_shared_data(PLAN_CELL, Some(&[0u8; 40]), None);
-                self.metrics = gateway_metrics();
-                Mode::Gateway(shape)
+                Mode::Gateway(shape, GatewayMetrics::define())
             }
             Some("calls") => {
                 let kind = match words.get(1).copied() {
@@ -142,10 +139,7 @@ impl RootContext for Root {
             Mode::Calls(kind, n) => Box::new(Calls { kind, n }),
             Mode::Reply(k) => Box::new(Reply { headers: k }),
             Mode::Forward => Box::new(Forward),
-            Mode::Gateway(shape) => Box::new(Gateway {
-                shape,
-                metrics: self.metrics,
-            }),
+            Mode::Gateway(shape, metrics) => Box::new(Gateway { shape, metrics }),
         })
     }
 
@@ -154,16 +148,26 @@ impl RootContext for Root {
     }
 }
 
-/// The counters and histogram [`Gateway`] updates (defined once, at configuration, as the
-/// gateway defines its own).
-fn gateway_metrics() -> [u32; 4] {
-    let define = |kind, name| hostcalls::define_metric(kind, name).unwrap_or(0);
-    [
-        define(MetricType::Counter, "bench_gateway_requests"),
-        define(MetricType::Counter, "bench_gateway_2xx"),
-        define(MetricType::Counter, "bench_gateway_cache_hits"),
-        define(MetricType::Histogram, "bench_gateway_latency"),
-    ]
+/// The host's ids of the counters and histogram [`Gateway`] updates.
+#[derive(Clone, Copy)]
+struct GatewayMetrics {
+    requests: u32,
+    successes: u32,
+    cache_hits: u32,
+    latency: u32,
+}
+
+impl GatewayMetrics {
+    /// Defines them once, at configuration, as the gateway defines its own.
+    fn define() -> Self {
+        let define = |kind, name| hostcalls::define_metric(kind, name).unwrap_or(0);
+        GatewayMetrics {
+            requests: define(MetricType::Counter, "bench_gateway_requests"),
+            successes: define(MetricType::Counter, "bench_gateway_2xx"),
+            cache_hits: define(MetricType::Counter, "bench_gateway_cache_hits"),
+            latency: define(MetricType::Histogram, "bench_gateway_latency"),
+        }
+    }
 }
 
 /// Keeps a configuration word for the VM's lifetime (once per VM, at configuration).
@@ -391,8 +395,7 @@ const EVENT: [u8; 1555] = [b' '; 1555];
 
 struct Gateway {
     shape: Shape,
-    /// Requests, 2xx answers, cache hits, latency.
-    metrics: [u32; 4],
+    metrics: GatewayMetrics,
 }
 
 impl Gateway {
@@ -404,7 +407,7 @@ impl Gateway {
         if let Ok((Some(v), cas)) = hostcalls::get_shared_data(PLAN_CELL) {
             let _ = hostcalls::set_shared_data(PLAN_CELL, Some(&v), cas);
         }
-        let _ = hostcalls::increment_metric(self.metrics[0], 1);
+        let _ = hostcalls::increment_metric(self.metrics.requests, 1);
     }
 
     fn answer(&self, body: &[u8]) {
@@ -417,8 +420,8 @@ impl Context for Gateway {
         let _ = hostcalls::get_map_bytes(MapType::HttpCallResponseHeaders);
         let _ = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size);
         let _ = hostcalls::get_current_time();
-        let _ = hostcalls::record_metric(self.metrics[3], 1);
-        let _ = hostcalls::increment_metric(self.metrics[1], 1);
+        let _ = hostcalls::record_metric(self.metrics.latency, 1);
+        let _ = hostcalls::increment_metric(self.metrics.successes, 1);
         self.answer(ANSWER_BODY);
     }
 }
@@ -445,8 +448,8 @@ impl HttpContext for Gateway {
             Shape::Hit => {
                 let _ = hostcalls::get_shared_data(FLUSH_CELL);
                 let _ = hostcalls::get_shared_data(SLOT_CELL);
-                let _ = hostcalls::increment_metric(self.metrics[2], 1);
-                let _ = hostcalls::increment_metric(self.metrics[1], 1);
+                let _ = hostcalls::increment_metric(self.metrics.cache_hits, 1);
+                let _ = hostcalls::increment_metric(self.metrics.successes, 1);
                 self.answer(ANSWER_BODY);
             }
         }
