@@ -19,7 +19,7 @@ Rows (all against the same stand-in Lambda, a second Envoy answering a fixed pro
       reads the answer's headers and body and the clock, records and counts, and answers with
       the gateway's headers (T over BT is the pipeline's own work; BT over BD the host calls)
   BTH the same for TH's host calls (`gateway hit`: the request's headers, clock, the plan's
-      cell, the cache's two invalidation cells, three counts, the cached answer)
+      cell, the cache's epoch cell, three counts, the cached answer)
   NL  Envoy's native aws_lambda filter invoking the stand-in (inline dummy credentials)
   NB  a minimal Envoy dynamic module (bench/noop-native) that sends each request on as an
       Invoke in place of the client's (fixed headers and 1.4 KB body, routed by the cluster

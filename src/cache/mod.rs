@@ -3,8 +3,8 @@
 //! Owns: compiling the deployment's `cache` settings and the export's `cacheKeyParameters`
 //! into per-method rules ([`RouteCache`]) once; deciding per request whether to look up,
 //! refresh (`Cache-Control: max-age=0` from a caller allowed to invalidate) or refuse
-//! (`FAIL_WITH_403`); and naming the shared-data cells that carry invalidation generations
-//! across workers. Submodules own key derivation ([`key`]) and the per-worker byte-bounded
+//! (`FAIL_WITH_403`); and naming and ordering the shared-data cells that carry invalidation
+//! generations and the stage's change epoch across workers. Submodules own key derivation ([`key`]) and the per-worker byte-bounded
 //! LRU ([`store`]). Must not: touch the host or read clocks: the glue reads shared data
 //! through [`crate::shared::SharedCells`] and passes `now` in.
 
@@ -14,7 +14,7 @@ pub mod store;
 use std::collections::BTreeMap;
 
 pub use key::{KeyParam, KeySource};
-pub use store::{Generations, Lookup, ResponseCache, Stored};
+pub use store::{Generations, Lookup, ResponseCache, Stamp, Stored};
 
 use crate::apikeys::ApiKeys;
 use crate::config::{CacheSettings, MethodCacheSettings, UnauthorizedStrategy};
@@ -56,6 +56,10 @@ pub struct StageCache {
     pub debug_header: bool,
     invalidators: Vec<String>,
     prefix: String,
+    /// The stage flush cell's name, built once.
+    flush_cell: String,
+    /// The stage epoch cell's name, built once.
+    epoch_cell: String,
 }
 
 /// The cache rule of one method.
@@ -103,6 +107,21 @@ pub fn shared_prefix(api_id: &str, stage: &str) -> String {
 /// The shared-data cell of the stage flush generation.
 pub fn flush_cell(prefix: &str) -> String {
     format!("{prefix}flush")
+}
+
+/// The shared-data cell of the stage's change epoch: moved after every flush and every slot
+/// invalidation, so that a lookup that finds it unchanged since an entry was stored knows
+/// nothing was invalidated without reading the entry's generations.
+pub fn epoch_cell(prefix: &str) -> String {
+    format!("{prefix}epoch")
+}
+
+/// Flushes a stage's cache on every worker (the control listener's action): moves the flush
+/// generation, then the epoch. Returns the new flush generation.
+pub fn flush(cells: &dyn SharedCells, prefix: &str) -> Result<u64, CellError> {
+    let generation = shared::increment(cells, &flush_cell(prefix))?;
+    shared::increment(cells, &epoch_cell(prefix))?;
+    Ok(generation)
 }
 
 /// The invalidation slot of a key (FNV-1a), in `0..SLOTS`.
@@ -243,6 +262,8 @@ impl StageCache {
             capacity_bytes: usize::try_from(u64::from(s.capacity_mib) << 20).unwrap_or(usize::MAX),
             debug_header: s.debug_header,
             invalidators: s.invalidators.clone(),
+            flush_cell: flush_cell(&shared_prefix(api_id, stage)),
+            epoch_cell: epoch_cell(&shared_prefix(api_id, stage)),
             prefix: shared_prefix(api_id, stage),
         });
         (stage_cache, routes)
@@ -291,20 +312,70 @@ impl StageCache {
         slot: u32,
     ) -> Result<Generations, CellError> {
         Ok(Generations {
-            flush: shared::read(cells, &flush_cell(&self.prefix))?,
+            flush: shared::read(cells, &self.flush_cell)?,
             slot: shared::read(cells, &self.slot_cell(slot))?,
         })
     }
 
-    /// Invalidates a slot on every worker; returns the generations to store the fresh
-    /// answer under.
-    pub fn invalidate(&self, cells: &dyn SharedCells, slot: u32) -> Result<Generations, CellError> {
-        let slot_generation = shared::increment(cells, &self.slot_cell(slot))?;
-        Ok(Generations {
-            flush: shared::read(cells, &flush_cell(&self.prefix))?,
-            slot: slot_generation,
+    /// Looks a planned key up in a worker's store. Reads the epoch first, the generations
+    /// only when the stored entry's epoch is not the current one or when an answer will have
+    /// to be fetched and stored (`Fetch` carries the stamp to store it under). The order
+    /// matters: an invalidation moves its slot before the epoch, so a stamp whose epoch was
+    /// read before its generations can never vouch for generations older than itself.
+    pub fn lookup(
+        &self,
+        cells: &dyn SharedCells,
+        store: &mut ResponseCache,
+        plan: &CachePlan,
+        now_ms: u64,
+    ) -> Result<Found, CellError> {
+        let epoch = shared::read(cells, &self.epoch_cell)?;
+        let mut read = None;
+        let found = store.get(&plan.key, now_ms, epoch, || {
+            let g = self.generations(cells, plan.slot)?;
+            read = Some(g);
+            Ok(g)
+        })?;
+        let freed = match found {
+            Lookup::Hit(reply) => return Ok(Found::Hit(reply)),
+            Lookup::Stale(freed) => Some(freed),
+            Lookup::Miss => None,
+        };
+        let generations = match read {
+            Some(g) => g,
+            None => self.generations(cells, plan.slot)?,
+        };
+        Ok(Found::Fetch {
+            under: Stamp { epoch, generations },
+            freed,
         })
     }
+
+    /// Invalidates a slot on every worker (the slot first, then the epoch); returns the stamp
+    /// to store the fresh answer under.
+    pub fn invalidate(&self, cells: &dyn SharedCells, slot: u32) -> Result<Stamp, CellError> {
+        let epoch = shared::read(cells, &self.epoch_cell)?;
+        let slot_generation = shared::increment(cells, &self.slot_cell(slot))?;
+        let flush = shared::read(cells, &self.flush_cell)?;
+        shared::increment(cells, &self.epoch_cell)?;
+        Ok(Stamp {
+            epoch,
+            generations: Generations {
+                flush,
+                slot: slot_generation,
+            },
+        })
+    }
+}
+
+/// What a lookup leaves the request to do.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Found {
+    /// A current stored answer.
+    Hit(crate::http::Reply),
+    /// Fetch from the integration and store the answer under `under`; `freed` bytes of a
+    /// stale entry were dropped.
+    Fetch { under: Stamp, freed: Option<usize> },
 }
 
 #[cfg(test)]

@@ -8,6 +8,11 @@
 //! [`super::StageCache`]) so that a flush or a `Cache-Control: max-age=0` on one worker is
 //! seen by every worker on its next lookup; this module only compares them. Must not: read
 //! clocks or touch the host.
+//!
+//! Every entry also remembers the stage's change *epoch* (a counter every invalidation and
+//! flush moves, see [`super::StageCache`]): while the epoch is unchanged nothing can have been
+//! invalidated, so a lookup needs the generations only when the epoch moved since the entry
+//! was stored or last confirmed. A hit on a quiet stage costs one shared read instead of two.
 
 use lru::LruCache;
 
@@ -27,11 +32,18 @@ pub struct Generations {
     pub slot: u64,
 }
 
+/// What an entry is stored under: the stage epoch read first, then the generations.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stamp {
+    pub epoch: u64,
+    pub generations: Generations,
+}
+
 #[derive(Debug)]
 struct Entry {
     reply: Reply,
     expires_at_ms: u64,
-    generations: Generations,
+    stamp: Stamp,
     size: usize,
 }
 
@@ -102,15 +114,30 @@ impl ResponseCache {
         self.lru.is_empty()
     }
 
-    /// Looks a key up; a hit becomes the most recently used entry.
-    pub fn get(&mut self, key: &str, now_ms: u64, current: Generations) -> Lookup {
-        let Some(entry) = self.lru.get(key) else {
-            return Lookup::Miss;
+    /// Looks a key up against the stage's current `epoch`; a hit becomes the most recently
+    /// used entry. `current` reads the current generations: it is called only when an
+    /// unexpired entry was stored under another epoch, and an entry whose generations are
+    /// still current is then re-stamped with `epoch`.
+    pub fn get<E>(
+        &mut self,
+        key: &str,
+        now_ms: u64,
+        epoch: u64,
+        current: impl FnOnce() -> Result<Generations, E>,
+    ) -> Result<Lookup, E> {
+        let Some(entry) = self.lru.get_mut(key) else {
+            return Ok(Lookup::Miss);
         };
-        if now_ms < entry.expires_at_ms && entry.generations == current {
-            return Lookup::Hit(entry.reply.clone());
+        if now_ms < entry.expires_at_ms {
+            if entry.stamp.epoch == epoch {
+                return Ok(Lookup::Hit(entry.reply.clone()));
+            }
+            if entry.stamp.generations == current()? {
+                entry.stamp.epoch = epoch;
+                return Ok(Lookup::Hit(entry.reply.clone()));
+            }
         }
-        Lookup::Stale(self.remove(key))
+        Ok(Lookup::Stale(self.remove(key)))
     }
 
     /// Drops one key; returns the bytes freed.
@@ -133,7 +160,7 @@ impl ResponseCache {
         reply: Reply,
         now_ms: u64,
         ttl_ms: u64,
-        generations: Generations,
+        stamp: Stamp,
     ) -> Stored {
         let before = self.bytes as i64;
         let mut out = Stored::default();
@@ -155,7 +182,7 @@ impl ResponseCache {
                 Entry {
                     reply,
                     expires_at_ms: now_ms.saturating_add(ttl_ms),
-                    generations,
+                    stamp,
                     size,
                 },
             );
@@ -178,17 +205,26 @@ mod tests {
         }
     }
 
-    const G: Generations = Generations { flush: 1, slot: 7 };
+    const G: Stamp = Stamp {
+        epoch: 3,
+        generations: Generations { flush: 1, slot: 7 },
+    };
+
+    /// A lookup at stamp `s`'s epoch, with `s`'s generations as the current ones.
+    fn look(c: &mut ResponseCache, key: &str, now_ms: u64, s: Stamp) -> Lookup {
+        c.get(key, now_ms, s.epoch, || Ok::<_, ()>(s.generations))
+            .unwrap()
+    }
 
     #[test]
     fn hit_until_ttl_then_stale() {
         let mut c = ResponseCache::new(1 << 20);
-        assert_eq!(c.get("k", 0, G), Lookup::Miss);
+        assert_eq!(look(&mut c, "k", 0, G), Lookup::Miss);
         assert!(c.put("k".into(), reply(200, 10), 1_000, 300_000, G).stored);
-        assert_eq!(c.get("k", 1_000, G), Lookup::Hit(reply(200, 10)));
-        assert_eq!(c.get("k", 300_999, G), Lookup::Hit(reply(200, 10)));
-        assert!(matches!(c.get("k", 301_000, G), Lookup::Stale(n) if n > 0));
-        assert_eq!(c.get("k", 301_000, G), Lookup::Miss);
+        assert_eq!(look(&mut c, "k", 1_000, G), Lookup::Hit(reply(200, 10)));
+        assert_eq!(look(&mut c, "k", 300_999, G), Lookup::Hit(reply(200, 10)));
+        assert!(matches!(look(&mut c, "k", 301_000, G), Lookup::Stale(n) if n > 0));
+        assert_eq!(look(&mut c, "k", 301_000, G), Lookup::Miss);
         assert_eq!(c.bytes(), 0);
     }
 
@@ -200,12 +236,48 @@ mod tests {
         ] {
             let mut c = ResponseCache::new(1 << 20);
             c.put("k".into(), reply(200, 1), 0, 1_000, G);
+            let moved = Stamp {
+                epoch: 4,
+                generations: current,
+            };
             assert!(
-                matches!(c.get("k", 1, current), Lookup::Stale(_)),
+                matches!(look(&mut c, "k", 1, moved), Lookup::Stale(_)),
                 "{current:?}"
             );
             assert!(c.is_empty());
         }
+    }
+
+    #[test]
+    fn generations_are_read_only_when_the_epoch_moved() {
+        let mut c = ResponseCache::new(1 << 20);
+        c.put("k".into(), reply(200, 1), 0, 1_000, G);
+        let mut reads = 0;
+        let mut get = |c: &mut ResponseCache, epoch: u64| {
+            c.get("k", 1, epoch, || {
+                reads += 1;
+                Ok::<_, ()>(G.generations)
+            })
+            .unwrap()
+        };
+        // Same epoch: served without reading the generations.
+        assert!(matches!(get(&mut c, 3), Lookup::Hit(_)));
+        // The epoch moved (another key was invalidated), this key's generations did not:
+        // served after one read, and re-stamped so the next lookup reads nothing.
+        assert!(matches!(get(&mut c, 9), Lookup::Hit(_)));
+        assert!(matches!(get(&mut c, 9), Lookup::Hit(_)));
+        assert_eq!(reads, 1);
+        // A failed read is the caller's error; the entry stays.
+        assert_eq!(c.get("k", 1, 10, || Err("down")), Err("down"));
+        assert_eq!(c.len(), 1);
+        // An expired entry is dropped without reading anything.
+        let mut reads = 0;
+        let out = c.get("k", 5_000, 11, || {
+            reads += 1;
+            Ok::<_, ()>(G.generations)
+        });
+        assert!(matches!(out, Ok(Lookup::Stale(_))));
+        assert_eq!(reads, 0);
     }
 
     #[test]
@@ -236,12 +308,12 @@ mod tests {
         }
         assert_eq!(c.bytes(), one * 3);
         // Touch "a": "b" is now the least recently used.
-        assert!(matches!(c.get("a", 1, G), Lookup::Hit(_)));
+        assert!(matches!(look(&mut c, "a", 1, G), Lookup::Hit(_)));
         let out = c.put("d".into(), reply(200, 100), 1, 1_000, G);
         assert_eq!((out.stored, out.evicted), (true, 1));
-        assert_eq!(c.get("b", 2, G), Lookup::Miss);
+        assert_eq!(look(&mut c, "b", 2, G), Lookup::Miss);
         for k in ["a", "c", "d"] {
-            assert!(matches!(c.get(k, 2, G), Lookup::Hit(_)), "{k}");
+            assert!(matches!(look(&mut c, k, 2, G), Lookup::Hit(_)), "{k}");
         }
         // An entry bigger than everything evicts two and is stored.
         let out = c.put("big".into(), reply(200, 250), 3, 1_000, G);

@@ -307,22 +307,45 @@ fn plans_carry_the_key_slot_and_ttl() {
 }
 
 #[test]
-fn generations_follow_invalidations_and_flushes() {
+fn generations_and_epoch_follow_invalidations_and_flushes() {
     let (stage, _) = compile(json!({}));
     let stage = stage.unwrap();
     let cells = Cells::default();
+    let prefix = shared_prefix("api", "prod");
+    let epoch = || shared::read(&cells, &epoch_cell(&prefix)).unwrap();
     let g0 = stage.generations(&cells, 5).unwrap();
-    assert_eq!(g0, Generations::default());
-    let g1 = stage.invalidate(&cells, 5).unwrap();
-    assert_ne!(g1, g0);
-    assert_eq!(stage.generations(&cells, 5).unwrap(), g1);
+    assert_eq!((g0, epoch()), (Generations::default(), 0));
+    // An invalidation moves its slot and then the epoch; the stamp holds the epoch from
+    // before it, so the next lookup checks the generations.
+    let s1 = stage.invalidate(&cells, 5).unwrap();
+    assert_ne!(s1.generations, g0);
+    assert_eq!((s1.epoch, epoch()), (0, 1));
+    assert_eq!(stage.generations(&cells, 5).unwrap(), s1.generations);
     // Other slots are untouched by a key's invalidation.
     assert_eq!(stage.generations(&cells, 6).unwrap(), g0);
-    // A flush (the control listener's) moves every slot's generations.
-    let flush = flush_cell(&shared_prefix("api", "prod"));
-    shared::increment(&cells, &flush).unwrap();
-    assert_ne!(stage.generations(&cells, 5).unwrap(), g1);
+    // A flush (the control listener's) moves every slot's generations, and the epoch.
+    assert_eq!(flush(&cells, &prefix).unwrap(), 1);
+    assert_eq!(epoch(), 2);
+    assert_ne!(stage.generations(&cells, 5).unwrap(), s1.generations);
     assert_ne!(stage.generations(&cells, 6).unwrap(), g0);
+}
+
+/// Shared data that counts reads, to check how many cells a lookup costs.
+#[derive(Default)]
+struct CountingCells {
+    inner: Cells,
+    reads: std::cell::Cell<usize>,
+}
+
+impl SharedCells for CountingCells {
+    fn get(&self, key: &str) -> Result<(Option<Vec<u8>>, u32), CellError> {
+        self.reads.set(self.reads.get() + 1);
+        self.inner.get(key)
+    }
+
+    fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<(), CellError> {
+        self.inner.set(key, value, cas)
+    }
 }
 
 #[test]
@@ -352,23 +375,55 @@ fn store_and_lookup_through_generations() {
     let (stage, routes) = compile(json!({}));
     let stage = stage.unwrap();
     let route = rule(&routes, "GET /pets").unwrap();
-    let cells = Cells::default();
+    let cells = CountingCells::default();
     let mut worker_a = ResponseCache::new(1 << 20);
     let mut worker_b = ResponseCache::new(1 << 20);
-    let Decision::Use(plan) = stage.plan(route, &src(&[], "type=a"), &keys()) else {
-        panic!()
+    let plan = |query: &str| {
+        let Decision::Use(plan) = stage.plan(route, &src(&[], query), &keys()) else {
+            panic!()
+        };
+        plan
     };
+    let (pets, other) = (plan("type=a"), plan("type=b"));
+    assert_ne!(pets.slot, other.slot);
     let reply = crate::http::Reply::json(200, "{}");
+    let reads = |w: &mut ResponseCache, plan: &CachePlan, now: u64| {
+        let before = cells.reads.get();
+        let found = stage.lookup(&cells, w, plan, now).unwrap();
+        (found, cells.reads.get() - before)
+    };
     for w in [&mut worker_a, &mut worker_b] {
-        let g = stage.generations(&cells, plan.slot).unwrap();
-        assert_eq!(w.get(&plan.key, 0, g), Lookup::Miss);
-        w.put(plan.key.clone(), reply.clone(), 0, plan.ttl_ms, g);
-        assert!(matches!(w.get(&plan.key, 1, g), Lookup::Hit(_)));
+        // A miss reads the epoch and the generations it will store under.
+        let (found, n) = reads(w, &pets, 0);
+        let Found::Fetch { under, freed: None } = found else {
+            panic!("{found:?}")
+        };
+        assert_eq!(n, 3);
+        w.put(pets.key.clone(), reply.clone(), 0, pets.ttl_ms, under);
+        // A hit on a quiet stage reads the epoch alone.
+        assert_eq!(reads(w, &pets, 1), (Found::Hit(reply.clone()), 1));
     }
+    // Another key's invalidation moves the epoch: the next hit checks the generations once.
+    stage.invalidate(&cells, other.slot).unwrap();
+    assert_eq!(
+        reads(&mut worker_b, &pets, 2),
+        (Found::Hit(reply.clone()), 3)
+    );
+    assert_eq!(
+        reads(&mut worker_b, &pets, 2),
+        (Found::Hit(reply.clone()), 1)
+    );
     // Worker A refreshes the key; worker B's copy is stale on its very next lookup.
-    let g = stage.invalidate(&cells, plan.slot).unwrap();
-    worker_a.put(plan.key.clone(), reply.clone(), 2, plan.ttl_ms, g);
-    let now = stage.generations(&cells, plan.slot).unwrap();
-    assert!(matches!(worker_a.get(&plan.key, 3, now), Lookup::Hit(_)));
-    assert!(matches!(worker_b.get(&plan.key, 3, now), Lookup::Stale(_)));
+    let under = stage.invalidate(&cells, pets.slot).unwrap();
+    worker_a.put(pets.key.clone(), reply.clone(), 2, pets.ttl_ms, under);
+    assert!(matches!(reads(&mut worker_a, &pets, 3).0, Found::Hit(_)));
+    assert!(matches!(
+        reads(&mut worker_b, &pets, 3).0,
+        Found::Fetch { freed: Some(n), .. } if n > 0
+    ));
+    // A flush makes both stale.
+    flush(&cells, &shared_prefix("api", "prod")).unwrap();
+    for w in [&mut worker_a, &mut worker_b] {
+        assert!(matches!(reads(w, &pets, 4).0, Found::Fetch { .. }));
+    }
 }

@@ -14,8 +14,8 @@ use std::rc::Rc;
 
 use super::{Authorized, Gateway, Outcome, RequestHead, Routed, Start};
 use crate::authorizer::cache::AuthCache;
-use crate::cache::store::{Generations, Lookup, Stored};
-use crate::cache::{CacheEvent, Mode, ResponseCache};
+use crate::cache::store::{Stamp, Stored};
+use crate::cache::{CacheEvent, Found, Mode, ResponseCache};
 use crate::error::GatewayError;
 use crate::http::{UpstreamAnswer, UpstreamCall};
 use crate::shared::SharedCells;
@@ -181,8 +181,8 @@ pub struct Exchange {
     pub(super) routed: Option<Routed>,
     pub(super) body: Option<Vec<u8>>,
     pub(super) waiting: Option<Waiting>,
-    /// Cache generations to store a fresh answer under, once the cache was consulted.
-    pub(super) store_under: Option<Generations>,
+    /// The cache stamp to store a fresh answer under, once the cache was consulted.
+    pub(super) store_under: Option<Stamp>,
     /// A decision the authorizer stage made but the request did not get past (a denial),
     /// kept for the `$context` of the gateway response.
     pub(super) denied_by: Option<Authorized>,
@@ -445,12 +445,19 @@ impl Gateway {
         else {
             return None;
         };
-        let generations = match plan.mode {
-            Mode::Refresh => stage.invalidate(host.cells, plan.slot),
-            Mode::Lookup => stage.generations(host.cells, plan.slot),
+        let looked = match plan.mode {
+            Mode::Refresh => stage
+                .invalidate(host.cells, plan.slot)
+                .map(|under| Found::Fetch { under, freed: None }),
+            Mode::Lookup => stage.lookup(host.cells, &mut store.borrow_mut(), plan, ex.head.now_ms),
         };
-        let generations = match generations {
-            Ok(g) => g,
+        let (under, freed) = match looked {
+            Ok(Found::Hit(reply)) => {
+                ex.events.push(Event::Cache(CacheEvent::Hit));
+                let outcome = self.cache_hit(&ex.head, routed, reply);
+                return Some(Step::Reply(Box::new(outcome)));
+            }
+            Ok(Found::Fetch { under, freed }) => (under, freed),
             Err(e) => {
                 let line = format!(
                     "{} stage cache bypassed: shared data failed: {e}",
@@ -461,22 +468,13 @@ impl Gateway {
                 return None;
             }
         };
-        ex.store_under = Some(generations);
+        ex.store_under = Some(under);
         if plan.mode == Mode::Refresh {
             ex.events.push(Event::Cache(CacheEvent::Invalidate));
             return None;
         }
-        let found = store
-            .borrow_mut()
-            .get(&plan.key, ex.head.now_ms, generations);
-        match found {
-            Lookup::Hit(reply) => {
-                ex.events.push(Event::Cache(CacheEvent::Hit));
-                let outcome = self.cache_hit(&ex.head, routed, reply);
-                return Some(Step::Reply(Box::new(outcome)));
-            }
-            Lookup::Stale(freed) => ex.events.push(Event::CacheFreed(freed)),
-            Lookup::Miss => {}
+        if let Some(freed) = freed {
+            ex.events.push(Event::CacheFreed(freed));
         }
         ex.events.push(Event::Cache(CacheEvent::Miss));
         None
@@ -535,19 +533,16 @@ impl Gateway {
             latency_ms: host.now_ms.saturating_sub(waiting.sent_ms),
             failed,
         });
-        if let (Some(reply), Some(generations), Some(plan), Some(store)) = (
+        if let (Some(reply), Some(stamp), Some(plan), Some(store)) = (
             outcome.store.take(),
             ex.store_under.take(),
             &routed.cache,
             host.store,
         ) {
-            let stored = store.borrow_mut().put(
-                plan.key.clone(),
-                *reply,
-                host.now_ms,
-                plan.ttl_ms,
-                generations,
-            );
+            let stored =
+                store
+                    .borrow_mut()
+                    .put(plan.key.clone(), *reply, host.now_ms, plan.ttl_ms, stamp);
             ex.events.push(Event::CacheStored(stored));
         }
         Step::Reply(Box::new(outcome))

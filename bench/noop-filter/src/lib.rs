@@ -25,7 +25,7 @@
 //!   answer reads its headers and body and the clock, records a latency and a count and
 //!   answers with the gateway's four headers (row BT: T without the pipeline's own work).
 //! - Configuration `gateway hit`: the same for a stage-cache hit (row TH): the request's
-//!   headers and clock, the usage-plan cell, the two invalidation cells, three counts and the
+//!   headers and clock, the usage-plan cell, the cache's epoch cell, three counts and the
 //!   cached answer (row BTH).
 
 use std::time::Duration;
@@ -375,9 +375,9 @@ impl HttpContext for Forward {
 /// The shared-data cell standing for a usage plan's throttle and quota (the gateway's key
 /// is 34 bytes, its value 40).
 const PLAN_CELL: &str = "apigw-edge/bench12345/prod/u/bench";
-/// The cache-hit path's two invalidation cells (never written, as in the benchmark).
-const FLUSH_CELL: &str = "apigw-edge/bench12345/prod/cache/flush";
-const SLOT_CELL: &str = "apigw-edge/bench12345/prod/cache/slot/417";
+/// The stage cache's epoch cell, the one cell a hit reads while nothing was invalidated
+/// (never written, as in the benchmark).
+const EPOCH_CELL: &str = "apigw-edge/bench12345/prod/cache/epoch";
 
 /// The gateway's headers on a proxied answer and a cache hit (the same four).
 const GATEWAY_HEADERS: [(&str, &str); 4] = [
@@ -446,8 +446,7 @@ impl HttpContext for Gateway {
                 &EVENT,
             ),
             Shape::Hit => {
-                let _ = hostcalls::get_shared_data(FLUSH_CELL);
-                let _ = hostcalls::get_shared_data(SLOT_CELL);
+                let _ = hostcalls::get_shared_data(EPOCH_CELL);
                 let _ = hostcalls::increment_metric(self.metrics.cache_hits, 1);
                 let _ = hostcalls::increment_metric(self.metrics.successes, 1);
                 self.answer(ANSWER_BODY);
