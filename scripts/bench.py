@@ -70,6 +70,8 @@ import socket
 import statistics
 import subprocess
 import sys
+import urllib.parse
+import urllib.request
 import time
 from pathlib import Path
 
@@ -651,12 +653,46 @@ def envoy_binary():
     return found[0]
 
 
-def envoy_instructions(cfg, rows):
+def traffic_bytes(admin):
+    """Bytes an Envoy's HTTP listeners have received and sent so far, its admin's own left
+    out: (received, sent)."""
+    query = urllib.parse.quote(r"^http\.[^.]+\.downstream_cx_(rx|tx)_bytes_total$")
+    with urllib.request.urlopen(f"http://127.0.0.1:{admin}/stats?filter={query}", timeout=60) as r:
+        text = r.read().decode()
+    totals = {"rx": 0, "tx": 0}
+    for m in re.finditer(r"^http\.([^.]+)\.downstream_cx_(rx|tx)_bytes_total: (\d+)$", text, re.M):
+        if m.group(1) != "admin":
+            totals[m.group(2)] += int(m.group(3))
+    return totals["rx"], totals["tx"]
+
+
+# Rows that imitate another's host calls (bench/noop-filter's gateway mode, with sizes read
+# from the imitated row): their Invokes and answers must stay the same size as the original's.
+IMITATIONS = {"BT": "T", "BTH": "TH"}
+
+
+def check_imitations(sizes):
+    """Warns when an imitating row's bytes per request to the stand-in or to the client
+    differ from its original's by more than 2 %: the gateway mode's fixed sizes have drifted
+    from what the gateway sends, and the row no longer measures T's or TH's host calls."""
+    for copy, original in IMITATIONS.items():
+        if copy not in sizes or original not in sizes:
+            continue
+        for what, to in (("to_lambda", "to the Lambda stand-in"), ("to_client", "to the client")):
+            a, b = sizes[original][what], sizes[copy][what]
+            if abs(a - b) > 0.02 * max(a, b, 1):
+                log(f"WARNING: {copy} sends {b:,.0f} bytes per request {to} against "
+                    f"{original}'s {a:,.0f}: update bench/noop-filter's gateway mode")
+
+
+def envoy_instructions(cfg, rows, stand_in_admin):
     """Instructions per request of the whole Envoy process (V8's compiled module included),
-    counted by callgrind over INSTRUCTION_REQUESTS requests after a warm-up: {row: count}.
-    Unlike CPU time the count does not move with the host's load, so small differences
-    between rows show; it leaves out the kernel's work (system calls, scheduling)."""
-    counts = {}
+    counted by callgrind over INSTRUCTION_REQUESTS requests after a warm-up, and the bytes
+    per request it sent to the stand-in and to the client over the same requests:
+    ({row: count}, {row: {"to_lambda": n, "to_client": n}}). Unlike CPU time the count does
+    not move with the host's load, so small differences between rows show; it leaves out the
+    kernel's work (system calls, scheduling)."""
+    counts, sizes = {}, {}
     for row in rows:
         config, env = cfg[row]
         out = WORK / f"callgrind-{row}.out"
@@ -677,12 +713,17 @@ def envoy_instructions(cfg, rows):
                 load += ["-d", body]
             url = f"http://127.0.0.1:{PORT}{path}"
             subprocess.run(load + ["-n", "300", url], check=True, stdout=subprocess.DEVNULL)
+            lambda_before, client_before = traffic_bytes(stand_in_admin)[0], traffic_bytes(ADMIN)[1]
             subprocess.run(["callgrind_control", "-z", str(dut.proc.pid)], check=True,
                            stdout=subprocess.DEVNULL)
             answers = subprocess.run(load + ["-n", str(INSTRUCTION_REQUESTS), url], check=True,
                                      capture_output=True, text=True).stdout
             subprocess.run(["callgrind_control", "-d", str(dut.proc.pid)], check=True,
                            stdout=subprocess.DEVNULL)
+            sizes[row] = {
+                "to_lambda": (traffic_bytes(stand_in_admin)[0] - lambda_before) / INSTRUCTION_REQUESTS,
+                "to_client": (traffic_bytes(ADMIN)[1] - client_before) / INSTRUCTION_REQUESTS,
+            }
         finally:
             dut.stop()
         ok = re.search(r"\[200\] (\d+) responses", answers)
@@ -694,7 +735,7 @@ def envoy_instructions(cfg, rows):
             raise SystemExit(f"{row}: callgrind wrote no counts")
         counts[row] = int(total.group(1)) / INSTRUCTION_REQUESTS
         log(f"{row}: {counts[row]:,.0f} Envoy instructions per request")
-    return counts
+    return counts, sizes
 
 
 def main():
@@ -724,15 +765,19 @@ def main():
     if args.instructions:
         stand_in = start_stand_in(cfg)
         try:
-            counts = envoy_instructions(cfg, rows)
+            counts, sizes = envoy_instructions(cfg, rows, STAND_IN_ADMIN)
         finally:
             stand_in.stop()
-        print("\n| row | Envoy instructions per request | over BD | over BL |")
-        print("| --- | --- | --- | --- |")
+        print("\n| row | Envoy instructions per request | over BD | over BL "
+              "| bytes to Lambda per request | bytes to client per request |")
+        print("| --- | --- | --- | --- | --- | --- |")
         for row, n in counts.items():
             over = lambda base: f"{n / counts[base]:.2f}" if base in counts else ""
-            print(f"| {row} | {n:,.0f} | {over('BD')} | {over('BL')} |")
-        Path(WORK / "instructions.json").write_text(json.dumps(counts, indent=2))
+            print(f"| {row} | {n:,.0f} | {over('BD')} | {over('BL')} "
+                  f"| {sizes[row]['to_lambda']:,.0f} | {sizes[row]['to_client']:,.0f} |")
+        check_imitations(sizes)
+        Path(WORK / "instructions.json").write_text(json.dumps(
+            {row: {"instructions": n, **sizes[row]} for row, n in counts.items()}, indent=2))
         return
     if args.profile:
         stand_in = start_stand_in(cfg)
