@@ -4,9 +4,10 @@
 //! into per-method rules ([`RouteCache`]) once; deciding per request whether to look up,
 //! refresh (`Cache-Control: max-age=0` from a caller allowed to invalidate) or refuse
 //! (`FAIL_WITH_403`); and naming and ordering the shared-data cells that carry invalidation
-//! generations and the stage's change epoch across workers. Submodules own key derivation ([`key`]) and the per-worker byte-bounded
-//! LRU ([`store`]). Must not: touch the host or read clocks: the glue reads shared data
-//! through [`crate::shared::SharedCells`] and passes `now` in.
+//! generations and the stage's change epoch across workers. Submodules own key derivation
+//! ([`key`]) and the per-worker byte-bounded LRU ([`store`]). Must not: touch the host or
+//! read clocks: the glue reads shared data through [`crate::shared::SharedCells`] and passes
+//! `now` in.
 
 pub mod key;
 pub mod store;
