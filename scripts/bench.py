@@ -460,9 +460,7 @@ def wait_for_200(row, timeout, pause):
 def warm(row):
     method, path, headers, body = REQUESTS[row]
     # Keys of token authorizers arrive shortly after start-up.
-    deadline = time.time() + 10
-    while http_status(PORT, path, headers, method, body) != 200 and time.time() < deadline:
-        time.sleep(0.1)
+    wait_for_200(row, timeout=10, pause=0.1)
     for _ in range(20):
         status = http_status(PORT, path, headers, method, body)
         if status != 200:
@@ -685,7 +683,7 @@ def check_imitations(sizes):
                     f"{original}'s {a:,.0f}: update bench/noop-filter's gateway mode")
 
 
-def envoy_instructions(cfg, rows, stand_in_admin):
+def envoy_instructions(cfg, rows):
     """Instructions per request of the whole Envoy process (V8's compiled module included),
     counted by callgrind over INSTRUCTION_REQUESTS requests after a warm-up, and the bytes
     per request it sent to the stand-in and to the client over the same requests:
@@ -713,7 +711,7 @@ def envoy_instructions(cfg, rows, stand_in_admin):
                 load += ["-d", body]
             url = f"http://127.0.0.1:{PORT}{path}"
             subprocess.run(load + ["-n", "300", url], check=True, stdout=subprocess.DEVNULL)
-            lambda_before, client_before = traffic_bytes(stand_in_admin)[0], traffic_bytes(ADMIN)[1]
+            lambda_before, client_before = traffic_bytes(STAND_IN_ADMIN)[0], traffic_bytes(ADMIN)[1]
             subprocess.run(["callgrind_control", "-z", str(dut.proc.pid)], check=True,
                            stdout=subprocess.DEVNULL)
             answers = subprocess.run(load + ["-n", str(INSTRUCTION_REQUESTS), url], check=True,
@@ -721,7 +719,7 @@ def envoy_instructions(cfg, rows, stand_in_admin):
             subprocess.run(["callgrind_control", "-d", str(dut.proc.pid)], check=True,
                            stdout=subprocess.DEVNULL)
             sizes[row] = {
-                "to_lambda": (traffic_bytes(stand_in_admin)[0] - lambda_before) / INSTRUCTION_REQUESTS,
+                "to_lambda": (traffic_bytes(STAND_IN_ADMIN)[0] - lambda_before) / INSTRUCTION_REQUESTS,
                 "to_client": (traffic_bytes(ADMIN)[1] - client_before) / INSTRUCTION_REQUESTS,
             }
         finally:
@@ -765,7 +763,7 @@ def main():
     if args.instructions:
         stand_in = start_stand_in(cfg)
         try:
-            counts, sizes = envoy_instructions(cfg, rows, STAND_IN_ADMIN)
+            counts, sizes = envoy_instructions(cfg, rows)
         finally:
             stand_in.stop()
         print("\n| row | Envoy instructions per request | over BD | over BL "

@@ -259,13 +259,17 @@ impl StageCache {
                 })
             })
             .collect();
-        let stage_cache = s.enabled.then(|| StageCache {
-            capacity_bytes: usize::try_from(u64::from(s.capacity_mib) << 20).unwrap_or(usize::MAX),
-            debug_header: s.debug_header,
-            invalidators: s.invalidators.clone(),
-            flush_cell: flush_cell(&shared_prefix(api_id, stage)),
-            epoch_cell: epoch_cell(&shared_prefix(api_id, stage)),
-            prefix: shared_prefix(api_id, stage),
+        let stage_cache = s.enabled.then(|| {
+            let prefix = shared_prefix(api_id, stage);
+            StageCache {
+                capacity_bytes: usize::try_from(u64::from(s.capacity_mib) << 20)
+                    .unwrap_or(usize::MAX),
+                debug_header: s.debug_header,
+                invalidators: s.invalidators.clone(),
+                flush_cell: flush_cell(&prefix),
+                epoch_cell: epoch_cell(&prefix),
+                prefix,
+            }
         });
         (stage_cache, routes)
     }
