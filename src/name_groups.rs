@@ -74,7 +74,7 @@ impl<'a> NameGroups<'a> {
         let names = names.into_iter();
         let count = names.len();
         let mut groups = NameGroups {
-            names: Vec::new(),
+            names: Vec::with_capacity(count),
             next: vec![END; count],
             fold_case,
             index: (count > SCAN_NAMES).then(|| HashMap::with_capacity(count)),

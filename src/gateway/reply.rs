@@ -133,6 +133,7 @@ impl Gateway {
     /// Adds `x-amzn-RequestId`, `x-amz-apigw-id` and, for integration answers,
     /// `X-Amzn-Trace-Id`.
     pub(super) fn stamp(&self, mut reply: Reply, head: &RequestHead, integration: bool) -> Reply {
+        reply.headers.reserve(3);
         reply
             .headers
             .push(("x-amzn-RequestId".into(), head.request_id.clone()));

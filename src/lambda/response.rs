@@ -186,7 +186,7 @@ pub fn map(
             "{count} header values, more than {MAX_RESPONSE_HEADERS}"
         )));
     }
-    let mut headers: Vec<(String, String)> = Vec::new();
+    let mut headers: Vec<(String, String)> = Vec::with_capacity(count);
     for (name, values) in resp.multi_value_headers.iter().flatten() {
         for v in values.iter().flatten() {
             headers.push((name.to_string(), v.to_text().into_owned()));

@@ -53,7 +53,15 @@ pub struct State {
 
 impl State {
     pub fn encode(&self) -> Vec<u8> {
-        [self.tokens_micro.to_le_bytes(), self.last_ms.to_le_bytes()].concat()
+        let mut out = Vec::with_capacity(16);
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// Appends the 16 bytes of [`State::encode`] to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.tokens_micro.to_le_bytes());
+        out.extend_from_slice(&self.last_ms.to_le_bytes());
     }
 
     pub fn decode(bytes: &[u8]) -> Option<State> {

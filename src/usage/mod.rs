@@ -137,8 +137,14 @@ impl KeyCell {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = self.quota.map(|q| q.encode()).unwrap_or_default();
-        out.extend(self.bucket.map(|b| b.encode()).unwrap_or_default());
+        // One buffer of the final size (at most 40 bytes): this runs on every counted request.
+        let mut out = Vec::with_capacity(40);
+        if let Some(q) = &self.quota {
+            q.encode_into(&mut out);
+        }
+        if let Some(b) = &self.bucket {
+            b.encode_into(&mut out);
+        }
         out
     }
 }

@@ -41,12 +41,16 @@ pub struct State {
 
 impl State {
     pub fn encode(&self) -> Vec<u8> {
-        [
-            self.first_window.to_le_bytes(),
-            self.window.to_le_bytes(),
-            self.used.to_le_bytes(),
-        ]
-        .concat()
+        let mut out = Vec::with_capacity(24);
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// Appends the 24 bytes of [`State::encode`] to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        for word in [self.first_window, self.window, self.used] {
+            out.extend_from_slice(&word.to_le_bytes());
+        }
     }
 
     pub fn decode(bytes: &[u8]) -> Option<State> {
