@@ -1,13 +1,14 @@
 //! What the host knows of a request's connection: the protocol, the caller's address and the
 //! local port.
 //!
-//! Owns: [`Connection`], the header a filter in front of the gateway's writes them into
-//! ([`HEADER`], filled by Envoy's `header_mutation` filter with [`ENVOY_FORMAT`] in rendered
+//! Owns: [`Connection`], the header Envoy writes them into before the gateway sees the
+//! request ([`HEADER`], filled with [`ENVOY_FORMAT`] by the connection manager's early header
+//! mutation, or by a `header_mutation` filter in front behind trusted proxies, in rendered
 //! configurations), and reading Envoy's address text. Reading them from that header costs
 //! nothing beyond the header map the filter reads anyway, where asking the host for three
 //! properties costs three host calls per request.
 //! Must not: call the host (the glue reads properties when the header is not trusted), or
-//! trust the header unless the deployment says a filter in front overwrites it.
+//! trust the header unless the deployment says Envoy overwrites it.
 
 use crate::http::Header;
 

@@ -471,7 +471,7 @@ pub fn bootstrap_for(cfg: &FilterConfig, module: Module) -> Result<Value, Vec<Co
     }
     if let Some(gateway) = listeners.first_mut() {
         if module.connection_header() {
-            connection_filter(gateway);
+            connection_header(gateway, d.envoy.xff_num_trusted_hops);
         }
         if !access_logs.is_empty() {
             access_log(gateway, &access_logs, module.state_prefix());
@@ -670,31 +670,52 @@ fn forwarding_route(gateway: &mut Value, longest_timeout_ms: u64) {
     }
 }
 
-/// Memory and connection limits for the whole process.
-/// Puts Envoy's `header_mutation` filter in front of the gateway's: it writes the request's
-/// protocol, peer address and local port into [`connection::HEADER`], replacing any value a
-/// client sent, so the gateway reads them with the request's headers instead of asking the
-/// host for three properties per request.
-fn connection_filter(gateway: &mut Value) {
-    let filters = gateway
-        .pointer_mut("/filter_chains/0/filters/0/typed_config/http_filters")
-        .and_then(Value::as_array_mut);
-    if let Some(filters) = filters {
+/// Has Envoy write the request's protocol, peer address and local port into
+/// [`connection::HEADER`], replacing any value a client sent, so the gateway reads them with
+/// the request's headers instead of asking the host for three properties per request.
+///
+/// With no trusted proxies the connection manager writes it as the headers arrive (an early
+/// header mutation: no filter per request). Behind trusted proxies the peer address must be
+/// the one Envoy takes from `X-Forwarded-For`, which it has not read yet at that point, so
+/// a `header_mutation` filter in front of the gateway's writes it instead.
+fn connection_header(gateway: &mut Value, trusted_hops: u32) {
+    let mutation = json!({"append": {
+        "header": {"key": connection::HEADER, "value": connection::ENVOY_FORMAT},
+        "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"
+    }});
+    let Some(hcm) = gateway
+        .pointer_mut("/filter_chains/0/filters/0/typed_config")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    if trusted_hops == 0 {
+        hcm.insert(
+            "early_header_mutation_extensions".into(),
+            json!([{
+                "name": CONNECTION_NAME,
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.http.early_header_mutation.header_mutation.v3.HeaderMutation",
+                    "mutations": [mutation]
+                }
+            }]),
+        );
+    } else if let Some(filters) = hcm.get_mut("http_filters").and_then(Value::as_array_mut) {
         filters.insert(
             0,
             json!({
-                "name": "apigw-edge-connection",
+                "name": CONNECTION_NAME,
                 "typed_config": {
                     "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
-                    "mutations": {"request_mutations": [{"append": {
-                        "header": {"key": connection::HEADER, "value": connection::ENVOY_FORMAT},
-                        "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"
-                    }}]}
+                    "mutations": {"request_mutations": [mutation]}
                 }
             }),
         );
     }
 }
+
+/// The name of what writes [`connection::HEADER`] in a rendered configuration.
+const CONNECTION_NAME: &str = "apigw-edge-connection";
 
 /// Envoy's file access loggers on the gateway's listener, one per file, each writing the
 /// line the filter built for a request (its filter state under the file's name, see
@@ -1026,16 +1047,14 @@ mod tests {
         let names = filter_names;
         assert_eq!(
             names(&listeners[0]),
-            [
-                "apigw-edge-connection",
-                FILTER_NAME,
-                "envoy.filters.http.router"
-            ]
+            [FILTER_NAME, "envoy.filters.http.router"]
         );
         assert_eq!(names(&listeners[1])[0], CONTROL_NAME);
-        let mutation = http_filter(&listeners[0], "header_mutation.v3.HeaderMutation");
+        let early = &listeners[0]["filter_chains"][0]["filters"][0]["typed_config"]
+            ["early_header_mutation_extensions"];
+        assert_eq!(early[0]["name"], "apigw-edge-connection");
         assert_eq!(
-            mutation["mutations"]["request_mutations"][0]["append"],
+            early[0]["typed_config"]["mutations"][0]["append"],
             json!({
                 "header": {"key": "x-apigw-edge-connection",
                            "value": "%PROTOCOL% %DOWNSTREAM_REMOTE_ADDRESS% %DOWNSTREAM_LOCAL_PORT%"},
@@ -1054,6 +1073,29 @@ mod tests {
             crate::config::PluginConfig::Control(_) => panic!("gateway configuration expected"),
         }
         assert!(!c.deployment.envoy.connection_header);
+    }
+
+    /// Behind trusted proxies the peer address is the one Envoy reads from
+    /// `X-Forwarded-For`, known only once the connection manager has read the headers: a
+    /// filter writes the header then, and no early mutation does.
+    #[test]
+    fn behind_trusted_proxies_a_filter_writes_the_connection_header() {
+        let mut c = cfg(json!({"endpoint": "http://127.0.0.1:9000"}));
+        c.deployment.envoy.xff_num_trusted_hops = 1;
+        let b = bootstrap(&c, "/f.wasm").unwrap();
+        let listener = &b["static_resources"]["listeners"][0];
+        assert_eq!(
+            filter_names(listener),
+            [CONNECTION_NAME, FILTER_NAME, "envoy.filters.http.router"]
+        );
+        assert!(listener["filter_chains"][0]["filters"][0]["typed_config"]
+            .get("early_header_mutation_extensions")
+            .is_none());
+        let mutation = http_filter(listener, "header_mutation.v3.HeaderMutation");
+        assert_eq!(
+            mutation["mutations"]["request_mutations"][0]["append"]["header"]["value"],
+            connection::ENVOY_FORMAT
+        );
     }
 
     #[test]
@@ -1190,15 +1232,15 @@ mod tests {
         wasm_config["deployment"]["envoy"]["connectionHeader"] = json!(false);
         assert_eq!(parse(native_config), wasm_config);
         let names = |b: &Value| filter_names(&b["static_resources"]["listeners"][0]);
-        assert_eq!(
-            names(&wasm),
-            [
-                "apigw-edge-connection",
-                FILTER_NAME,
-                "envoy.filters.http.router"
-            ]
-        );
+        assert_eq!(names(&wasm), [FILTER_NAME, "envoy.filters.http.router"]);
         assert_eq!(names(&native), [FILTER_NAME, "envoy.filters.http.router"]);
+        let early = |b: &Value| {
+            b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+                .get("early_header_mutation_extensions")
+                .is_some()
+        };
+        assert!(early(&wasm));
+        assert!(!early(&native));
         assert!(!native.to_string().contains("vm_config"));
         let log = hcm(&native)["access_log"][0].clone();
         assert_eq!(
@@ -1209,13 +1251,16 @@ mod tests {
             log["filter"]["extension_filter"]["typed_config"]["expression"],
             "'apigw_edge_access_log' in filter_state"
         );
-        // Everything but the filter is the same.
+        // Everything but the filter (and the wasm build's connection header) is the same.
         let without_filters = |b: &Value| {
             let mut b = b.clone();
             for l in b["static_resources"]["listeners"].as_array_mut().unwrap() {
                 let hcm = &mut l["filter_chains"][0]["filters"][0]["typed_config"];
                 hcm["http_filters"] = Value::Null;
                 hcm["access_log"] = Value::Null;
+                if let Some(hcm) = hcm.as_object_mut() {
+                    hcm.remove("early_header_mutation_extensions");
+                }
             }
             b
         };

@@ -820,11 +820,12 @@ pub struct EnvoySettings {
     /// instead of the TCP peer. 0: the TCP peer.
     #[serde(default)]
     pub xff_num_trusted_hops: u32,
-    /// A filter in front of the gateway's sets `x-apigw-edge-connection` to the request's
-    /// protocol, peer address and local port, overwriting whatever a client sent: the
-    /// gateway then reads them from there instead of asking the host (three calls per
-    /// request). Rendered configurations include such a filter and turn this on; set it
-    /// yourself only in an Envoy configuration of your own that does the same.
+    /// Envoy sets `x-apigw-edge-connection` to the request's protocol, peer address and
+    /// local port, overwriting whatever a client sent: the gateway then reads them from
+    /// there instead of asking the host (three calls per request). Rendered configurations
+    /// write the header (an early header mutation, or a filter in front of the gateway's
+    /// behind trusted proxies) and turn this on; set it yourself only in an Envoy
+    /// configuration of your own that does the same.
     #[serde(default)]
     pub connection_header: bool,
 }
