@@ -611,7 +611,8 @@ def core_bench():
 # jemalloc, whose cost does not depend on the heap's history as glibc's does). The last one
 # identifies an API key among 10,000: it stays small only while the lookup does not grow with
 # the number of keys.
-COUNTED_STEPS = ["stream_proxied_get", "stream_cache_hit", "proxy_event", "api_key_of_10k"]
+COUNTED_STEPS = ["stream_proxied_get", "stream_forwarded_post", "stream_cache_hit", "proxy_event",
+                 "api_key_of_10k"]
 COUNTED_RUNS = 2000
 
 

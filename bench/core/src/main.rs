@@ -7,9 +7,11 @@
 //! Cognito ID token (RS256, and ES256) as on a worker's first request with that token, verify
 //! an IAM caller's SigV4 signature, evaluate a resource policy with an IP condition, read a
 //! mutual TLS caller's certificate, validate a 1 KB body against a request model, identify an
-//! API key among 10,000, build an access log line; and two whole requests through the stream
+//! API key among 10,000, build an access log line; and three whole requests through the stream
 //! driver against a host that answers at once (what the filter computes per request, without
-//! the host's own work): a proxied `GET` (dispatch, answer, reply) and a stage-cache hit.
+//! the host's own work): a proxied `GET` (dispatch, answer, reply), a `POST` with a 334-byte JSON
+//! body forwarded through the host's router (body, Invoke, answer rewritten) and a
+//! stage-cache hit.
 //! Prints one `core <step> <ns per op>` line per step. With `CORE_BENCH_STEP=<step>` and
 //! `CORE_BENCH_RUNS=<n>` it runs only that step `n` times, untimed, for an instruction
 //! counter (`scripts/bench.py` counts with valgrind).
@@ -79,6 +81,8 @@ impl SharedCells for Cells {
 /// but the last reply's status: the stream steps measure the filter's own work.
 struct QuickHost {
     request: Vec<(String, String)>,
+    /// The request's body, held whole when the host is asked for it.
+    body: &'static [u8],
     answer: Vec<(String, String)>,
     cells: std::rc::Rc<Cells>,
     catalogue: std::rc::Rc<Catalogue>,
@@ -108,7 +112,7 @@ impl StreamHost for QuickHost {
         self.now_ms
     }
     fn request_body(&self, _size: usize) -> Vec<u8> {
-        Vec::new()
+        self.body.to_vec()
     }
     fn response_headers(&self) -> Vec<(String, String)> {
         self.answer.clone()
@@ -213,6 +217,51 @@ fn whole_get(
         s.on_call_answer(1, &answer);
     }
     s.host().replied.get()
+}
+
+/// Runs one whole `POST` of [`ORDER`] to `path` through a new stream, forwarded through
+/// the host's router as the filter does for a request with a body: the request's headers,
+/// its body (replaced by the Invoke's), then the answer's headers and body. Returns the
+/// status the answer was given.
+#[inline(never)]
+fn whole_post(
+    set: &std::rc::Rc<StageSet>,
+    stores: &std::rc::Rc<Vec<Stores>>,
+    ids: &std::rc::Rc<apigw_edge::ids::Ids>,
+    host: QuickHost,
+    path: &str,
+) -> Option<u16> {
+    let mut host = host;
+    let length = ORDER.len().to_string();
+    host.request = [
+        (":method", "POST"),
+        (":path", path),
+        (":authority", "api.example.com"),
+        (":scheme", "http"),
+        ("user-agent", "wrk"),
+        ("accept", "*/*"),
+        ("content-type", "application/json"),
+        ("content-length", &length),
+        ("x-api-key", KEY),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    host.body = ORDER.as_bytes();
+    host.answer = vec![
+        (":status".into(), "200".into()),
+        ("content-type".into(), "application/json".into()),
+        ("x-amzn-requestid".into(), "stand-in".into()),
+    ];
+    let mut s = Stream::new(host, set.clone(), stores.clone(), ids.clone()).unwrap();
+    s.on_request_headers(false);
+    s.on_request_body(ORDER.len(), true);
+    if s.host().replied.get() != 0 {
+        return None;
+    }
+    s.on_response_headers(false);
+    s.on_response_body(STAND_IN.len(), true);
+    Some(200)
 }
 
 fn head(method: &str, path: &str, now_ms: u64) -> RequestHead {
@@ -455,6 +504,7 @@ fn main() {
     let catalogue = std::rc::Rc::new(Catalogue::new(&["bench"], &["prod"]));
     let quick = |i: u64| QuickHost {
         request: Vec::new(),
+        body: b"",
         answer: vec![(":status".into(), "200".into())],
         cells: stream_cells.clone(),
         catalogue: catalogue.clone(),
@@ -508,6 +558,13 @@ fn main() {
             Box::new(|i: u64| {
                 let status = whole_get(&set, &stores, &ids, quick(i), "/prod/hello");
                 assert_eq!(status, 200);
+            }),
+        ),
+        (
+            "stream_forwarded_post",
+            Box::new(|i: u64| {
+                let status = whole_post(&set, &stores, &ids, quick(i), "/prod/hello");
+                assert_eq!(status, Some(200));
             }),
         ),
         (
