@@ -193,7 +193,7 @@ fn whole_get(
     path: &str,
 ) -> u16 {
     let mut host = host;
-    host.request = [
+    host.request = owned(&[
         (":method", "GET"),
         (":path", path),
         (":authority", "api.example.com"),
@@ -201,10 +201,7 @@ fn whole_get(
         ("user-agent", "wrk"),
         ("accept", "*/*"),
         ("x-api-key", KEY),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    ]);
     let mut s = Stream::new(host, set.clone(), stores.clone(), ids.clone()).unwrap();
     s.on_request_headers(true);
     if s.host().replied.get() == 0 {
@@ -233,7 +230,7 @@ fn whole_post(
 ) -> Option<u16> {
     let mut host = host;
     let length = ORDER.len().to_string();
-    host.request = [
+    host.request = owned(&[
         (":method", "POST"),
         (":path", path),
         (":authority", "api.example.com"),
@@ -243,10 +240,7 @@ fn whole_post(
         ("content-type", "application/json"),
         ("content-length", &length),
         ("x-api-key", KEY),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    ]);
     host.body = ORDER.as_bytes();
     host.answer = vec![
         (":status".into(), "200".into()),
@@ -264,21 +258,26 @@ fn whole_post(
     Some(200)
 }
 
+/// Header pairs as the host hands them over.
+fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 fn head(method: &str, path: &str, now_ms: u64) -> RequestHead {
     RequestHead {
         method: method.into(),
         path: path.into(),
-        headers: [
+        headers: owned(&[
             (":authority", "api.example.com"),
             (":scheme", "http"),
             ("user-agent", "wrk"),
             ("accept", "*/*"),
             ("content-type", "application/json"),
             ("x-api-key", KEY),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect(),
+        ]),
         source_ip: "127.0.0.1".into(),
         local_port: Some(8080),
         protocol: "HTTP/1.1".into(),
