@@ -754,6 +754,7 @@ fn access_log(gateway: &mut Value, paths: &[String], prefix: &str) {
     }
 }
 
+/// Memory and connection limits for the whole process.
 fn overload_manager(e: &EnvoySettings) -> Value {
     let heap = "envoy.resource_monitors.fixed_heap";
     json!({
