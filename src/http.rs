@@ -402,9 +402,11 @@ mod tests {
 /// route sends the request there and removes the header.
 pub const FORWARD_CLUSTER_HEADER: &str = "x-apigw-edge-cluster";
 
-/// Marks a forwarded request whose `X-Forwarded-Proto` the filter added only so that
-/// Envoy matches a route: the route removes both.
-pub const FORWARD_ADDED_PROTO_HEADER: &str = "x-apigw-edge-added-proto";
+/// Marks a forwarded request whose integration request carries its own `X-Forwarded-Proto`
+/// (an HTTP integration that maps one): the route keeps that header and removes the mark.
+/// Without the mark the route removes `X-Forwarded-Proto`, which a forwarded request holds
+/// only so that Envoy matches a route.
+pub const FORWARD_KEEP_PROTO_HEADER: &str = "x-apigw-edge-keep-proto";
 
 /// A ready HTTP call for the host to dispatch to one of Envoy's clusters (a Lambda Invoke,
 /// a function URL, an HTTP backend, an authorizer).

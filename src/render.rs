@@ -18,7 +18,7 @@ use crate::connection;
 use crate::control::ControlConfig;
 use crate::error::ConfigError;
 use crate::gateway::Backend;
-use crate::http::{FORWARD_ADDED_PROTO_HEADER, FORWARD_CLUSTER_HEADER};
+use crate::http::{FORWARD_CLUSTER_HEADER, FORWARD_KEEP_PROTO_HEADER};
 use crate::lambda::invoke::Endpoint;
 use crate::lambda::upstream::{Upstream, Upstreams};
 use crate::sigv4::LAMBDA_SERVICE;
@@ -371,7 +371,6 @@ pub fn bootstrap_for(cfg: &FilterConfig, module: Module) -> Result<Value, Vec<Co
                 let mut clusters: Vec<Value> = Vec::new();
                 let mut backend_names = std::collections::BTreeSet::new();
                 let mut jwks = Vec::new();
-                let mut longest = 0;
                 for g in c.set.gateways() {
                     let backends = g.http_backends();
                     let filter_signed = backends
@@ -387,7 +386,6 @@ pub fn bootstrap_for(cfg: &FilterConfig, module: Module) -> Result<Value, Vec<Co
                         }
                     }
                     jwks.extend(g.jwks_sources().iter().cloned());
-                    longest = longest.max(g.max_integration_timeout_ms());
                 }
                 env.sort();
                 env.dedup();
@@ -396,6 +394,7 @@ pub fn bootstrap_for(cfg: &FilterConfig, module: Module) -> Result<Value, Vec<Co
                     .gateway(0)
                     .map(|g| g.upstreams().clone())
                     .unwrap_or_default();
+                let longest = c.set.longest_timeout_ms();
                 (Vec::new(), upstreams, longest, jwks, env, clusters)
             }
             Err(e) => (
@@ -632,7 +631,8 @@ fn local_reply_config() -> Value {
 
 /// The route integration requests sent in place of the client's request take: to the
 /// cluster the filter names in [`FORWARD_CLUSTER_HEADER`] (removed before the request
-/// leaves), within the timeout it sets. Only the filter sets that header: it replaces the
+/// leaves), within the route's timeout (the longest integration's) or the shorter one the
+/// filter sets in `x-envoy-upstream-rq-timeout-ms`. Only the filter sets that header: it replaces the
 /// whole request head when it forwards and answers every other request itself. Envoy adds
 /// none of its own headers to the request or the answer, so both stay as they are when
 /// the filter dispatches the call instead.
@@ -640,12 +640,14 @@ fn forwarding_route(gateway: &mut Value, longest_timeout_ms: u64) {
     let hcm = "/filter_chains/0/filters/0/typed_config";
     let timeout = duration(u32::try_from(longest_timeout_ms.max(1)).unwrap_or(u32::MAX));
     let present = |name: &str| json!({"name": name, "present_match": true});
-    let route = |marked: bool| {
+    let route = |keeps_proto: bool| {
         let mut matching = vec![present(FORWARD_CLUSTER_HEADER)];
         let mut removed = vec![FORWARD_CLUSTER_HEADER];
-        if marked {
-            matching.push(present(FORWARD_ADDED_PROTO_HEADER));
-            removed.extend([FORWARD_ADDED_PROTO_HEADER, "x-forwarded-proto"]);
+        if keeps_proto {
+            matching.push(present(FORWARD_KEEP_PROTO_HEADER));
+            removed.push(FORWARD_KEEP_PROTO_HEADER);
+        } else {
+            removed.push("x-forwarded-proto");
         }
         json!({
             "match": {"prefix": "/", "headers": matching},
@@ -1120,21 +1122,17 @@ mod tests {
         assert_eq!(
             r[0]["match"]["headers"],
             json!([{"name": FORWARD_CLUSTER_HEADER, "present_match": true},
-                   {"name": FORWARD_ADDED_PROTO_HEADER, "present_match": true}])
+                   {"name": FORWARD_KEEP_PROTO_HEADER, "present_match": true}])
         );
         assert_eq!(
             r[0]["request_headers_to_remove"],
-            json!([
-                FORWARD_CLUSTER_HEADER,
-                FORWARD_ADDED_PROTO_HEADER,
-                "x-forwarded-proto"
-            ])
+            json!([FORWARD_CLUSTER_HEADER, FORWARD_KEEP_PROTO_HEADER])
         );
         assert_eq!(r[1]["route"]["cluster_header"], FORWARD_CLUSTER_HEADER);
         assert_eq!(r[1]["route"]["timeout"], "29s");
         assert_eq!(
             r[1]["request_headers_to_remove"],
-            json!([FORWARD_CLUSTER_HEADER])
+            json!([FORWARD_CLUSTER_HEADER, "x-forwarded-proto"])
         );
         assert!(r[2].get("direct_response").is_some());
         let router = http_filter(listener, "router.v3.Router");

@@ -37,6 +37,8 @@ pub struct StageSet {
     /// The access log files, in order: variant lines go under
     /// [`crate::access_log::state_name`] of their file's index.
     access_logs: Vec<String>,
+    /// The longest integration timeout of any variant: the forwarding route's own.
+    longest_timeout_ms: u64,
 }
 
 /// A compiled set plus the warnings compilation produced.
@@ -111,10 +113,16 @@ impl StageSet {
             }
         }
         if errors.is_empty() {
+            let longest_timeout_ms = entries
+                .iter()
+                .map(|e| e.gateway.max_integration_timeout_ms())
+                .max()
+                .unwrap_or(0);
             Ok(CompiledSet {
                 set: StageSet {
                     entries,
                     access_logs,
+                    longest_timeout_ms,
                 },
                 warnings,
             })
@@ -126,6 +134,13 @@ impl StageSet {
     /// The access log files the variants write to, in the order of their state names.
     pub fn access_log_paths(&self) -> &[String] {
         &self.access_logs
+    }
+
+    /// The longest integration timeout of any variant, in milliseconds: the rendered
+    /// forwarding route's timeout, which a forwarded request with that timeout need not
+    /// repeat in a header.
+    pub fn longest_timeout_ms(&self) -> u64 {
+        self.longest_timeout_ms
     }
 
     /// How many variants (stages and canaries) there are.

@@ -545,17 +545,25 @@ impl<H: StreamHost> Stream<H> {
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         headers.push((":scheme", &scheme));
-        // Envoy matches no route without X-Forwarded-Proto; one the call does not carry
-        // is added for the match and removed by the route (marked so).
-        if !headers
+        // Envoy matches no route without X-Forwarded-Proto, and the route removes it unless
+        // the call carries its own (marked so). The client's request already has one (Envoy
+        // adds it), so the value it has is kept: one header fewer to change.
+        if headers
             .iter()
             .any(|(k, _)| k.eq_ignore_ascii_case("x-forwarded-proto"))
         {
-            headers.push(("x-forwarded-proto", &scheme));
-            headers.push((crate::http::FORWARD_ADDED_PROTO_HEADER, "1"));
+            headers.push((crate::http::FORWARD_KEEP_PROTO_HEADER, "1"));
+        } else {
+            let proto =
+                crate::http::header(&ex.head.headers, "x-forwarded-proto").unwrap_or(&scheme);
+            headers.push(("x-forwarded-proto", proto));
         }
         headers.push((crate::http::FORWARD_CLUSTER_HEADER, &call.cluster));
-        headers.push(("x-envoy-upstream-rq-timeout-ms", &timeout));
+        // The route's own timeout is the longest integration's: a call with that timeout
+        // need not say it again.
+        if call.timeout_ms != self.set.longest_timeout_ms() {
+            headers.push(("x-envoy-upstream-rq-timeout-ms", &timeout));
+        }
         let with_body = ex.head.body_follows || (self.host.adds_body() && !call.body.is_empty());
         if with_body {
             headers.push(("content-length", &length));

@@ -22,6 +22,8 @@ struct Script {
     dispatch_fails: bool,
     adds_body: bool,
     did: RefCell<Vec<String>>,
+    /// The head of the last request forwarded in place of the client's.
+    forwarded: RefCell<Vec<Header>>,
     /// The body of the last call dispatched.
     sent: RefCell<Vec<u8>>,
     stats: RefCell<Vec<Op>>,
@@ -91,6 +93,12 @@ impl StreamHost for Fake {
             .find(|(k, _)| *k == crate::http::FORWARD_CLUSTER_HEADER)
             .map_or("", |(_, v)| v);
         self.note(format!("request headers to {cluster}"));
+        self.0.forwarded.replace(
+            headers
+                .iter()
+                .map(|&(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
         true
     }
     fn set_request_body(&self, held: usize, body: &[u8]) -> bool {
@@ -147,14 +155,21 @@ impl StreamHost for Fake {
 }
 
 fn set(patch: Value) -> Rc<StageSet> {
-    let export = json!({"swagger": "2.0", "paths": {
+    set_of(hello_export(), patch)
+}
+
+fn hello_export() -> Value {
+    json!({"swagger": "2.0", "paths": {
         "/hello": {"x-amazon-apigateway-any-method": {"x-amazon-apigateway-integration": {
             "type": "aws_proxy", "httpMethod": "POST", "uri": FN}}},
         "/mock": {"get": {"x-amazon-apigateway-integration": {
             "type": "mock", "requestTemplates": {"application/json": "{\"statusCode\": 200}"},
             "responses": {"default": {"statusCode": "200",
                 "responseTemplates": {"application/json": "{\"ok\":true}"}}}},
-            "responses": {"200": {"description": "ok"}}}}}});
+            "responses": {"200": {"description": "ok"}}}}}})
+}
+
+fn set_of(export: Value, patch: Value) -> Rc<StageSet> {
     let mut d = json!({"openapi": "api.json", "stage": "dev",
                        "lambda": {"endpoint": "http://127.0.0.1:9000", "signing": "NONE"}});
     if let (Some(obj), Some(p)) = (d.as_object_mut(), patch.as_object()) {
@@ -488,4 +503,60 @@ fn a_host_that_adds_bodies_forwards_bodyless_requests_too() {
             .is_some_and(|l| l.starts_with("request body 0 -> ") && !l.ends_with("-> 0")),
         "{did:?}"
     );
+}
+
+/// The head a forwarded request goes on with, for a `GET` with `X-Forwarded-Proto: https`
+/// to `path` of an API with a 5-second `/fast`, a 20-second `/slow` and a 20-second
+/// `http_proxy` `/site` that passes the client's headers on.
+fn forwarded_head(path: &str) -> Vec<Header> {
+    let lambda = |timeout: u64| {
+        json!({"get": {"x-amazon-apigateway-integration": {
+            "type": "aws_proxy", "httpMethod": "POST", "uri": FN, "timeoutInMillis": timeout}}})
+    };
+    let export = json!({"swagger": "2.0", "paths": {
+        "/fast": lambda(5000),
+        "/slow": lambda(20000),
+        "/site": {"get": {"x-amazon-apigateway-integration": {
+            "type": "http_proxy", "httpMethod": "GET", "uri": "http://10.0.0.5:8080/site",
+            "timeoutInMillis": 20000}}}}});
+    let mut request = head("GET", path);
+    request.push(("x-forwarded-proto".into(), "https".into()));
+    let (mut s, script) = stream(
+        set_of(export, json!({})),
+        Script {
+            request,
+            adds_body: true,
+            ..Script::default()
+        },
+    );
+    assert_eq!(s.on_request_headers(true), Flow::Continue, "{path}");
+    let head = script.forwarded.borrow().clone();
+    head
+}
+
+#[test]
+fn a_forwarded_head_names_only_what_the_route_does_not_know() {
+    // (path, the timeout header, X-Forwarded-Proto, the keep mark)
+    for (path, timeout, proto, keep) in [
+        // The longest integration's timeout is the route's own: not repeated.
+        ("/dev/slow", None, Some("https"), None),
+        ("/dev/fast", Some("5000"), Some("https"), None),
+        // An http_proxy call carries X-Forwarded-Proto of its own (the gateway's, from the
+        // connection): the route keeps it.
+        ("/dev/site", None, Some("http"), Some("1")),
+    ] {
+        let head = forwarded_head(path);
+        let value = |name: &str| crate::http::header(&head, name).map(str::to_string);
+        assert_eq!(
+            value("x-envoy-upstream-rq-timeout-ms").as_deref(),
+            timeout,
+            "{path}: {head:?}"
+        );
+        assert_eq!(value("x-forwarded-proto").as_deref(), proto, "{path}");
+        assert_eq!(
+            value(crate::http::FORWARD_KEEP_PROTO_HEADER).as_deref(),
+            keep,
+            "{path}"
+        );
+    }
 }
