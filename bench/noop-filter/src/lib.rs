@@ -310,7 +310,7 @@ impl HttpContext for Reply {
 }
 
 /// The Invoke head [`Forward`] puts in place of the client's.
-const INVOKE_HEAD: [(&str, &str); 9] = [
+const INVOKE_HEAD: [(&str, &str); 8] = [
     (":method", "POST"),
     (":path", "/2015-03-31/functions/hello/invocations"),
     (":authority", "lambda"),
@@ -319,7 +319,6 @@ const INVOKE_HEAD: [(&str, &str); 9] = [
     ("content-length", "1400"),
     ("x-forwarded-proto", "http"),
     ("x-apigw-edge-cluster", "lambda"),
-    ("x-envoy-upstream-rq-timeout-ms", "29000"),
 ];
 
 /// The client's answer [`Forward`] puts in place of the Invoke answer.
