@@ -636,8 +636,12 @@ def instructions():
 
 
 # Rows whose whole-Envoy instructions per request --instructions counts by default: the
-# dispatch floor, T's host calls, T; the local-reply floor, TH's host calls, TH.
-INSTRUCTION_ROWS = ["BD", "BT", "T", "BL", "BTH", "TH"]
+# dispatch floor, T's host calls, T; the local-reply floor, TH's host calls, TH; plain
+# routing, the native build's floor, the native build.
+INSTRUCTION_ROWS = ["BD", "BT", "T", "BL", "BTH", "TH", "B1", "NB", "N"]
+# The row each counted row is compared with (its design's floor, or plain routing).
+INSTRUCTION_BASES = {"BT": "BD", "T": "BD", "BTH": "BL", "TH": "BL", "NB": "B1", "N": "B1",
+                     "NH": "BL", "BF": "B1P", "TF": "B1P", "TFD": "B1P", "NF": "B1P"}
 INSTRUCTION_REQUESTS = 1000
 
 
@@ -767,12 +771,13 @@ def main():
             counts, sizes = envoy_instructions(cfg, rows)
         finally:
             stand_in.stop()
-        print("\n| row | Envoy instructions per request | over BD | over BL "
+        print("\n| row | Envoy instructions per request | ratio "
               "| bytes to Lambda per request | bytes to client per request |")
-        print("| --- | --- | --- | --- | --- | --- |")
+        print("| --- | --- | --- | --- | --- |")
         for row, n in counts.items():
-            over = lambda base: f"{n / counts[base]:.2f}" if base in counts else ""
-            print(f"| {row} | {n:,.0f} | {over('BD')} | {over('BL')} "
+            base = INSTRUCTION_BASES.get(row)
+            over = f"{n / counts[base]:.2f} over {base}" if base in counts else ""
+            print(f"| {row} | {n:,.0f} | {over} "
                   f"| {sizes[row]['to_lambda']:,.0f} | {sizes[row]['to_client']:,.0f} |")
         check_imitations(sizes)
         Path(WORK / "instructions.json").write_text(json.dumps(
