@@ -237,6 +237,9 @@ fn proxy_event_field_for_field() {
 }
 
 /// Each `/{case}` path makes the stub answer with one canned Invoke reply.
+/// A `Date` long past, on an Invoke answer.
+const INVOKE_DATE: &str = "Mon, 01 Jan 2001 00:00:00 GMT";
+
 fn mapping_stub() -> InvokeStub {
     InvokeStub::start(|r| {
         let e: Value = serde_json::from_slice(&r.body).unwrap();
@@ -256,8 +259,10 @@ fn mapping_stub() -> InvokeStub {
             "content-type" => {
                 p(json!({"headers": {"Content-Type": "text/html"}, "body": "<p>hi</p>"}))
             }
+            // The Invoke answer's own Date never reaches the client: Envoy writes its own.
             "remapped" => {
                 p(json!({"headers": {"Server": "lambda", "Date": "yesterday"}, "body": "r"}))
+                    .with_header("Date", INVOKE_DATE)
             }
             "not-found" => p(json!({"statusCode": 404, "body": "{\"error\":\"nope\"}"})),
             "unknown-key" => p(json!({"statusCode": 200, "wrongValue": "value"})),
@@ -347,6 +352,10 @@ fn response_mapping_rules() {
     assert_eq!(r.header("x-amzn-remapped-server"), Some("lambda"));
     assert_eq!(r.header("x-amzn-remapped-date"), Some("yesterday"));
     assert_ne!(r.header("server"), Some("lambda"));
+    let dates = r.headers_named("date");
+    assert_eq!(dates.len(), 1, "{dates:?}");
+    assert_ne!(dates.first().copied(), Some(INVOKE_DATE));
+    assert!(dates.iter().all(|d| d.ends_with(" GMT")), "{dates:?}");
     // Binary: decoded only when the first Accept entry is a binary media type.
     let png = [0x89u8, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a];
     let r = envoy.request("GET", "/s/binary", &[("Accept", "image/png")], b"");
