@@ -347,8 +347,14 @@ impl StreamHost for NativeHost {
         config::cells()
     }
 
+    /// A dynamic module could give a body-less request a body and send every call in its
+    /// place, but that costs Envoy more than a callout: forwarding a `GET` to Lambda counted
+    /// 338,403 instructions per request against 299,095 dispatched (the request's and the
+    /// answer's headers changed one call at a time, a body added and both held). So the
+    /// native build forwards by the wasm build's rule, and dispatches calls that would need
+    /// a body the client's request does not have.
     fn adds_body(&self) -> bool {
-        true
+        false
     }
 
     fn stats(&self) -> (&Catalogue, &dyn Sink) {
