@@ -45,9 +45,8 @@ Rows (all against the same stand-in Lambda, a second Envoy answering a fixed pro
       place of the client's through Envoy's router (a GET has no body to replace, so T is
       always dispatched)
   TFD TF with forwarding: DISPATCH
-  ND  the native build (row N) with forwarding: DISPATCH: the Invoke as a callout of its own
-      instead of sent in place of the client's GET
-  NFD the same for the native build's POST (row NF)
+  NFD the native build's POST (row NF) with forwarding: DISPATCH: the Invoke as a callout of
+      its own instead of sent in place of the client's request
   TSE T with calls signed by Envoy's aws_request_signing filter
   TSF T with calls signed by the filter itself
 
@@ -303,8 +302,7 @@ def configs():
     subprocess.run([str(CLI), "render", str(dispatch), "--module", "native",
                     "--native", str(NATIVE), "--out", str(WORK / "ND.yaml")],
                    check=True, stdout=subprocess.DEVNULL)
-    for row in ["ND", "NFD"]:
-        rows[row] = (WORK / "ND.yaml", {})
+    rows["NFD"] = (WORK / "ND.yaml", {})
     # T's and TH's host calls without the pipeline: T's own configuration with its filter
     # swapped for bench/noop-filter's `gateway` mode (the same filters in front, routes and
     # clusters), so each pair differs only in the module's own work.
@@ -380,13 +378,12 @@ REQUESTS = {
     "N": ("GET", "/prod/hello", {"x-api-key": KEY}, None),
     "NH": ("GET", "/prod/cached", {"x-api-key": KEY}, None),
     "NF": ("POST", "/prod/hello", {"x-api-key": KEY, "content-type": "application/json"}, ORDER),
-    "ND": ("GET", "/prod/hello", {"x-api-key": KEY}, None),
     "NFD": ("POST", "/prod/hello", {"x-api-key": KEY, "content-type": "application/json"}, ORDER),
     "TC": ("GET", "/prod/cognito", {"x-api-key": KEY, "authorization": ID_TOKEN}, None),
 }
 REQUESTS.update({row: ("GET", "/prod/hello", {}, None) for row in HOST_CALL_ROWS})
 ROWS = ["B0", "B1", "B3", "BD", "BT", "BTH", "NL", "NB", "T", "TR", "TV", "TH", "TA", "TC", "TP", "TPD", "B1P", "BF", "TF", "TFD",
-        "TSE", "TSF", "N", "ND", "NH", "NF", "NFD", "BL", "BLH", "XH", "XP", "XG", "XS", "XM", "XT", "XW"]
+        "TSE", "TSF", "N", "NH", "NF", "NFD", "BL", "BLH", "XH", "XP", "XG", "XS", "XM", "XT", "XW"]
 
 
 class Envoy:
@@ -650,7 +647,7 @@ def instructions():
 # routing, the native build's floor, the native build.
 INSTRUCTION_ROWS = ["BD", "BT", "T", "BL", "BTH", "TH", "B1", "NB", "N"]
 # The row each counted row is compared with (its design's floor, or plain routing).
-INSTRUCTION_BASES = {"BT": "BD", "T": "BD", "BTH": "BL", "TH": "BL", "NB": "B1", "N": "B1", "ND": "B1", "NFD": "B1P",
+INSTRUCTION_BASES = {"BT": "BD", "T": "BD", "BTH": "BL", "TH": "BL", "NB": "B1", "N": "B1", "NFD": "B1P",
                      "NH": "BL", "BF": "B1P", "TF": "B1P", "TFD": "B1P", "NF": "B1P"}
 INSTRUCTION_REQUESTS = 1000
 
@@ -976,8 +973,7 @@ def report(results, rows):
              "N/T": ratio(results, "N", "T"), "NH/TH": ratio(results, "NH", "TH"),
              "NF/B1P": ratio(results, "NF", "B1P"), "NB/B1": ratio(results, "NB", "B1"),
              "N/NB": ratio(results, "N", "NB"), "BF/B1P": ratio(results, "BF", "B1P"),
-             "TF/BF": ratio(results, "TF", "BF"), "N/ND": ratio(results, "N", "ND"),
-             "NF/NFD": ratio(results, "NF", "NFD"),
+             "TF/BF": ratio(results, "TF", "BF"), "NF/NFD": ratio(results, "NF", "NFD"),
              "BT/BD": ratio(results, "BT", "BD"), "T/BT": ratio(results, "T", "BT"),
              "BTH/BL cpu": cpu_ratio(results, "BTH", "BL"),
              "TH/BTH cpu": cpu_ratio(results, "TH", "BTH")}
