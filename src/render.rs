@@ -632,8 +632,9 @@ fn local_reply_config() -> Value {
 /// The route integration requests sent in place of the client's request take: to the
 /// cluster the filter names in [`FORWARD_CLUSTER_HEADER`] (removed before the request
 /// leaves), within the route's timeout (the longest integration's) or the shorter one the
-/// filter sets in `x-envoy-upstream-rq-timeout-ms`. Only the filter sets that header: it replaces the
-/// whole request head when it forwards and answers every other request itself. Envoy adds
+/// filter sets in `x-envoy-upstream-rq-timeout-ms`. Only the filter sets the cluster
+/// header: it replaces the whole request head when it forwards and answers every other
+/// request itself. Envoy adds
 /// none of its own headers to the request or the answer, so both stay as they are when
 /// the filter dispatches the call instead.
 fn forwarding_route(gateway: &mut Value, longest_timeout_ms: u64) {

@@ -236,10 +236,10 @@ fn proxy_event_field_for_field() {
     assert_ne!(a.header("x-amzn-requestid"), b.header("x-amzn-requestid"));
 }
 
-/// Each `/{case}` path makes the stub answer with one canned Invoke reply.
 /// A `Date` long past, on an Invoke answer.
 const INVOKE_DATE: &str = "Mon, 01 Jan 2001 00:00:00 GMT";
 
+/// Each `/{case}` path makes the stub answer with one canned Invoke reply.
 fn mapping_stub() -> InvokeStub {
     InvokeStub::start(|r| {
         let e: Value = serde_json::from_slice(&r.body).unwrap();
@@ -259,7 +259,8 @@ fn mapping_stub() -> InvokeStub {
             "content-type" => {
                 p(json!({"headers": {"Content-Type": "text/html"}, "body": "<p>hi</p>"}))
             }
-            // The Invoke answer's own Date never reaches the client: Envoy writes its own.
+            // The Invoke answer's own Date never reaches the client: the gateway's reply
+            // does not carry it, and Envoy adds its own.
             "remapped" => {
                 p(json!({"headers": {"Server": "lambda", "Date": "yesterday"}, "body": "r"}))
                     .with_header("Date", INVOKE_DATE)
