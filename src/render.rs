@@ -351,6 +351,12 @@ impl Module<'_> {
     fn connection_header(&self) -> bool {
         matches!(self, Module::Wasm(_))
     }
+
+    /// How this build sends integration requests under `deployment` (its own way when the
+    /// deployment does not say).
+    fn forwarding(&self, deployment: Option<Forwarding>) -> Forwarding {
+        deployment.unwrap_or(Forwarding::default_for(matches!(self, Module::Native(_))))
+    }
 }
 
 /// Renders the bootstrap. `wasm_path` is where Envoy will find the filter module.
@@ -465,7 +471,9 @@ pub fn bootstrap_for(cfg: &FilterConfig, module: Module) -> Result<Value, Vec<Co
     if let (Some(tls), Some(gateway)) = (&d.tls, listeners.first_mut()) {
         secure(gateway, tls);
     }
-    if let (Forwarding::Router, Some(gateway)) = (d.forwarding, listeners.first_mut()) {
+    if let (Forwarding::Router, Some(gateway)) =
+        (module.forwarding(d.forwarding), listeners.first_mut())
+    {
         forwarding_route(gateway, longest_timeout_ms);
     }
     if let Some(gateway) = listeners.first_mut() {
@@ -1139,11 +1147,23 @@ mod tests {
         let router = http_filter(listener, "router.v3.Router");
         assert_eq!(router["suppress_envoy_headers"], true);
 
-        c.deployment.forwarding = Forwarding::Dispatch;
+        c.deployment.forwarding = Some(Forwarding::Dispatch);
         let b = bootstrap(&c, "/f.wasm").unwrap();
         let r = routes(&b);
         assert_eq!(r.len(), 1);
         assert!(r[0].get("direct_response").is_some());
+
+        // The native build dispatches unless the deployment asks for forwarding.
+        let native = Module::Native("/lib/libapigw_edge.so");
+        for (forwarding, route_count) in [
+            (None, 1),
+            (Some(Forwarding::Dispatch), 1),
+            (Some(Forwarding::Router), 3),
+        ] {
+            c.deployment.forwarding = forwarding;
+            let r = routes(&bootstrap_for(&c, native).unwrap());
+            assert_eq!(r.len(), route_count, "{forwarding:?}");
+        }
     }
 
     #[test]
@@ -1201,6 +1221,9 @@ mod tests {
             path: "/var/log/apigw/access.log".into(),
         });
         c.deployment.control = Some("127.0.0.1:9902".into());
+        // Both builds forwarding, so that their routes agree (unset, the native build
+        // dispatches and has no forwarding routes: see the forwarding test).
+        c.deployment.forwarding = Some(Forwarding::Router);
         let wasm = bootstrap(&c, "/f.wasm").unwrap();
         let native = bootstrap_for(&c, Module::Native("/lib/libapigw_edge.so")).unwrap();
         let listeners = native["static_resources"]["listeners"].as_array().unwrap();

@@ -74,10 +74,10 @@ pub trait StreamHost {
     fn cells(&self) -> &dyn SharedCells;
     /// The stats this gateway counts into.
     fn stats(&self) -> (&Catalogue, &dyn Sink);
-    /// Whether [`StreamHost::set_request_body`] can give a request that came without a body
-    /// one (so every integration request can go out in its place).
-    fn adds_body(&self) -> bool {
-        false
+    /// How integration requests go out when the deployment does not say: the way that
+    /// costs this host less.
+    fn forwarding(&self) -> crate::config::Forwarding {
+        crate::config::Forwarding::default_for(false)
     }
 }
 
@@ -420,7 +420,7 @@ impl<H: StreamHost> Stream<H> {
             tokens: Some(&self.stores.tokens),
             certs: Some(&self.stores.certs),
             now_ms: self.now_ms(),
-            adds_body: self.host.adds_body(),
+            forwarding: self.host.forwarding(),
         };
         f(&self.gateway, &host)
     }
@@ -564,7 +564,7 @@ impl<H: StreamHost> Stream<H> {
         if call.timeout_ms != self.set.longest_timeout_ms() {
             headers.push(("x-envoy-upstream-rq-timeout-ms", &timeout));
         }
-        let with_body = ex.head.body_follows || (self.host.adds_body() && !call.body.is_empty());
+        let with_body = ex.head.body_follows;
         if with_body {
             headers.push(("content-length", &length));
         }

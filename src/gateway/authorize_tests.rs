@@ -113,7 +113,7 @@ impl Env {
             tokens: None,
             certs: None,
             now_ms: self.now_ms,
-            adds_body: false,
+            forwarding: crate::config::Forwarding::Router,
         };
         let mut ex = g.begin(RequestHead {
             now_ms: self.now_ms,

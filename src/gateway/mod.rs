@@ -139,7 +139,7 @@ pub struct Gateway {
     /// Largest answer accepted from an HTTP backend.
     max_response_bytes: u64,
     /// Whether integration requests may go out in place of the client's request.
-    forwarding: crate::config::Forwarding,
+    forwarding: Option<crate::config::Forwarding>,
     user_agent: String,
     api_keys: ApiKeys,
     cache: Option<StageCache>,

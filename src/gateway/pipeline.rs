@@ -141,9 +141,9 @@ pub struct Host<'a> {
     /// This worker's mutual TLS certificates already read.
     pub certs: Option<&'a RefCell<crate::client_cert::CertCache>>,
     pub now_ms: u64,
-    /// The host can give a request that came without a body one (Envoy's dynamic modules
-    /// can; proxy-wasm cannot), so every integration request may go out in its place.
-    pub adds_body: bool,
+    /// How integration requests go out when the deployment does not say (the host's
+    /// cheaper way, [`crate::config::Forwarding::default_for`]).
+    pub forwarding: crate::config::Forwarding,
 }
 
 impl<'a> Host<'a> {
@@ -158,7 +158,7 @@ impl<'a> Host<'a> {
             tokens: None,
             certs: None,
             now_ms,
-            adds_body: false,
+            forwarding: crate::config::Forwarding::Router,
         }
     }
 }
@@ -391,11 +391,16 @@ impl Gateway {
     }
 
     /// Whether the integration request `call` goes out in place of the client's request:
-    /// the deployment allows it and the host holds a body `call`'s can replace (or neither
-    /// request has one, or the host can add one).
-    fn forwards(&self, head: &RequestHead, call: &UpstreamCall, adds_body: bool) -> bool {
-        self.forwarding == crate::config::Forwarding::Router
-            && (head.body_follows || call.body.is_empty() || adds_body)
+    /// the deployment (else the host, `default`) forwards, and the host holds a body
+    /// `call`'s can replace (or neither request has one).
+    fn forwards(
+        &self,
+        head: &RequestHead,
+        call: &UpstreamCall,
+        default: crate::config::Forwarding,
+    ) -> bool {
+        self.forwarding.unwrap_or(default) == crate::config::Forwarding::Router
+            && (head.body_follows || call.body.is_empty())
     }
 
     /// Records what a step means for metrics before the glue sees it.
@@ -496,7 +501,7 @@ impl Gateway {
                 if let Some(r) = ex.routed.as_mut() {
                     r.template_context = context;
                 }
-                let forward = self.forwards(&ex.head, &request, host.adds_body);
+                let forward = self.forwards(&ex.head, &request, host.forwarding);
                 Some(ex.call(CallKind::Integration, request, host.now_ms, None, forward))
             }
             Err(o) => Some(Step::Reply(Box::new(o))),

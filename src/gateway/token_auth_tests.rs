@@ -164,7 +164,7 @@ impl Env {
             tokens: Some(&self.tokens),
             certs: None,
             now_ms,
-            adds_body: false,
+            forwarding: crate::config::Forwarding::Router,
         };
         let mut ex = g.begin(RequestHead { now_ms, ..h });
         let mut step = g.advance(&mut ex, &host);

@@ -130,8 +130,8 @@ impl NativeHost {
             } else if data.is_empty() {
                 return true;
             }
-            // A request that came without a body gets one in the buffer (Envoy adds it as
-            // the request's data).
+            // A message that came without a body gets one in the buffer (Envoy adds it as
+            // its data).
             (self.cb.append_body)(self.envoy, buffered, ModuleBuffer::of(data))
                 || (self.cb.append_body)(self.envoy, received, ModuleBuffer::of(data))
         }
@@ -347,14 +347,12 @@ impl StreamHost for NativeHost {
         config::cells()
     }
 
-    /// A dynamic module could give a body-less request a body and send every call in its
-    /// place, but that costs Envoy more than a callout: forwarding a `GET` to Lambda counted
-    /// 338,403 instructions per request against 299,095 dispatched (the request's and the
-    /// answer's headers changed one call at a time, a body added and both held). So the
-    /// native build forwards by the wasm build's rule, and dispatches calls that would need
-    /// a body the client's request does not have.
-    fn adds_body(&self) -> bool {
-        false
+    /// A callout costs Envoy less than the request sent on in place: the request's and the
+    /// answer's headers are changed one call at a time, and both bodies held. Counted per
+    /// request, a `GET` to Lambda 299,095 instructions dispatched against 338,403 forwarded,
+    /// a `POST` 324,702 against 363,111, an `http_proxy` `GET` 312,385 against 341,424.
+    fn forwarding(&self) -> crate::config::Forwarding {
+        crate::config::Forwarding::default_for(true)
     }
 
     fn stats(&self) -> (&Catalogue, &dyn Sink) {

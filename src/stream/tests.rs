@@ -20,7 +20,8 @@ struct Script {
     response: Vec<Header>,
     response_body: Vec<u8>,
     dispatch_fails: bool,
-    adds_body: bool,
+    /// The host's own way of sending integration requests (proxy-wasm's when unset).
+    forwarding: Option<crate::config::Forwarding>,
     did: RefCell<Vec<String>>,
     /// The head of the last request forwarded in place of the client's.
     forwarded: RefCell<Vec<Header>>,
@@ -143,8 +144,10 @@ impl StreamHost for Fake {
     fn cells(&self) -> &dyn SharedCells {
         &self.0.cells
     }
-    fn adds_body(&self) -> bool {
-        self.0.adds_body
+    fn forwarding(&self) -> crate::config::Forwarding {
+        self.0
+            .forwarding
+            .unwrap_or(crate::config::Forwarding::default_for(false))
     }
     fn stats(&self) -> (&Catalogue, &dyn Sink) {
         match &self.0.catalogue {
@@ -482,54 +485,71 @@ fn a_body_over_the_limit_is_refused_before_it_is_read() {
 }
 
 #[test]
-fn a_host_that_adds_bodies_forwards_bodyless_requests_too() {
-    let (mut s, script) = stream(
-        set(json!({})),
-        Script {
-            request: head("GET", "/dev/hello"),
-            adds_body: true,
-            ..Script::default()
-        },
-    );
-    assert_eq!(s.on_request_headers(true), Flow::Continue);
-    let did = did(&script);
-    assert_eq!(
-        did[0],
-        "request headers to apigw_lambda_http_127_0_0_1_9000"
-    );
-    // The proxy event becomes the body of a request that had none.
-    assert!(
-        did.get(1)
-            .is_some_and(|l| l.starts_with("request body 0 -> ") && !l.ends_with("-> 0")),
-        "{did:?}"
-    );
+fn integration_requests_go_out_the_deployments_way_else_the_hosts() {
+    use crate::config::Forwarding::{Dispatch, Router};
+    // (the host's way, the deployment's, method, what the host is asked first)
+    let forwarded = "request headers to apigw_lambda_http_127_0_0_1_9000";
+    let dispatched = "dispatch Integration to apigw_lambda_http_127_0_0_1_9000";
+    for (host, deployment, method, first) in [
+        (Router, None, "POST", forwarded),
+        (Dispatch, None, "POST", dispatched),
+        (Dispatch, Some("ROUTER"), "POST", forwarded),
+        (Router, Some("DISPATCH"), "POST", dispatched),
+        // A body-less request cannot carry the event: dispatched whatever the way.
+        (Router, None, "GET", dispatched),
+        (Dispatch, Some("ROUTER"), "GET", dispatched),
+    ] {
+        let patch = deployment.map_or(json!({}), |d| json!({ "forwarding": d }));
+        let (mut s, script) = stream(
+            set(patch),
+            Script {
+                request: head(method, "/dev/hello"),
+                request_body: b"hello".to_vec(),
+                forwarding: Some(host),
+                ..Script::default()
+            },
+        );
+        let case = format!("{host:?} host, {deployment:?}, {method}");
+        if method == "POST" {
+            assert_eq!(s.on_request_headers(false), Flow::Pause, "{case}");
+            s.on_request_body(5, true);
+        } else {
+            s.on_request_headers(true);
+        }
+        assert_eq!(
+            did(&script).first().map(String::as_str),
+            Some(first),
+            "{case}"
+        );
+    }
 }
 
-/// The head a forwarded request goes on with, for a `GET` with `X-Forwarded-Proto: https`
+/// The head a forwarded request goes on with, for a `POST` with `X-Forwarded-Proto: https`
 /// to `path` of an API with a 5-second `/fast`, a 20-second `/slow` and a 20-second
 /// `http_proxy` `/site` that passes the client's headers on.
 fn forwarded_head(path: &str) -> Vec<Header> {
     let lambda = |timeout: u64| {
-        json!({"get": {"x-amazon-apigateway-integration": {
+        json!({"post": {"x-amazon-apigateway-integration": {
             "type": "aws_proxy", "httpMethod": "POST", "uri": FN, "timeoutInMillis": timeout}}})
     };
     let export = json!({"swagger": "2.0", "paths": {
         "/fast": lambda(5000),
         "/slow": lambda(20000),
-        "/site": {"get": {"x-amazon-apigateway-integration": {
-            "type": "http_proxy", "httpMethod": "GET", "uri": "http://10.0.0.5:8080/site",
+        "/site": {"post": {"x-amazon-apigateway-integration": {
+            "type": "http_proxy", "httpMethod": "POST", "uri": "http://10.0.0.5:8080/site",
             "timeoutInMillis": 20000}}}}});
-    let mut request = head("GET", path);
+    let mut request = head("POST", path);
     request.push(("x-forwarded-proto".into(), "https".into()));
     let (mut s, script) = stream(
         set_of(export, json!({})),
         Script {
             request,
-            adds_body: true,
+            request_body: b"hello".to_vec(),
             ..Script::default()
         },
     );
-    assert_eq!(s.on_request_headers(true), Flow::Continue, "{path}");
+    assert_eq!(s.on_request_headers(false), Flow::Pause, "{path}");
+    assert_eq!(s.on_request_body(5, true), Flow::Continue, "{path}");
     let head = script.forwarded.borrow().clone();
     head
 }
