@@ -45,8 +45,12 @@ Rows (all against the same stand-in Lambda, a second Envoy answering a fixed pro
       place of the client's through Envoy's router (a GET has no body to replace, so T is
       always dispatched)
   TFD TF with forwarding: DISPATCH
-  NFD the native build's POST (row NF) with forwarding: DISPATCH: the Invoke as a callout of
-      its own instead of sent in place of the client's request
+  N   T with the native build of the filter (Envoy dynamic module), which dispatches its
+      integration requests unless told to forward them; NH, NF and NP the same for TH, TF, TP
+  NFR the native build's POST (row NF, whose Invoke the native build dispatches by default)
+      with forwarding: ROUTER: the Invoke sent in place of the client's request
+  NP  the native build's http_proxy GET (row TP's request), dispatched (its default)
+  NPR NP with forwarding: ROUTER
   TSE T with calls signed by Envoy's aws_request_signing filter
   TSF T with calls signed by the filter itself
 
@@ -297,12 +301,15 @@ def configs():
     subprocess.run([str(CLI), "render", str(WORK / "deployment-T.yaml"), "--module", "native",
                     "--native", str(NATIVE), "--out", str(WORK / "N.yaml")],
                    check=True, stdout=subprocess.DEVNULL)
-    for row in ["N", "NH", "NF"]:
+    for row in ["N", "NH", "NF", "NP"]:
         rows[row] = (WORK / "N.yaml", {})
-    subprocess.run([str(CLI), "render", str(dispatch), "--module", "native",
-                    "--native", str(NATIVE), "--out", str(WORK / "ND.yaml")],
+    # The native build forwarding in place (it dispatches unless told).
+    router = WORK / "deployment-NR.yaml"
+    router.write_text((WORK / "deployment-T.yaml").read_text() + "forwarding: ROUTER\n")
+    subprocess.run([str(CLI), "render", str(router), "--module", "native",
+                    "--native", str(NATIVE), "--out", str(WORK / "NR.yaml")],
                    check=True, stdout=subprocess.DEVNULL)
-    rows["NFD"] = (WORK / "ND.yaml", {})
+    rows["NFR"] = rows["NPR"] = (WORK / "NR.yaml", {})
     # T's and TH's host calls without the pipeline: T's own configuration with its filter
     # swapped for bench/noop-filter's `gateway` mode (the same filters in front, routes and
     # clusters), so each pair differs only in the module's own work.
@@ -378,12 +385,14 @@ REQUESTS = {
     "N": ("GET", "/prod/hello", {"x-api-key": KEY}, None),
     "NH": ("GET", "/prod/cached", {"x-api-key": KEY}, None),
     "NF": ("POST", "/prod/hello", {"x-api-key": KEY, "content-type": "application/json"}, ORDER),
-    "NFD": ("POST", "/prod/hello", {"x-api-key": KEY, "content-type": "application/json"}, ORDER),
+    "NFR": ("POST", "/prod/hello", {"x-api-key": KEY, "content-type": "application/json"}, ORDER),
+    "NP": ("GET", "/prod/backend/hello", {"x-api-key": KEY}, None),
+    "NPR": ("GET", "/prod/backend/hello", {"x-api-key": KEY}, None),
     "TC": ("GET", "/prod/cognito", {"x-api-key": KEY, "authorization": ID_TOKEN}, None),
 }
 REQUESTS.update({row: ("GET", "/prod/hello", {}, None) for row in HOST_CALL_ROWS})
 ROWS = ["B0", "B1", "B3", "BD", "BT", "BTH", "NL", "NB", "T", "TR", "TV", "TH", "TA", "TC", "TP", "TPD", "B1P", "BF", "TF", "TFD",
-        "TSE", "TSF", "N", "NH", "NF", "NFD", "BL", "BLH", "XH", "XP", "XG", "XS", "XM", "XT", "XW"]
+        "TSE", "TSF", "N", "NH", "NF", "NFR", "NP", "NPR", "BL", "BLH", "XH", "XP", "XG", "XS", "XM", "XT", "XW"]
 
 
 class Envoy:
@@ -647,7 +656,7 @@ def instructions():
 # routing, the native build's floor, the native build.
 INSTRUCTION_ROWS = ["BD", "BT", "T", "BL", "BTH", "TH", "B1", "NB", "N"]
 # The row each counted row is compared with (its design's floor, or plain routing).
-INSTRUCTION_BASES = {"BT": "BD", "T": "BD", "BTH": "BL", "TH": "BL", "NB": "B1", "N": "B1", "NFD": "B1P",
+INSTRUCTION_BASES = {"BT": "BD", "T": "BD", "BTH": "BL", "TH": "BL", "NB": "B1", "N": "B1", "NFR": "B1P",
                      "NH": "BL", "BF": "B1P", "TF": "B1P", "TFD": "B1P", "NF": "B1P"}
 INSTRUCTION_REQUESTS = 1000
 
@@ -973,7 +982,8 @@ def report(results, rows):
              "N/T": ratio(results, "N", "T"), "NH/TH": ratio(results, "NH", "TH"),
              "NF/B1P": ratio(results, "NF", "B1P"), "NB/B1": ratio(results, "NB", "B1"),
              "N/NB": ratio(results, "N", "NB"), "BF/B1P": ratio(results, "BF", "B1P"),
-             "TF/BF": ratio(results, "TF", "BF"), "NF/NFD": ratio(results, "NF", "NFD"),
+             "TF/BF": ratio(results, "TF", "BF"), "NF/NFR": ratio(results, "NF", "NFR"),
+             "NP/NPR": ratio(results, "NP", "NPR"),
              "BT/BD": ratio(results, "BT", "BD"), "T/BT": ratio(results, "T", "BT"),
              "BTH/BL cpu": cpu_ratio(results, "BTH", "BL"),
              "TH/BTH cpu": cpu_ratio(results, "TH", "BTH")}
