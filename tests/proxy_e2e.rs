@@ -101,15 +101,28 @@ fn routing_precedence_through_envoy() {
     assert_eq!(e["requestContext"]["path"], "/s/a%2Fb/c%20d/");
 }
 
+/// The event is the same whether the `POST`'s Invoke is sent in place of the client's
+/// request or dispatched (each build's default is one of the two; both are run on both).
 #[test]
 fn proxy_event_field_for_field() {
+    for forwarding in ["ROUTER", "DISPATCH"] {
+        proxy_event_sent(forwarding);
+    }
+}
+
+fn proxy_event_sent(forwarding: &str) {
     let stub = name_echo();
     let api = json!({"swagger": "2.0", "paths": {"/items/{id}": {"post": proxy_op("items"), "get": proxy_op("items")}}});
     let deployment = format!(
-        "stage: prod\nstageVariables:\n  color: blue\napi:\n  id: abcdef1234\n  accountId: \"111122223333\"\nlambda:\n  endpoint: {}\n",
+        "stage: prod\nstageVariables:\n  color: blue\napi:\n  id: abcdef1234\n  accountId: \"111122223333\"\nlambda:\n  endpoint: {}\nforwarding: {forwarding}\n",
         stub.url()
     );
-    let envoy = Envoy::start("event", &deployment, &api, 1);
+    let envoy = Envoy::start(
+        &format!("event-{}", forwarding.to_lowercase()),
+        &deployment,
+        &api,
+        1,
+    );
     let before = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -134,7 +147,7 @@ fn proxy_event_field_for_field() {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64;
-    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.status, 200, "{forwarding}: {}", r.text());
     let call = stub.last("items");
     assert_eq!(call.method, "POST");
     assert_eq!(call.path, "/2015-03-31/functions/items/invocations");
@@ -143,6 +156,22 @@ fn proxy_event_field_for_field() {
         call.header("x-amz-invocation-type"),
         Some("RequestResponse")
     );
+    // How the Invoke left shows: a dispatched call is Envoy's internal request, whose async
+    // client names its timeout; the forwarding route adds no header of Envoy's.
+    let envoy_headers: Vec<&str> = call
+        .headers
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .filter(|k| k.to_ascii_lowercase().starts_with("x-envoy"))
+        .collect();
+    if forwarding == "DISPATCH" {
+        assert!(
+            call.header("x-envoy-expected-rq-timeout-ms").is_some(),
+            "{envoy_headers:?}"
+        );
+    } else {
+        assert!(envoy_headers.is_empty(), "{envoy_headers:?}");
+    }
     let e = call.json();
     let ctx = &e["requestContext"];
     let request_id = r.header("x-amzn-requestid").unwrap();
@@ -204,7 +233,7 @@ fn proxy_event_field_for_field() {
         "body": "{\"a\":1}",
         "isBase64Encoded": false
     });
-    assert_eq!(e, want);
+    assert_eq!(e, want, "{forwarding}");
     // Shapes of the generated identifiers.
     assert_eq!(request_id.len(), 36);
     assert_eq!(
