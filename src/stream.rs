@@ -533,8 +533,8 @@ impl<H: StreamHost> Stream<H> {
         let scheme = crate::http::header(&ex.head.headers, ":scheme")
             .unwrap_or("http")
             .to_string();
-        let timeout = call.timeout_ms.to_string();
-        let length = call.body.len().to_string();
+        // Formatted only when sent.
+        let (timeout, length);
         let mut headers: Vec<(&str, &str)> = call
             .headers
             .iter()
@@ -562,10 +562,13 @@ impl<H: StreamHost> Stream<H> {
         // The route's own timeout is the longest integration's: a call with that timeout
         // need not say it again.
         if call.timeout_ms != self.set.longest_timeout_ms() {
+            timeout = call.timeout_ms.to_string();
             headers.push(("x-envoy-upstream-rq-timeout-ms", &timeout));
         }
+        // The client's request has a body for the call's to replace (else neither has one).
         let with_body = ex.head.body_follows;
         if with_body {
+            length = call.body.len().to_string();
             headers.push(("content-length", &length));
         }
         let placed = self.host.set_request_headers(&headers)

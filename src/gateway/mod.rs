@@ -138,7 +138,8 @@ pub struct Gateway {
     max_body_bytes: u64,
     /// Largest answer accepted from an HTTP backend.
     max_response_bytes: u64,
-    /// Whether integration requests may go out in place of the client's request.
+    /// Whether integration requests may go out in place of the client's request (`None`:
+    /// as the host prefers, `Host::forwarding`).
     forwarding: Option<crate::config::Forwarding>,
     user_agent: String,
     api_keys: ApiKeys,

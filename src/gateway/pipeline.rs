@@ -158,7 +158,7 @@ impl<'a> Host<'a> {
             tokens: None,
             certs: None,
             now_ms,
-            forwarding: crate::config::Forwarding::Router,
+            forwarding: crate::config::Forwarding::default_for(false),
         }
     }
 }
