@@ -657,7 +657,8 @@ def instructions():
 INSTRUCTION_ROWS = ["BD", "BT", "T", "BL", "BTH", "TH", "B1", "NB", "N"]
 # The row each counted row is compared with (its design's floor, or plain routing).
 INSTRUCTION_BASES = {"BT": "BD", "T": "BD", "BTH": "BL", "TH": "BL", "NB": "B1", "N": "B1", "NFR": "B1P",
-                     "NH": "BL", "BF": "B1P", "TF": "B1P", "TFD": "B1P", "NF": "B1P"}
+                     "NH": "BL", "BF": "B1P", "TF": "B1P", "TFD": "B1P", "NF": "B1P",
+                     "TP": "B1", "TPD": "B1", "NP": "B1", "NPR": "B1"}
 INSTRUCTION_REQUESTS = 1000
 
 

@@ -57,10 +57,12 @@ printf '{"id":"a-1","at":"2020-02-29T10:00:00Z","n":3,"tags":["x","y"],"kids":[{
   | seed validation node
 
 # cargo fuzz instruments with unstable compiler flags: the nightly toolchain when the machine
-# has one, else the stable compiler in bootstrap mode without a sanitizer.
+# has one, else the stable compiler in bootstrap mode. No sanitizer: the crate denies unsafe
+# code outside the host glue, which no target reaches, so AddressSanitizer would find nothing
+# a panic does not; without it the build is about half the size and time, and runs faster.
 if rustup run nightly rustc --version >/dev/null 2>&1; then
-  run=(cargo +nightly fuzz run)
-  build=(cargo +nightly fuzz build)
+  run=(cargo +nightly fuzz run --sanitizer none)
+  build=(cargo +nightly fuzz build --sanitizer none)
 else
   export RUSTC_BOOTSTRAP=1
   run=(cargo fuzz run --sanitizer none)

@@ -5,15 +5,20 @@
 #   (scripted Invoke API, the example functions under cargo lambda watch, headless Chromium
 #   for CORS, hostile input, a VM crash and reload, a 14,000-method export, a soak of
 #   $APIGW_EDGE_SOAK_SECONDS, default 90) with the wasm build and again with the native
-#   module, a bounded fuzz run of every parser of outside input ($FUZZ_SECONDS, default 90),
-#   and the demo in --check mode.
+#   module, the demo in --check mode, and a bounded fuzz run of every parser of outside input
+#   ($FUZZ_SECONDS, default 90).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$(date +%s)
 step() { printf '\n==> %s (at %ds)\n' "$*" "$(( $(date +%s) - started ))" >&2; }
 mkdir -p .work
-# A one-off run (CI) gains nothing from incremental compilation but its disk use.
-if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL=0; fi
+# A one-off run (CI) gains nothing from incremental compilation or debug info but their disk
+# use, and it drops each build's outputs once no later step needs them (`drop_after_use`):
+# CI machines may have little disk, and every target directory here is several hundred MB.
+if [ -n "${CI:-}" ]; then
+  export CARGO_INCREMENTAL=0 CARGO_PROFILE_DEV_DEBUG=0
+fi
+drop_after_use() { if [ -n "${CI:-}" ]; then rm -rf "$@"; fi; }
 results=.work/test-results.log
 : >"$results"
 # Runs a test command, keeping its `test result:` lines for the closing count.
@@ -49,6 +54,7 @@ cargo clippy --manifest-path bench/noop-native/Cargo.toml --target-dir target/be
 
 step "core micro-benchmarks still run (a few milliseconds per step)"
 CORE_BENCH_MS=5 cargo run --quiet --manifest-path bench/core/Cargo.toml --target-dir target/bench-core
+drop_after_use target/bench-core target/bench-noop target/bench-noop-native
 
 step "clippy (rate-limit service fixture)"
 cargo clippy --manifest-path tests/ratelimit-fixture/Cargo.toml \
@@ -68,6 +74,8 @@ cargo build --profile crash-test --target wasm32-wasip1 --lib --features crash-t
 step "rate-limit service fixture (Limitador on Redis, for the fleet tests)"
 cargo build --release --manifest-path tests/ratelimit-fixture/Cargo.toml \
   --target-dir target/ratelimit-fixture
+# The fleet tests need only its binary.
+drop_after_use target/ratelimit-fixture/debug target/ratelimit-fixture/release/{build,deps,.fingerprint}
 
 step "example functions"
 cargo build --manifest-path examples/functions/Cargo.toml
@@ -83,12 +91,16 @@ run_tests env APIGW_EDGE_MODULE=native \
 step "core unit tests on wasm32-wasip1 (Node WASI)"
 run_tests cargo test --target wasm32-wasip1 --no-default-features --lib
 
-step "fuzz templates, requests and configuration (${FUZZ_SECONDS:-90} s in all)"
-FUZZ_SECONDS=${FUZZ_SECONDS:-90} ./scripts/fuzz.sh
-
 step "demo (--check)"
 # The tests built the CLI already; the demo need not build a release one.
 APIGW_EDGE_CLI=target/debug/apigw-edge ./scripts/demo.sh --check
+
+# The fuzz build has its own target directory; nothing after this reads the others but the
+# soak summaries in target/e2e.
+drop_after_use target/{debug,release,native,crash-test,wasm32-wasip1,ratelimit-fixture} \
+  examples/functions/target
+step "fuzz templates, requests and configuration (${FUZZ_SECONDS:-90} s in all)"
+FUZZ_SECONDS=${FUZZ_SECONDS:-90} ./scripts/fuzz.sh
 
 [ -f target/e2e/soak-summary.txt ] && cat target/e2e/soak-summary.txt >&2
 [ -f target/e2e/soak-summary-native.txt ] && sed 's/^/native: /' target/e2e/soak-summary-native.txt >&2
