@@ -530,9 +530,7 @@ impl<H: StreamHost> Stream<H> {
     /// request goes on to the host's router.
     fn forward(&mut self, ex: Box<Exchange>, call: &UpstreamCall) -> Flow {
         // The head read at the start carries the pseudo-headers: no second read of the map.
-        let scheme = crate::http::header(&ex.head.headers, ":scheme")
-            .unwrap_or("http")
-            .to_string();
+        let scheme = crate::http::header(&ex.head.headers, ":scheme").unwrap_or("http");
         // Formatted only when sent.
         let (timeout, length);
         let mut headers: Vec<(&str, &str)> = call
@@ -544,7 +542,7 @@ impl<H: StreamHost> Stream<H> {
             })
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        headers.push((":scheme", &scheme));
+        headers.push((":scheme", scheme));
         // Envoy matches no route without X-Forwarded-Proto, and the route removes it unless
         // the call carries its own (marked so). The client's request already has one (Envoy
         // adds it), so the value it has is kept: one header fewer to change.
@@ -555,7 +553,7 @@ impl<H: StreamHost> Stream<H> {
             headers.push((crate::http::FORWARD_KEEP_PROTO_HEADER, "1"));
         } else {
             let proto =
-                crate::http::header(&ex.head.headers, "x-forwarded-proto").unwrap_or(&scheme);
+                crate::http::header(&ex.head.headers, "x-forwarded-proto").unwrap_or(scheme);
             headers.push(("x-forwarded-proto", proto));
         }
         headers.push((crate::http::FORWARD_CLUSTER_HEADER, &call.cluster));
